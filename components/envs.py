@@ -1,0 +1,264 @@
+"""One environment factory for DeepMind Control, Gym (MuJoCo) and Metaworld tasks.
+
+Every env it returns has the same interface, so the rest of the package never looks at the
+suite: a single float32 ``"observation"`` vector, float32 actions in ``[-1, 1]``, ``"reward"``
+of shape ``[1]``, ``"done"`` / ``"terminated"`` / ``"truncated"`` with the suite's time limit
+reported as truncation, and (Metaworld) a per-step bool ``"success"``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import os
+from typing import Any
+
+import torch
+from tensordict import TensorDictBase
+from torchrl.data import Binary, Composite, Unbounded
+from torchrl.envs import (
+    ActionScaling,
+    CatTensors,
+    Compose,
+    DoubleToFloat,
+    EnvBase,
+    TransformedEnv,
+)
+from torchrl.envs.gym_like import BaseInfoDictReader
+
+from components.termination import GYM_TERMINATION_FNS, TerminationFn, never_terminates
+
+__all__ = [
+    "SUITES",
+    "parse_task",
+    "make_env",
+    "termination_fn",
+    "dmc_tasks",
+    "metaworld_tasks",
+    "max_episode_steps",
+]
+
+SUITES = ("dmc", "gym", "metaworld")
+"""Accepted task prefixes: ``dmc:<domain>-<task>``, ``gym:<Id>``, ``metaworld:<task>``."""
+
+# Headless rendering: MuJoCo reads MUJOCO_GL when it first creates a GL context, and dm_control
+# when it is imported; without a display the only working default is EGL.
+if "MUJOCO_GL" not in os.environ and not os.environ.get("DISPLAY"):
+    os.environ["MUJOCO_GL"] = "egl"
+
+DMC_EPISODE_STEPS = 1000
+METAWORLD_EPISODE_STEPS = 500
+
+
+def _bad_task(task: str, why: str, accepted: list[str] | tuple[str, ...]) -> ValueError:
+    close = difflib.get_close_matches(task.split(":", 1)[-1], accepted, n=3, cutoff=0.5)
+    hint = f" Did you mean {', '.join(close)}?" if close else ""
+    shown = ", ".join(accepted)
+    return ValueError(f"{why}: {task!r}.{hint} Accepted: {shown}")
+
+
+@functools.lru_cache(maxsize=None)
+def dmc_tasks() -> tuple[str, ...]:
+    """The ``<domain>-<task>`` names of ``dm_control.suite.ALL_TASKS``."""
+    from dm_control import suite
+
+    return tuple(f"{d}-{t}" for d, t in suite.ALL_TASKS)
+
+
+@functools.lru_cache(maxsize=None)
+def metaworld_tasks() -> tuple[str, ...]:
+    """The Metaworld MT1 task names (``metaworld.ALL_V3_ENVIRONMENTS``)."""
+    import metaworld
+
+    return tuple(sorted(metaworld.ALL_V3_ENVIRONMENTS))
+
+
+def _gym_ids() -> list[str]:
+    import gymnasium
+
+    return sorted(gymnasium.registry.keys())
+
+
+def parse_task(task: str) -> tuple[str, str]:
+    """Split and validate a task name.
+
+    Args:
+        task: ``"dmc:<domain>-<task>"``, ``"gym:<Id>"`` or ``"metaworld:<task>"``.
+
+    Returns:
+        ``(suite, name)``, e.g. ``("dmc", "cartpole-swingup")``.
+
+    Raises:
+        ValueError: naming the bad suite or task and listing what is accepted.
+
+    Examples:
+        >>> parse_task("dmc:cartpole-swingup")
+        ('dmc', 'cartpole-swingup')
+    """
+    if not isinstance(task, str) or ":" not in task:
+        raise ValueError(
+            f"Malformed task name {task!r}: expected '<suite>:<task>' with suite in "
+            f"{SUITES}, e.g. 'dmc:cartpole-swingup', 'gym:Hopper-v5', 'metaworld:reach-v3'."
+        )
+    suite, name = task.split(":", 1)
+    if suite not in SUITES:
+        raise ValueError(f"Unknown suite {suite!r} in task {task!r}. Accepted suites: {SUITES}.")
+    if not name:
+        raise ValueError(
+            f"Malformed task name {task!r}: the task after '{suite}:' is empty."
+        )
+    if suite == "dmc" and name not in dmc_tasks():
+        raise _bad_task(task, "Unknown DeepMind Control task", dmc_tasks())
+    if suite == "metaworld" and name not in metaworld_tasks():
+        raise _bad_task(task, "Unknown Metaworld MT1 task", metaworld_tasks())
+    if suite == "gym":
+        import gymnasium
+
+        if name not in gymnasium.registry:
+            ids = [i for i in _gym_ids() if "/" not in i]
+            raise _bad_task(task, "Unknown Gym environment id", ids)
+    return suite, name
+
+
+def max_episode_steps(task: str) -> int:
+    """The suite's time limit for ``task`` (DMC 1000, Metaworld 500, Gym the registered one)."""
+    suite, name = parse_task(task)
+    if suite == "dmc":
+        return DMC_EPISODE_STEPS
+    if suite == "metaworld":
+        return METAWORLD_EPISODE_STEPS
+    import gymnasium
+
+    steps = gymnasium.registry[name].max_episode_steps
+    if steps is None:
+        raise ValueError(f"Gym environment {name!r} registers no time limit.")
+    return int(steps)
+
+
+def termination_fn(task: str) -> TerminationFn:
+    """The task's termination rule as a function of (obs, action, next_obs).
+
+    Gym tasks that terminate (Hopper, Walker2d, Ant, Humanoid, InvertedPendulum,
+    InvertedDoublePendulum) get their known rule; every other task (all of DMC and Metaworld,
+    and Gym tasks that only truncate) never terminates.
+
+    Args:
+        task: a task name accepted by :func:`make_env`.
+
+    Returns:
+        ``fn(observation, action, next_observation) -> bool tensor [..., 1]``.
+
+    Examples:
+        >>> fn = termination_fn("gym:Hopper-v5")
+        >>> fn(torch.zeros(4, 11), torch.zeros(4, 3), torch.zeros(4, 11)).shape
+        torch.Size([4, 1])
+    """
+    suite, name = parse_task(task)
+    if suite != "gym":
+        return never_terminates
+    family = name.split("/")[-1].rsplit("-v", 1)[0]
+    return GYM_TERMINATION_FNS.get(family, never_terminates)
+
+
+class _MetaworldInfoReader(BaseInfoDictReader):
+    """Reads Metaworld's ``info["success"]`` (a Python float) into a bool ``"success"`` [1]."""
+
+    def __init__(self) -> None:
+        self._spec = Composite(success=Binary(n=1, shape=(1,), dtype=torch.bool), shape=())
+
+    def __call__(self, info_dict: dict[str, Any], tensordict: TensorDictBase) -> TensorDictBase:
+        success = bool(info_dict.get("success", 0.0) >= 1.0)
+        tensordict.set("success", torch.tensor([success], device=tensordict.device))
+        return tensordict
+
+    @property
+    def info_spec(self) -> Composite:
+        return self._spec
+
+
+def _dmc_env(name: str, seed: int | None, from_pixels: bool, device: Any) -> EnvBase:
+    from torchrl.envs import DMControlEnv
+
+    domain, task = name.split("-", 1)
+    base = DMControlEnv(domain, task, from_pixels=from_pixels, pixels_only=False, device=device)
+    obs_keys = [k for k in base.observation_spec.keys() if k != "pixels"]
+    # CatTensors sorts the keys: the observation order is alphabetical in dm_control's names.
+    return TransformedEnv(
+        base, Compose(DoubleToFloat(), CatTensors(in_keys=obs_keys, out_key="observation"))
+    )
+
+
+def _gym_env(name: str, seed: int | None, from_pixels: bool, device: Any) -> EnvBase:
+    from torchrl.envs import GymEnv
+
+    return TransformedEnv(
+        GymEnv(name, from_pixels=from_pixels, pixels_only=False, device=device),
+        DoubleToFloat(),
+    )
+
+
+def _metaworld_env(name: str, seed: int | None, from_pixels: bool, device: Any) -> EnvBase:
+    import gymnasium
+    import metaworld  # noqa: F401  (registers the Meta-World/* ids)
+    from torchrl.envs import GymWrapper
+
+    kwargs: dict[str, Any] = {"env_name": name, "seed": seed, "disable_env_checker": True}
+    if from_pixels:
+        kwargs["render_mode"] = "rgb_array"
+    gym_env = gymnasium.make("Meta-World/MT1", **kwargs)
+    base = GymWrapper(gym_env, from_pixels=from_pixels, pixels_only=False, device=device)
+    base.set_info_dict_reader(_MetaworldInfoReader())
+    # The declared bounds of dims 36-38 (the goal) are low == high == 0 while the values are
+    # not: replace the observation spec with an unbounded one (DESIGN section 4).
+    obs_spec = base.observation_spec.clone().unlock_()
+    old = obs_spec["observation"]
+    obs_spec["observation"] = Unbounded(shape=old.shape, dtype=old.dtype, device=old.device)
+    base.observation_spec = obs_spec
+    return TransformedEnv(base, DoubleToFloat())
+
+
+_BUILDERS = {"dmc": _dmc_env, "gym": _gym_env, "metaworld": _metaworld_env}
+
+
+def make_env(
+    task: str,
+    seed: int | None = None,
+    *,
+    from_pixels: bool = False,
+    device: torch.device | str = "cpu",
+) -> TransformedEnv:
+    """Build a TorchRL env for a DMC, Gym or Metaworld task with the package's common interface.
+
+    Args:
+        task: ``"dmc:<domain>-<task>"`` (any pair of ``dm_control.suite.ALL_TASKS``, e.g.
+            ``"dmc:cartpole-swingup"``), ``"gym:<Id>"`` (a registered gymnasium id, e.g.
+            ``"gym:Hopper-v5"``) or ``"metaworld:<task>"`` (an MT1 task, e.g.
+            ``"metaworld:window-open-v3"``).
+        seed: seeds the env (same seed, same first observations and rewards under the same
+            actions). ``None`` leaves it unseeded.
+        from_pixels: also return rendered frames under ``"pixels"`` (for videos). Needs a
+            working MuJoCo GL backend (set ``MUJOCO_GL=egl`` or ``osmesa``). Off by default.
+        device: the env's device.
+
+    Returns:
+        A :class:`~torchrl.envs.TransformedEnv` with a float32 ``"observation"`` vector,
+        actions in ``[-1, 1]``, ``"reward"``, ``"done"``/``"terminated"``/``"truncated"``
+        (time limit = truncation) and, for Metaworld, ``"success"``.
+
+    Raises:
+        ValueError: for an unknown suite or task, or a malformed name.
+
+    Examples:
+        >>> env = make_env("dmc:cartpole-swingup", seed=0)
+        >>> td = env.rollout(3)
+        >>> td["observation"].shape, td["observation"].dtype
+        (torch.Size([3, 5]), torch.float32)
+    """
+    suite, name = parse_task(task)
+    env = _BUILDERS[suite](name, seed, from_pixels, device)
+    low, high = env.action_spec.space.low, env.action_spec.space.high
+    if not (torch.all(low == -1) and torch.all(high == 1)):
+        env.append_transform(ActionScaling())
+    if seed is not None:
+        env.set_seed(seed)
+    return env

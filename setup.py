@@ -1,0 +1,36 @@
+"""Install the PS-MBPO / OPS-MBPO TorchRL component set.
+
+Pins follow ../shared/DESIGN.md section 4 (versions checked to install and import together):
+torch is pinned to the 2.13 series because an unpinned requirement pulls the newest release
+with several GB of CUDA packages; torchrl 0.14.1 needs tensordict >=0.14.3,<0.15;
+metaworld 3.1.1 pins mujoco 3.3.0, and dm_control 1.0.28 is the release built against it.
+"""
+from setuptools import find_packages, setup
+
+setup(
+    name="psmbpo-components",
+    version="0.1.0",
+    description=(
+        "TorchRL components for model-based RL with posterior sampling "
+        "(PS-MBPO / OPS-MBPO, Wang, Chen & Murphy, AISTATS 2024)"
+    ),
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=find_packages(include=["components", "components.*"]),
+    install_requires=[
+        "torch==2.13.*",
+        "torchrl==0.14.1",
+        "tensordict>=0.14.3,<0.15",
+        "gymnasium[mujoco]==1.4.*",
+        "mujoco==3.3.0",
+        "dm_control==1.0.28",
+        "metaworld==3.1.1",
+        "tqdm",
+        # matplotlib: learning-curve and regret plots (docs/ and the plot command).
+        "matplotlib",
+    ],
+    extras_require={
+        "test": ["pytest", "pytest-xdist"],
+    },
+)

@@ -1,0 +1,187 @@
+"""The environment factory and the Gym termination functions."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from tensordict import TensorDict
+from torchrl.envs.utils import check_env_specs
+
+from components.envs import make_env, max_episode_steps, parse_task, termination_fn
+
+TASKS = [
+    "dmc:cartpole-swingup",
+    "dmc:cheetah-run",
+    "gym:HalfCheetah-v5",
+    "gym:Hopper-v5",
+    "metaworld:window-open-v3",
+    "metaworld:reach-v3",
+]
+
+
+def _scripted_actions(env, steps: int, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    shape = (steps,) + tuple(env.action_spec.shape)
+    return torch.rand(shape, generator=g) * 2 - 1
+
+
+def _play(env, actions: torch.Tensor) -> TensorDict:
+    """Step ``env`` through ``actions`` (resetting after done), return the stacked transitions."""
+    out = []
+    td = env.reset()
+    for a in actions:
+        td["action"] = a
+        td = env.step(td)
+        out.append(td.clone())
+        td = env.step_mdp(td)
+        if out[-1]["next", "done"].any():
+            td = env.reset()
+    return torch.stack(out)
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_specs_and_common_interface(task):
+    env = make_env(task, seed=0)
+    check_env_specs(env)
+    obs_spec = env.observation_spec["observation"]
+    assert obs_spec.dtype == torch.float32 and len(obs_spec.shape) == 1
+    assert env.action_spec.dtype == torch.float32
+    assert torch.all(env.action_spec.space.low == -1)
+    assert torch.all(env.action_spec.space.high == 1)
+    td = env.rollout(4)
+    assert td["observation"].shape == (4,) + tuple(obs_spec.shape)
+    for key in ("reward", "done", "terminated", "truncated"):
+        assert td["next", key].shape == (4, 1), key
+    if task.startswith("metaworld"):
+        assert td["next", "success"].dtype == torch.bool
+        assert td["next", "success"].shape == (4, 1)
+    else:
+        assert "success" not in td["next"].keys()
+
+
+def test_dmc_observation_is_fixed_concatenation():
+    from torchrl.envs import DMControlEnv
+
+    env = make_env("dmc:cartpole-swingup", seed=5)
+    raw_env = DMControlEnv("cartpole", "swingup")
+    raw_env.set_seed(5)
+    # dm_control cartpole: position (3) + velocity (2), concatenated in sorted key order.
+    assert env.observation_spec["observation"].shape == (5,)
+    raw = raw_env.reset()
+    torch.testing.assert_close(
+        env.reset()["observation"], torch.cat([raw["position"], raw["velocity"]]).float()
+    )
+
+
+@pytest.mark.parametrize("task", ["dmc:cheetah-run", "gym:Hopper-v5", "metaworld:reach-v3"])
+def test_seeding_reproduces_observations_and_rewards(task):
+    env_a, env_b, env_c = make_env(task, seed=3), make_env(task, seed=3), make_env(task, seed=4)
+    actions = _scripted_actions(env_a, 8)
+    a, b, c = _play(env_a, actions), _play(env_b, actions), _play(env_c, actions)
+    torch.testing.assert_close(a["observation"], b["observation"])
+    torch.testing.assert_close(a["next", "reward"], b["next", "reward"])
+    assert not torch.allclose(a["observation"][0], c["observation"][0])
+
+
+@pytest.mark.parametrize(
+    "task,limit",
+    [("dmc:cartpole-balance", 1000), ("metaworld:reach-v3", 500), ("gym:Pendulum-v1", 200)],
+)
+def test_time_limit_is_truncation(task, limit):
+    assert max_episode_steps(task) == limit
+    env = make_env(task, seed=0)
+    td = env.rollout(limit + 5, break_when_any_done=True)
+    assert td.shape[0] == limit
+    assert td["next", "truncated"][-1].item() and td["next", "done"][-1].item()
+    assert not td["next", "terminated"].any()
+    assert not td["next", "done"][:-1].any()
+
+
+def test_hopper_falls_and_terminates_before_time_limit():
+    env = make_env("gym:Hopper-v5", seed=0)
+    falling = torch.tensor([1.0, -1.0, 1.0])  # a fixed torque pattern tips the hopper over
+    td = _play(env, falling.expand(200, 3))
+    ends = td["next", "done"].squeeze(-1).nonzero()
+    assert len(ends) > 0, "a hopper driven by a constant torque pattern should fall"
+    td = td[: ends[0, 0] + 1]  # the first episode
+    assert td.shape[0] < max_episode_steps("gym:Hopper-v5")
+    assert td["next", "terminated"][-1].item()
+    assert not td["next", "truncated"].any()
+    assert termination_fn("gym:Hopper-v5")(
+        td["observation"][-1], td["action"][-1], td["next", "observation"][-1]
+    ).item()
+
+
+@pytest.mark.parametrize(
+    "task,steps",
+    [
+        ("gym:Hopper-v5", 400),
+        ("gym:Walker2d-v5", 400),
+        ("gym:Ant-v5", 300),
+        ("gym:Humanoid-v5", 300),
+        ("gym:InvertedPendulum-v5", 300),
+        ("gym:InvertedDoublePendulum-v5", 300),
+    ],
+)
+def test_termination_fn_matches_real_env(task, steps):
+    env = make_env(task, seed=1)
+    data = _play(env, _scripted_actions(env, steps, seed=1))
+    fn = termination_fn(task)
+    predicted = fn(data["observation"], data["action"], data["next", "observation"])
+    assert predicted.shape == data["next", "terminated"].shape
+    assert predicted.dtype == torch.bool
+    assert torch.equal(predicted, data["next", "terminated"])
+    if task != "gym:Ant-v5":  # random actions rarely flip the ant within a short run
+        assert data["next", "terminated"].sum() >= 2
+    # batched over any leading shape
+    batched = fn(
+        data["observation"].reshape(2, -1, data["observation"].shape[-1]),
+        data["action"].reshape(2, -1, data["action"].shape[-1]),
+        data["next", "observation"].reshape(2, -1, data["observation"].shape[-1]),
+    )
+    assert torch.equal(batched.reshape(-1, 1), predicted)
+
+
+@pytest.mark.parametrize("task", ["dmc:cheetah-run", "metaworld:reach-v3", "gym:HalfCheetah-v5"])
+def test_non_terminating_tasks_never_terminate(task):
+    fn = termination_fn(task)
+    out = fn(torch.randn(3, 4, 7), torch.randn(3, 4, 2), torch.randn(3, 4, 7) * 100)
+    assert out.shape == (3, 4, 1) and not out.any()
+
+
+@pytest.mark.parametrize(
+    "task,fragments",
+    [
+        ("cartpole", ["Malformed task name 'cartpole'", "dmc:cartpole-swingup"]),
+        ("dmc:", ["Malformed task name 'dmc:'", "empty"]),
+        ("atari:Pong", ["Unknown suite 'atari'", "'dmc', 'gym', 'metaworld'"]),
+        ("dmc:cartpole-swingupp", ["Unknown DeepMind Control task", "cartpole-swingup",
+                                   "walker-walk", "Did you mean"]),
+        ("metaworld:window-open-v9", ["Unknown Metaworld MT1 task", "window-open-v3", "reach-v3"]),
+        ("gym:Hoper-v5", ["Unknown Gym environment id", "'gym:Hoper-v5'", "Hopper-v5"]),
+    ],
+)
+def test_bad_task_names_raise_clear_errors(task, fragments):
+    with pytest.raises(ValueError) as err:
+        make_env(task)
+    for fragment in fragments:
+        assert fragment in str(err.value), (fragment, str(err.value)[:300])
+
+
+def test_dmc_error_lists_every_suite_task():
+    from dm_control import suite
+
+    with pytest.raises(ValueError) as err:
+        parse_task("dmc:nope-nope")
+    for domain, task in suite.ALL_TASKS:
+        assert f"{domain}-{task}" in str(err.value)
+
+
+def test_pixels_render_when_asked():
+    env = make_env("dmc:cartpole-swingup", seed=0, from_pixels=True)
+    try:
+        td = env.rollout(2)
+    except Exception as exc:  # pragma: no cover - depends on the machine's GL stack
+        pytest.skip(f"no MuJoCo GL backend here: {exc}")
+    assert td["pixels"].dtype == torch.uint8 and td["pixels"].shape[-1] == 3
+    assert "pixels" not in make_env("dmc:cartpole-swingup", seed=0).rollout(1).keys()
