@@ -197,16 +197,32 @@ def _gym_env(name: str, seed: int | None, from_pixels: bool, device: Any) -> Env
     )
 
 
+def _metaworld_wrapper_cls():
+    from torchrl.envs import GymWrapper
+
+    class MetaworldWrapper(GymWrapper):
+        """GymWrapper whose ``set_seed`` reaches Metaworld's RNG.
+
+        Metaworld's ``reset(seed=...)`` ignores the seed; its own ``seed()`` reseeds the RNG
+        that draws the MT1 task (goal and object positions) at every reset.
+        """
+
+        def _set_seed(self, seed: int | None) -> None:
+            if seed is not None:
+                self._env.unwrapped.seed(int(seed))
+
+    return MetaworldWrapper
+
+
 def _metaworld_env(name: str, seed: int | None, from_pixels: bool, device: Any) -> EnvBase:
     import gymnasium
     import metaworld  # noqa: F401  (registers the Meta-World/* ids)
-    from torchrl.envs import GymWrapper
 
     kwargs: dict[str, Any] = {"env_name": name, "seed": seed, "disable_env_checker": True}
     if from_pixels:
         kwargs["render_mode"] = "rgb_array"
     gym_env = gymnasium.make("Meta-World/MT1", **kwargs)
-    base = GymWrapper(gym_env, from_pixels=from_pixels, pixels_only=False, device=device)
+    base = _metaworld_wrapper_cls()(gym_env, from_pixels=from_pixels, pixels_only=False, device=device)
     base.set_info_dict_reader(_MetaworldInfoReader())
     # The declared bounds of dims 36-38 (the goal) are low == high == 0 while the values are
     # not: replace the observation spec with an unbounded one (DESIGN section 4).
