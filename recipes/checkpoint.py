@@ -1,0 +1,67 @@
+"""Save and restore a whole run: agent, counters, RNG states and the logger.
+
+A checkpoint is written to a temporary file and renamed over the old one, so a crash or a NaN
+while writing never leaves a broken or missing checkpoint behind.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from config import Config, comparable
+
+CHECKPOINT_NAME = "checkpoint.pt"
+
+
+def rng_state() -> dict[str, Any]:
+    """The global RNG states a run consumes (torch, numpy, Python)."""
+    return {
+        "torch": torch.get_rng_state(),
+        "numpy": np.random.get_state(),
+        "python": random.getstate(),
+    }
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+
+
+def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
+    """Atomically write ``payload`` to ``path`` (a file, or a run dir holding checkpoint.pt)."""
+    path = Path(path)
+    if path.suffix != ".pt":
+        path = path / CHECKPOINT_NAME
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".pt.tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def load_checkpoint(path: str | Path, cfg: Config) -> dict[str, Any]:
+    """Load a checkpoint and check that it was written by a run of the same config.
+
+    Raises:
+        FileNotFoundError: no checkpoint at ``path``.
+        ValueError: the checkpoint's config differs from ``cfg`` (names the fields).
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / CHECKPOINT_NAME
+    if not path.is_file():
+        raise FileNotFoundError(f"No checkpoint at {str(path)!r}.")
+    payload = torch.load(path, map_location=cfg.device, weights_only=False)
+    saved, now = payload["config"], comparable(cfg)
+    diff = {k: (saved.get(k), now.get(k)) for k in set(saved) | set(now) if saved.get(k) != now.get(k)}
+    if diff:
+        shown = ", ".join(f"{k}: checkpoint {a!r} vs now {b!r}" for k, (a, b) in sorted(diff.items()))
+        raise ValueError(f"Checkpoint {str(path)!r} was written by another config ({shown}).")
+    return payload
