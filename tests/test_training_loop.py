@@ -51,18 +51,18 @@ def _scalar(run_dir: str, name: str) -> list[tuple[int, float]]:
 
 @pytest.mark.parametrize("variant", ["sac", "mbpo", "ps-mbpo", "ops-mbpo", "ps-mbpo-fixed"])
 def test_every_variant_runs_and_logs(tmp_path, variant):
-    cfg = _cfg(tmp_path, variant=variant, task="gym:Pendulum-v1", total_steps=420)
+    cfg = _cfg(tmp_path, variant=variant, task="gym:Pendulum-v1", total_steps=230)
     result = train(cfg)
-    assert result["step"] == 420 and result["episodes"] == 2
+    assert result["step"] == 230 and result["episodes"] == 1
     returns = _scalar(result["run_dir"], "train/return")
-    assert [s for s, _ in returns] == [200, 400]
+    assert [s for s, _ in returns] == [200]
     assert all(math.isfinite(r) for _, r in returns)
     assert math.isfinite(result["last_eval"])
     assert _scalar(result["run_dir"], "loss/qvalue")
     picked = [int(v) for _, v in _scalar(result["run_dir"], "train/policy_index")]
     assert all(0 <= i < cfg.num_models * cfg.policies_per_model for i in picked)
     if variant == "ps-mbpo-fixed":
-        assert picked == [cfg.fixed_policy_index] * 2
+        assert picked == [cfg.fixed_policy_index]
     if variant != "sac":
         assert _scalar(result["run_dir"], "model/val_nll")
         assert _scalar(result["run_dir"], "rollout_length")
@@ -98,12 +98,12 @@ def test_recipe_rejects_bad_input_before_training(tmp_path, monkeypatch):
 
 def test_resumed_run_equals_uninterrupted_run(tmp_path):
     common = dict(variant="ops-mbpo", task="gym:Pendulum-v1", ops_temperature=50.0)
-    full = train(_cfg(tmp_path / "full", total_steps=600, **common))
-    half = train(_cfg(tmp_path / "half", total_steps=400, **common))
+    full = train(_cfg(tmp_path / "full", total_steps=420, **common))
+    half = train(_cfg(tmp_path / "half", total_steps=200, **common))
     resumed = train(
-        _cfg(tmp_path / "half", total_steps=600, resume=half["checkpoint"], **common)
+        _cfg(tmp_path / "half", total_steps=420, resume=half["checkpoint"], **common)
     )
-    assert resumed["step"] == full["step"] == 600
+    assert resumed["step"] == full["step"] == 420
     a = torch.load(full["checkpoint"], weights_only=False)["agent"]
     b = torch.load(resumed["checkpoint"], weights_only=False)["agent"]
 
@@ -114,6 +114,9 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path):
         elif hasattr(state, "items"):  # TensorDict
             for k, v in state.items(True, True):
                 yield f"{prefix}/{k}", v
+        elif isinstance(state, (tuple, list)):  # e.g. a buffer's saved RNG state
+            for i, v in enumerate(state):
+                yield from flat(v, f"{prefix}/{i}")
         else:
             yield prefix, state
 
@@ -121,8 +124,8 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path):
     assert fa.keys() == fb.keys()
     for key, va in fa.items():
         vb = fb[key]
-        if "real_buffer/_storage/_storage" in key:  # rows past the 600 written are uninitialised
-            va, vb = va[:600], vb[:600]
+        if "real_buffer/_storage/_storage" in key:  # rows past the 420 written are uninitialised
+            va, vb = va[:420], vb[:420]
         if isinstance(va, torch.Tensor):
             torch.testing.assert_close(va, vb, rtol=0, atol=0, msg=key)
         else:
@@ -131,7 +134,7 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path):
 
 
 def test_checkpoint_from_another_config_is_refused(tmp_path):
-    first = train(_cfg(tmp_path, variant="sac", task="gym:Pendulum-v1", total_steps=200))
+    first = train(_cfg(tmp_path, variant="sac", task="gym:Pendulum-v1", total_steps=20))
     other = _cfg(tmp_path, variant="sac", task="gym:Pendulum-v1", batch_size=32)
     with pytest.raises(ValueError, match=r"another config \(batch_size: checkpoint 16 vs now 32\)"):
         load_checkpoint(first["checkpoint"], other)
@@ -140,7 +143,7 @@ def test_checkpoint_from_another_config_is_refused(tmp_path):
 def test_nan_loss_stops_the_run_and_keeps_the_checkpoint(tmp_path, monkeypatch):
     from components.policy_ensemble import PolicyEnsemble
 
-    first = train(_cfg(tmp_path, variant="sac", task="gym:Pendulum-v1", total_steps=200))
+    first = train(_cfg(tmp_path, variant="sac", task="gym:Pendulum-v1", total_steps=100))
     saved = Path(first["checkpoint"]).read_bytes()
     real_update = PolicyEnsemble.update
 
@@ -150,8 +153,8 @@ def test_nan_loss_stops_the_run_and_keeps_the_checkpoint(tmp_path, monkeypatch):
         return out
 
     monkeypatch.setattr(PolicyEnsemble, "update", nan_update)
-    resumed = _cfg(tmp_path, variant="sac", task="gym:Pendulum-v1", total_steps=400,
+    resumed = _cfg(tmp_path, variant="sac", task="gym:Pendulum-v1", total_steps=200,
                    resume=first["checkpoint"])
-    with pytest.raises(NonFiniteLossError, match=r"Non-finite SAC loss at env step 201 .*left intact"):
+    with pytest.raises(NonFiniteLossError, match=r"Non-finite SAC loss at env step 101 .*left intact"):
         train(resumed)
     assert Path(first["checkpoint"]).read_bytes() == saved

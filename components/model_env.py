@@ -1,0 +1,267 @@
+"""Imagined-rollout environment over a dynamics ensemble (Algorithm 1, lines 9-10).
+
+A TorchRL env with batch size ``[N, M, B]``: ``N`` models, ``M`` policies per model, ``B`` start
+states. In PS-MBPO mode slice ``[n]`` is stepped by ensemble member ``members[n]``; in MBPO mode
+every transition uses a uniformly random member. Rewards come from the model, termination from
+the task's known termination function, and a trajectory stays done once terminated.
+
+torchrl's ``WorldModelEnv`` copies specs with ``base_env.action_spec.expand(batch)``, which fails
+for a batch-less base env with action dim > 1 (DESIGN section 4); the specs here are written out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Literal
+
+import torch
+from tensordict import TensorDict, TensorDictBase
+from torchrl.data import Bounded, Categorical, Composite, Unbounded
+from torchrl.envs.model_based import ModelBasedEnvBase
+
+from components.dynamics import DynamicsEnsemble
+
+__all__ = ["ImaginedRolloutEnv", "MEMBER_MODES"]
+
+MEMBER_MODES = ("per_model", "random")
+
+TerminationFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+class ImaginedRolloutEnv(ModelBasedEnvBase):
+    """Rolls a :class:`~components.dynamics.DynamicsEnsemble` out as a batched TorchRL env.
+
+    Args:
+        model (DynamicsEnsemble): the trained ensemble (moved to ``device``).
+        termination_fn (callable): ``(obs, action, next_obs) -> bool`` tensor of shape
+            ``leading_dims + (1,)``, e.g. ``components.envs.termination_fn(task)``.
+        batch_size (sequence of 3 ints): ``(N, M, B)``.
+
+    Keyword Args:
+        member_mode (str, optional): ``"per_model"`` (PS-MBPO, default): slice ``[n]`` is
+            predicted by member ``members[n]``; ``"random"`` (MBPO): every transition by a
+            uniformly random member among ``members``.
+        members (sequence of int or "elites", optional): the members used. ``"per_model"``
+            defaults to ``range(N)`` and needs exactly ``N`` members; ``"random"`` defaults to
+            ``"elites"``. ``"elites"`` reads the model's current elites at every step, so it
+            follows retraining.
+        deterministic (bool, optional): step with the predicted Gaussian mean instead of a
+            sample. Defaults to ``False`` (MBPO samples).
+        differentiable (bool, optional): keep the autograd graph through the model's
+            predictions. Defaults to ``False``: the model runs under ``torch.no_grad()``, since
+            imagined data only feeds replay buffers.
+        action_low (float, optional): lower action bound of the action spec. Defaults to -1.
+        action_high (float, optional): upper action bound. Defaults to 1.
+        device (torch.device, optional): defaults to the model's device.
+
+    Reset needs start states: a TensorDict with ``"observation"`` of batch ``[B]`` (broadcast to
+    every model and policy) or ``[N, M, B]`` (anything broadcastable works). Only the observation is
+    read. ``reset()`` without one restarts from the last start states given.
+
+    ``env.rollout(R, policy, auto_reset=False, tensordict=start, break_when_any_done=False)``
+    returns ``[N, M, B, R]`` data with ``"observation"``, ``"action"``, ``("next", "observation")``,
+    ``("next", "reward")`` and ``("next", "terminated" | "done" | "truncated")``. A terminated
+    trajectory stays done: later steps keep its last observation, give reward 0 and stay
+    terminated. :meth:`valid_mask` marks the real transitions (up to and including the
+    terminating one) to keep when extending the model buffers. Automatic partial resets are
+    disabled: :meth:`maybe_reset` only resets (broadcasts) tensordicts that carry no done state.
+
+    Examples:
+        >>> from tensordict import TensorDict
+        >>> from components.dynamics import DynamicsEnsemble
+        >>> model = DynamicsEnsemble(3, 2, num_members=5, num_elites=3, hidden=32, depth=2)
+        >>> never = lambda o, a, no: torch.zeros(no.shape[:-1] + (1,), dtype=torch.bool)
+        >>> env = ImaginedRolloutEnv(model, never, (5, 4, 10))
+        >>> start = TensorDict({"observation": torch.randn(10, 3)}, [10])
+        >>> data = env.rollout(3, auto_reset=False, tensordict=start, break_when_any_done=False)
+        >>> data.shape
+        torch.Size([5, 4, 10, 3])
+    """
+
+    def __init__(
+        self,
+        model: DynamicsEnsemble,
+        termination_fn: TerminationFn,
+        batch_size: Sequence[int],
+        *,
+        member_mode: Literal["per_model", "random"] = "per_model",
+        members: Sequence[int] | str | None = None,
+        deterministic: bool = False,
+        differentiable: bool = False,
+        action_low: float = -1.0,
+        action_high: float = 1.0,
+        device: torch.device | str | None = None,
+    ) -> None:
+        if not isinstance(model, DynamicsEnsemble):
+            raise TypeError(f"model must be a DynamicsEnsemble, got {type(model).__name__}")
+        if not callable(termination_fn):
+            raise TypeError(f"termination_fn must be callable, got {type(termination_fn).__name__}")
+        batch_size = torch.Size(batch_size)
+        if len(batch_size) != 3 or any(int(s) < 1 for s in batch_size):
+            raise ValueError(f"batch_size must be (N, M, B) with positive sizes, got {tuple(batch_size)}")
+        if member_mode not in MEMBER_MODES:
+            raise ValueError(f"member_mode={member_mode!r} is not accepted; accepted: {MEMBER_MODES}")
+        if not action_low < action_high:
+            raise ValueError(f"action_low={action_low} must be below action_high={action_high}")
+        num_models = batch_size[0]
+        if members is None:
+            members = range(num_models) if member_mode == "per_model" else "elites"
+        if isinstance(members, str):
+            if members != "elites":
+                raise ValueError(f"members={members!r} is not accepted; accepted: 'elites', None or indices")
+            count = model.num_elites
+            member_idx = None
+        else:
+            member_idx = torch.as_tensor(list(members), dtype=torch.long).flatten()
+            count = member_idx.numel()
+            if count == 0:
+                raise ValueError("members is empty; give at least one member index")
+            if (member_idx < 0).any() or (member_idx >= model.num_members).any():
+                raise ValueError(
+                    f"members {member_idx.tolist()} out of range for a model with "
+                    f"num_members={model.num_members}; accepted: 0..{model.num_members - 1}"
+                )
+        if member_mode == "per_model" and count != num_models:
+            raise ValueError(
+                f"member_mode='per_model' steps slice n with members[n], so it needs N members: "
+                f"N={num_models} but {count} members are used (members={members!r}, "
+                f"num_members={model.num_members}, num_elites={model.num_elites})"
+            )
+        if device is None:
+            device = model.device
+        super().__init__(model, device=device, batch_size=batch_size)
+        self.termination_fn = termination_fn
+        self.member_mode = member_mode
+        self.deterministic = bool(deterministic)
+        self.differentiable = bool(differentiable)
+        self._members_arg = members if isinstance(members, str) else None
+        self._member_idx = None if member_idx is None else member_idx.to(self.device)
+        self._last_start: torch.Tensor | None = None
+        obs_dim, act_dim = model.observation_dim, model.action_dim
+        bs = tuple(batch_size)
+        self.observation_spec = Composite(
+            observation=Unbounded(bs + (obs_dim,), dtype=torch.float32, device=self.device),
+            shape=batch_size,
+            device=self.device,
+        )
+        self.action_spec = Bounded(
+            low=action_low, high=action_high, shape=bs + (act_dim,), dtype=torch.float32, device=self.device
+        )
+        self.reward_spec = Unbounded(bs + (1,), dtype=torch.float32, device=self.device)
+        self.done_spec = Composite(
+            done=Categorical(2, bs + (1,), dtype=torch.bool, device=self.device),
+            terminated=Categorical(2, bs + (1,), dtype=torch.bool, device=self.device),
+            truncated=Categorical(2, bs + (1,), dtype=torch.bool, device=self.device),
+            shape=batch_size,
+            device=self.device,
+        )
+
+    @property
+    def members(self) -> list[int]:
+        """The member indices in use now (the current elites when built with ``"elites"``)."""
+        return self._current_members().tolist()
+
+    def _current_members(self) -> torch.Tensor:
+        if self._member_idx is None:
+            return self.world_model.elite_indices
+        return self._member_idx
+
+    # ------------------------------------------------------------------ reset
+    def _broadcast_start(self, tensordict: TensorDictBase) -> TensorDictBase:
+        obs = tensordict.get("observation", None)
+        if obs is None:
+            raise KeyError(
+                "start states need an 'observation' entry with batch [B] or [N, M, B] = "
+                f"{list(self.batch_size)}; got keys {list(tensordict.keys(True, True))}"
+            )
+        dim = self.world_model.observation_dim
+        if obs.shape[-1] != dim:
+            raise ValueError(
+                f"start observation has last dimension {obs.shape[-1]}; the model expects observation_dim={dim}"
+            )
+        target = tuple(self.batch_size) + (dim,)
+        try:
+            obs = torch.broadcast_to(obs, target)
+        except RuntimeError:
+            raise ValueError(
+                f"start observation of shape {tuple(obs.shape)} does not broadcast to batch [N, M, B] = "
+                f"{list(self.batch_size)}; give batch [B]={[self.batch_size[-1]]} or [N, M, B]"
+            ) from None
+        obs = obs.to(device=self.device, dtype=torch.float32).clone()
+        return TensorDict({"observation": obs}, batch_size=self.batch_size, device=self.device)
+
+    def reset(self, tensordict: TensorDictBase | None = None, **kwargs) -> TensorDictBase:
+        """Resets every trajectory to the given start states (see the class docstring)."""
+        if tensordict is None or "observation" not in tensordict.keys():
+            if self._last_start is None:
+                raise ValueError(
+                    "ImaginedRolloutEnv.reset needs start states: pass a TensorDict with 'observation' "
+                    f"of batch [B] or [N, M, B] = {list(self.batch_size)}"
+                )
+            start = TensorDict(
+                {"observation": self._last_start.clone()}, batch_size=self.batch_size, device=self.device
+            )
+        else:
+            start = self._broadcast_start(tensordict)
+            self._last_start = start["observation"]
+        return super().reset(start, **kwargs)
+
+    def _reset(self, tensordict: TensorDictBase | None = None, **kwargs) -> TensorDictBase:
+        out = self.full_done_spec.zero()
+        out.set("observation", tensordict.get("observation"))
+        return out
+
+    def maybe_reset(self, tensordict: TensorDictBase) -> TensorDictBase:
+        """Resets (broadcasts) start states without a done state; never resets done trajectories."""
+        if tensordict.batch_size != self.batch_size or "done" not in tensordict.keys():
+            return self.reset(tensordict)
+        return tensordict
+
+    # ------------------------------------------------------------------ step
+    def _step(self, tensordict: TensorDictBase) -> TensorDictBase:
+        obs = tensordict.get("observation")
+        action = tensordict.get("action")
+        model: DynamicsEnsemble = self.world_model
+        members = self._current_members()
+        selection = "stacked" if self.member_mode == "per_model" else "random"
+        with torch.set_grad_enabled(self.differentiable and torch.is_grad_enabled()):
+            next_obs, reward = model.predict(
+                obs, action, selection=selection, members=members, deterministic=self.deterministic
+            )
+        terminated = self.termination_fn(obs, action, next_obs)
+        expected = tuple(self.batch_size) + (1,)
+        if tuple(terminated.shape) != expected:
+            raise ValueError(
+                f"termination_fn returned shape {tuple(terminated.shape)}; expected {expected} "
+                "(leading dims + (1,))"
+            )
+        terminated = terminated.to(torch.bool)
+        prev_done = tensordict.get("done", None)
+        if prev_done is not None and prev_done.any():
+            next_obs = torch.where(prev_done, obs, next_obs)
+            reward = torch.where(prev_done, torch.zeros_like(reward), reward)
+            terminated = terminated | prev_done
+        return TensorDict(
+            {
+                "observation": next_obs,
+                "reward": reward,
+                "terminated": terminated,
+                "done": terminated.clone(),
+                "truncated": torch.zeros_like(terminated),
+            },
+            batch_size=self.batch_size,
+            device=self.device,
+        )
+
+    @staticmethod
+    def valid_mask(rollout: TensorDictBase) -> torch.Tensor:
+        """Bool mask ``[N, M, B, R]`` of the transitions taken before the trajectory was done.
+
+        The transition that terminates is valid; the frozen ones after it are not.
+        """
+        return ~rollout.get("done").squeeze(-1)
+
+    def _set_seed(self, seed: int | None) -> None:
+        # Randomness comes from torch's global RNG (member choice, Gaussian noise): seeding it is
+        # the caller's business, as for any torch module.
+        return None

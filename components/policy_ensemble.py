@@ -1,0 +1,443 @@
+"""N·M SAC agents with stacked parameters: the policy posterior of PS-/OPS-MBPO.
+
+Member ``(n, m)`` is a plain TorchRL SAC agent (a ``ProbabilisticActor`` with a
+``TanhNormal`` head, two ``ValueOperator`` critics, two target critics, its own entropy
+temperature). The parameters of all members are stacked with
+``TensorDict.from_modules`` into tensors with leading dims ``[N, M]`` (critics
+``[N, M, 2]``), and every computation runs on the whole stack at once, with no Python loop
+over members: ``update`` makes one SAC step for every member, ``indexed_policy`` acts with
+one chosen member per env, ``ensemble_policy`` acts with all members, ``member(n, m)``
+exports one member as a standalone TorchRL actor. See ``docs/policy_ensemble.md``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from tensordict import TensorDict, TensorDictBase
+from tensordict.nn import TensorDictModule, TensorDictParams
+from torch import nn
+from torchrl.modules import ProbabilisticActor, ValueOperator
+
+from components.sac_ensemble_acting import AllMembersActor, IndexedMemberActor
+from components.sac_ensemble_networks import load_member, make_sac_actor, make_sac_critic
+from components.sac_ensemble_update import BACKENDS, LOSS_FUNCTIONS, LOSS_KEYS
+
+Tensor = torch.Tensor
+_REQUIRED_KEYS = (
+    "observation",
+    "action",
+    ("next", "observation"),
+    ("next", "reward"),
+    ("next", "terminated"),
+)
+
+
+def _positive_int(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {value!r}")
+    if value < 1:
+        raise ValueError(f"{name} must be >= 1, got {value}")
+    return value
+
+
+def _positive_float(value: Any, name: str, *, upper: float | None = None, zero_ok: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number, got {value!r}")
+    value = float(value)
+    low_ok = value >= 0 if zero_ok else value > 0
+    if not low_ok or (upper is not None and value > upper) or not math.isfinite(value):
+        low = "[0" if zero_ok else "(0"
+        bound = f"in {low}, {upper:g}]" if upper is not None else (">= 0" if zero_ok else "> 0")
+        raise ValueError(f"{name} must be {bound}, got {value}")
+    return value
+
+
+class PolicyEnsemble(nn.Module):
+    """N·M SAC agents trained and run together over stacked parameters.
+
+    Args:
+        observation_dim: size of the ``"observation"`` vector.
+        action_dim: size of the ``"action"`` vector (actions in [-1, 1]).
+        ensemble_shape: ``(N, M)``: N models, M policies per model.
+
+    Keyword Args:
+        actor_hidden, critic_hidden: hidden layer widths of the actor and critic MLPs.
+        actor_lr, critic_lr, alpha_lr: Adam learning rates.
+        gamma: discount.
+        tau: Polyak rate of the target critics (``target <- (1 - tau) target + tau critic``).
+        init_alpha: initial entropy temperature of every member.
+        target_entropy: temperature target; ``None`` gives ``-action_dim``.
+        grad_clip_norm: if set, each member's actor gradient and each member's critic
+            gradient (both critics) are clipped to this norm, as
+            ``torch.nn.utils.clip_grad_norm_`` on that member alone would.
+        loss_function: critic regression loss, ``"l2"`` (SAC's squared error) or
+            ``"smooth_l1"``.
+        activation: activation class of the MLPs.
+        scale_lb: lower bound of the actor's Normal scale.
+        backend: ``"bmm"`` (default: batched matmuls over the stacked weights) or
+            ``"vmap"`` (``torch.vmap`` over the TorchRL modules with the stacked params);
+            same results, see ``docs/policy_ensemble.md`` for the measured speeds.
+        compile: run the loss computation (forward and backward) under ``torch.compile``
+            (``backend="bmm"`` only). On CPU it compiles slowly and runs slower than eager;
+            it is there for GPUs.
+        device: where every parameter lives (``None``: torch's default device).
+
+    Examples:
+        >>> ens = PolicyEnsemble(3, 1, (2, 3), actor_hidden=(32, 32), critic_hidden=(32, 32))
+        >>> ens.ensemble_shape, ens.num_members
+        (torch.Size([2, 3]), 6)
+        >>> batch = TensorDict({
+        ...     "observation": torch.randn(2, 3, 16, 3), "action": torch.rand(2, 3, 16, 1) * 2 - 1,
+        ...     "next": {"observation": torch.randn(2, 3, 16, 3), "reward": torch.randn(2, 3, 16, 1),
+        ...              "terminated": torch.zeros(2, 3, 16, 1, dtype=torch.bool)},
+        ... }, [2, 3, 16])
+        >>> ens.update(batch)["loss_qvalue"].shape
+        torch.Size([2, 3])
+        >>> td = TensorDict({"observation": torch.randn(3), "policy_index": torch.tensor(4)})
+        >>> ens.indexed_policy(td)["action"].shape
+        torch.Size([1])
+        >>> actor = ens.member(1, 1)  # a plain ProbabilisticActor with member 4's weights
+    """
+
+    def __init__(
+        self,
+        observation_dim: int,
+        action_dim: int,
+        ensemble_shape: Sequence[int] = (5, 7),
+        *,
+        actor_hidden: Sequence[int] = (256, 256),
+        critic_hidden: Sequence[int] = (256, 256),
+        actor_lr: float = 3e-4,
+        critic_lr: float = 3e-4,
+        alpha_lr: float = 3e-4,
+        gamma: float = 0.99,
+        tau: float = 0.005,
+        init_alpha: float = 1.0,
+        target_entropy: float | None = None,
+        grad_clip_norm: float | None = None,
+        loss_function: str = "l2",
+        activation: type[nn.Module] = nn.ReLU,
+        scale_lb: float = 0.1,
+        backend: str = "bmm",
+        compile: bool = False,
+        device: torch.device | str | None = None,
+    ) -> None:
+        super().__init__()
+        self.observation_dim = _positive_int(observation_dim, "observation_dim")
+        self.action_dim = _positive_int(action_dim, "action_dim")
+        if isinstance(ensemble_shape, int) or len(tuple(ensemble_shape)) != 2:
+            raise ValueError(f"ensemble_shape must be a pair (N, M), got {ensemble_shape!r}")
+        n, m = (_positive_int(v, f"ensemble_shape[{i}]") for i, v in enumerate(ensemble_shape))
+        self._shape = torch.Size([n, m])
+        for name, widths in (("actor_hidden", actor_hidden), ("critic_hidden", critic_hidden)):
+            for w in tuple(widths):
+                _positive_int(w, f"{name} width")
+        self.actor_hidden = tuple(actor_hidden)
+        self.critic_hidden = tuple(critic_hidden)
+        lrs = [
+            _positive_float(actor_lr, "actor_lr"),
+            _positive_float(critic_lr, "critic_lr"),
+            _positive_float(alpha_lr, "alpha_lr"),
+        ]
+        self.gamma = _positive_float(gamma, "gamma", upper=1.0, zero_ok=True)
+        self.tau = _positive_float(tau, "tau", upper=1.0)
+        init_alpha = _positive_float(init_alpha, "init_alpha")
+        self.grad_clip_norm = (
+            None if grad_clip_norm is None else _positive_float(grad_clip_norm, "grad_clip_norm")
+        )
+        if loss_function not in LOSS_FUNCTIONS:
+            raise ValueError(f"loss_function must be one of {LOSS_FUNCTIONS}, got {loss_function!r}")
+        self.loss_function = loss_function
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {tuple(BACKENDS)}, got {backend!r}")
+        if compile and backend != "bmm":
+            # dynamo (torch 2.13) fails on TensorDict.to_module inside vmap
+            raise ValueError(f"compile=True needs backend='bmm', got backend={backend!r}")
+        self.activation = activation
+        self.scale_lb = _positive_float(scale_lb, "scale_lb")
+        self.device = torch.device(device) if device is not None else torch.get_default_device()
+        if target_entropy is None:
+            target_entropy = -float(self.action_dim)
+        elif isinstance(target_entropy, bool) or not isinstance(target_entropy, (int, float)):
+            raise TypeError(f"target_entropy must be a number or None, got {target_entropy!r}")
+
+        # N·M independently initialised members, stacked (the loops run once, at construction).
+        k = n * m
+        actors = [self._new_actor() for _ in range(k)]
+        critics = [self._new_critic() for _ in range(2 * k)]
+        self.actor_params = TensorDictParams(
+            TensorDict.from_modules(*actors).data.reshape(n, m).clone()
+        )
+        self.critic_params = TensorDictParams(
+            TensorDict.from_modules(*critics).data.reshape(n, m, 2).clone()
+        )
+        self.target_critic_params = TensorDictParams(
+            self.critic_params.data.clone(), no_convert=True
+        )
+        self.log_alpha = nn.Parameter(
+            torch.full((n, m), math.log(init_alpha), device=self.device)
+        )
+        self.register_buffer(
+            "target_entropy", torch.tensor(float(target_entropy), device=self.device)
+        )
+        # templates: structure only; their own parameters are never used
+        self._backend = BACKENDS[backend](
+            actors[0], critics[0], self.actor_params, self.critic_params, self.target_critic_params
+        )
+        # the stacked leaves (load_state_dict copies into these very tensors)
+        self._actor_leaves = list(self.actor_params.values(True, True))
+        self._critic_leaves = list(self.critic_params.values(True, True))
+        self._target_leaves = [self.target_critic_params.get(k) for k in self.critic_params.keys(True, True)]
+        self.optimizer = torch.optim.Adam(
+            [
+                {"params": self._actor_leaves, "lr": lrs[0]},
+                {"params": self._critic_leaves, "lr": lrs[1]},
+                {"params": [self.log_alpha], "lr": lrs[2]},
+            ],
+            **self._adam_kwargs(),
+        )
+        self.compiled = bool(compile)
+        if self.compiled:
+            self._backend.compile()
+        self._acting = {
+            "indexed": TensorDictModule(
+                IndexedMemberActor(self._backend, self._shape, self.observation_dim, self.device),
+                in_keys=["observation", "policy_index"],
+                out_keys=["action"],
+            ),
+            "all": TensorDictModule(
+                AllMembersActor(self._backend, self._shape, self.observation_dim, self.device),
+                in_keys=["observation"],
+                out_keys=["action"],
+            ),
+        }
+
+    # ------------------------------------------------------------------ construction helpers
+    def _new_actor(self) -> ProbabilisticActor:
+        return make_sac_actor(
+            self.observation_dim,
+            self.action_dim,
+            self.actor_hidden,
+            activation=self.activation,
+            scale_lb=self.scale_lb,
+            device=self.device,
+        )
+
+    def _new_critic(self) -> ValueOperator:
+        return make_sac_critic(
+            self.observation_dim,
+            self.action_dim,
+            self.critic_hidden,
+            activation=self.activation,
+            device=self.device,
+        )
+
+    def _adam_kwargs(self) -> dict[str, bool]:
+        # the fused kernel does the whole step in one pass per tensor; elementwise, so the
+        # same as one Adam per member
+        if self.device.type in ("cpu", "cuda"):
+            return {"fused": True}
+        return {"foreach": True}
+
+    # ------------------------------------------------------------------ shape
+    @property
+    def ensemble_shape(self) -> torch.Size:
+        """``torch.Size([N, M])``."""
+        return self._shape
+
+    @property
+    def num_members(self) -> int:
+        """``N * M``."""
+        return self._shape.numel()
+
+    @property
+    def backend(self) -> str:
+        """``"bmm"`` or ``"vmap"``."""
+        return self._backend.name
+
+    def flat_index(self, n: int, m: int) -> int:
+        """The flat member index ``n * M + m`` (what ``"policy_index"`` holds)."""
+        self._check_member(n, m)
+        return n * self._shape[1] + m
+
+    def _check_member(self, n: int, m: int) -> None:
+        big_n, big_m = self._shape
+        if not (isinstance(n, int) and isinstance(m, int)) or isinstance(n, bool) or isinstance(m, bool):
+            raise TypeError(f"member indices must be ints, got ({n!r}, {m!r})")
+        if not (0 <= n < big_n and 0 <= m < big_m):
+            raise ValueError(f"member ({n}, {m}) is outside the ensemble shape [{big_n}, {big_m}]")
+
+    # ------------------------------------------------------------------ training
+    def _unpack(self, batch: TensorDictBase) -> tuple[list[Tensor], int]:
+        if not isinstance(batch, TensorDictBase):
+            raise TypeError(f"batch must be a TensorDict, got {type(batch).__name__}")
+        shape = batch.batch_size
+        if len(shape) < 3 or shape[:2] != self._shape:
+            raise ValueError(
+                f"batch must have batch_size [N, M, b] = [{self._shape[0]}, {self._shape[1]}, b], "
+                f"got {list(shape)}"
+            )
+        size = shape[2:].numel()
+        if size == 0:
+            raise ValueError(f"batch has no transitions per member (batch_size {list(shape)})")
+        missing = [k for k in _REQUIRED_KEYS if batch.get(k, None) is None]
+        if missing:
+            raise KeyError(f"batch lacks {missing}; an update needs {list(_REQUIRED_KEYS)}")
+        k = self.num_members
+        out = []
+        for key, dim in (
+            ("observation", self.observation_dim),
+            ("action", self.action_dim),
+            (("next", "observation"), self.observation_dim),
+        ):
+            value = batch.get(key)
+            if value.shape != (*shape, dim):
+                raise ValueError(f"batch[{key!r}] must have shape {[*shape, dim]}, got {list(value.shape)}")
+            out.append(value.to(self.device, self.log_alpha.dtype).reshape(k, size, dim))
+        for key in (("next", "reward"), ("next", "terminated")):
+            value = batch.get(key)
+            if value.shape not in (shape, (*shape, 1)):
+                raise ValueError(f"batch[{key!r}] must have shape {[*shape, 1]}, got {list(value.shape)}")
+        reward = batch.get(("next", "reward")).to(self.device, self.log_alpha.dtype).reshape(k, size)
+        terminated = batch.get(("next", "terminated")).to(self.device).reshape(k, size)
+        not_terminated = (~terminated.bool()).to(self.log_alpha.dtype)
+        return [*out, reward, not_terminated], size
+
+    def _check_noise(self, noise: Tensor | None, size: int) -> Tensor:
+        shape = (*self._shape, 2, size, self.action_dim)
+        if noise is None:
+            return torch.randn(shape, device=self.device, dtype=self.log_alpha.dtype)
+        if tuple(noise.shape) != shape:
+            raise ValueError(f"noise must have shape [N, M, 2, b, A] = {list(shape)}, got {list(noise.shape)}")
+        return noise.to(self.device, self.log_alpha.dtype)
+
+    def loss(self, batch: TensorDictBase, noise: Tensor | None = None) -> TensorDict:
+        """Every member's SAC losses on its own slice of ``batch``, differentiable.
+
+        Args:
+            batch: TensorDict with batch_size ``[N, M, b]`` (see :meth:`update`).
+            noise: optional ``[N, M, 2, b, A]`` standard-normal draws for the two action
+                samples (index 0: next-state action of the target, 1: actor-loss action);
+                drawn from torch's RNG when ``None``.
+
+        Returns:
+            TensorDict ``[N, M]`` with ``loss_actor``, ``loss_qvalue``, ``loss_alpha``
+            (with graphs) and ``alpha``, ``entropy`` (detached).
+        """
+        return self._as_tensordict(self._losses(batch, noise))
+
+    def _losses(self, batch: TensorDictBase, noise: Tensor | None) -> dict[str, Tensor]:
+        data, size = self._unpack(batch)
+        noise = self._check_noise(noise, size).flatten(0, 1)
+        return self._backend.losses(
+            self.log_alpha.flatten(),
+            *data,
+            noise,
+            gamma=self.gamma,
+            target_entropy=self.target_entropy,
+            loss_function=self.loss_function,
+        )
+
+    def _as_tensordict(self, losses: dict[str, Tensor], detach: bool = False) -> TensorDict:
+        return TensorDict(
+            {
+                key: (losses[key].detach() if detach else losses[key]).view(self._shape)
+                for key in LOSS_KEYS
+            },
+            batch_size=self._shape,
+        )
+
+    def update(self, batch: TensorDictBase, noise: Tensor | None = None) -> TensorDict:
+        """One SAC step of every member on its own slice of ``batch``.
+
+        Computes the losses (clipped double-Q target with the entropy bonus, actor loss,
+        temperature loss), back-propagates their sum (members do not share parameters, so
+        each gets exactly its own gradient), optionally clips each member's gradients,
+        makes one Adam step over all stacked parameters (the same as one Adam per member)
+        and moves the target critics by Polyak averaging. For several updates per env step
+        call it several times.
+
+        Args:
+            batch: TensorDict with batch_size ``[N, M, b]``: ``"observation"``,
+                ``"action"``, ``("next", "observation")``, ``("next", "reward")`` and
+                ``("next", "terminated")`` (``[..., 1]``). Only ``terminated`` stops the
+                bootstrap (a time-limit truncation bootstraps); other keys are ignored.
+            noise: see :meth:`loss`.
+
+        Returns:
+            TensorDict ``[N, M]`` of detached ``loss_actor``, ``loss_qvalue``,
+            ``loss_alpha``, ``alpha`` (before the step) and ``entropy``.
+        """
+        losses = self._losses(batch, noise)
+        total = losses["loss_actor"].sum() + losses["loss_qvalue"].sum() + losses["loss_alpha"].sum()
+        self.optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        if self.grad_clip_norm is not None:
+            self._clip_per_member(self._actor_leaves)
+            self._clip_per_member(self._critic_leaves)
+        self.optimizer.step()
+        with torch.no_grad():  # target <- target + tau (critic - target), all tensors at once
+            torch._foreach_lerp_(self._target_leaves, self._critic_leaves, self.tau)
+        return self._as_tensordict(losses, detach=True)
+
+    def _clip_per_member(self, params: list[Tensor]) -> None:
+        """Scale each member's gradients (dims [N, M] lead) to norm <= grad_clip_norm."""
+        ens_dims = 2
+        grads = [p.grad for p in params if p.grad is not None]
+        sq = sum(g.pow(2).flatten(ens_dims).sum(-1) for g in grads)
+        coef = (self.grad_clip_norm / (sq.sqrt() + 1e-6)).clamp(max=1.0)
+        for g in grads:
+            g.mul_(coef.view(*coef.shape, *([1] * (g.ndim - ens_dims))))
+
+    # ------------------------------------------------------------------ acting
+    @property
+    def indexed_policy(self) -> TensorDictModule:
+        """Acts with member ``"policy_index"`` (flat ``n * M + m``) in each env.
+
+        Reads ``"observation"`` ``[*B, O]`` and ``"policy_index"`` ``[*B]`` or ``[*B, 1]``
+        (any env batch ``*B``, including none), writes ``"action"`` ``[*B, A]``. Samples
+        under ``ExplorationType.RANDOM`` (and when none is set), ``tanh(loc)`` under
+        ``DETERMINISTIC``. Works as a TorchRL collector policy.
+        """
+        return self._acting["indexed"]
+
+    @property
+    def ensemble_policy(self) -> TensorDictModule:
+        """Acts with every member at once: ``"observation"`` ``[N, M, *B, O]`` -> ``"action"``.
+
+        Member (n, m) acts on slice ``[n, m]`` (the imagined-rollout env's layout).
+        """
+        return self._acting["all"]
+
+    def member(self, n: int, m: int) -> ProbabilisticActor:
+        """A standalone TorchRL ``ProbabilisticActor`` holding a copy of member (n, m)'s weights.
+
+        It reads ``"observation"`` and writes ``"loc"``, ``"scale"``, ``"action"``; it needs
+        nothing from this package (see ``make_sac_actor`` for its exact structure).
+        """
+        self._check_member(n, m)
+        return load_member(self._new_actor(), self.actor_params[n, m])
+
+    def member_critics(self, n: int, m: int, *, target: bool = False) -> list[ValueOperator]:
+        """Copies of member (n, m)'s two critics (or its target critics) as ``ValueOperator``."""
+        self._check_member(n, m)
+        source = self.target_critic_params if target else self.critic_params
+        return [load_member(self._new_critic(), source[n, m, j]) for j in range(2)]
+
+    # ------------------------------------------------------------------ state
+    def get_extra_state(self) -> dict[str, Any]:
+        """The optimizer's state (saved by ``state_dict()`` under ``"_extra_state"``)."""
+        return {"optimizer": self.optimizer.state_dict()}
+
+    def set_extra_state(self, state: dict[str, Any]) -> None:
+        self.optimizer.load_state_dict(state["optimizer"])
+
+    def extra_repr(self) -> str:
+        return (
+            f"ensemble_shape={list(self._shape)}, observation_dim={self.observation_dim}, "
+            f"action_dim={self.action_dim}, backend={self.backend!r}, device={self.device}"
+        )

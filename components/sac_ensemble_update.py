@@ -1,0 +1,281 @@
+"""The SAC losses of N·M members at once, in the two forms ``PolicyEnsemble`` can run.
+
+:func:`sac_losses` is the SAC v2 loss of TorchRL's :class:`~torchrl.objectives.SACLoss`
+(clipped double-Q target with the entropy bonus, reparameterised actor loss, temperature
+loss), written once for any leading batch shape: it only reduces over the last dims. The
+two backends feed it:
+
+* :class:`VmapBackend` calls it for ONE member inside ``torch.vmap`` over the stacked
+  parameters (``TensorDict.from_modules`` + ``params.to_module(template)``), with
+  ``randomness="different"``;
+* :class:`BmmBackend` calls it ONCE on ``[K, b, ...]`` tensors, the networks being
+  evaluated with batched matmuls over the same stacked parameters
+  (:class:`~components.sac_ensemble_batched_mlp.BatchedNetwork`).
+
+No random numbers are drawn in here: the standard-normal noise of the two action samples
+comes in as an input (DESIGN section 4).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from tensordict import TensorDictBase
+from torch import nn
+
+from components.sac_ensemble_batched_mlp import BatchedNetwork
+from components.sac_ensemble_networks import (
+    actor_network,
+    critic_network,
+    tanh_normal_rsample,
+)
+
+Tensor = torch.Tensor
+LOSS_KEYS = ("loss_actor", "loss_qvalue", "loss_alpha", "alpha", "entropy")
+LOSS_FUNCTIONS = ("l2", "smooth_l1")
+
+
+def _distance(pred: Tensor, target: Tensor, loss_function: str) -> Tensor:
+    if loss_function == "l2":
+        return nn.functional.mse_loss(pred, target, reduction="none")
+    return nn.functional.smooth_l1_loss(pred, target, reduction="none")
+
+
+def sac_losses(
+    actor: Callable[[Tensor], tuple[Tensor, Tensor]],
+    critics: Callable[[Tensor, Tensor, bool], Tensor],
+    target_critics: Callable[[Tensor, Tensor], Tensor],
+    log_alpha: Tensor,
+    observation: Tensor,
+    action: Tensor,
+    next_observation: Tensor,
+    reward: Tensor,
+    not_terminated: Tensor,
+    noise: Tensor,
+    *,
+    gamma: float,
+    target_entropy: Tensor,
+    loss_function: str = "l2",
+) -> dict[str, Tensor]:
+    """SAC losses for a batch ``[*E, b]`` of transitions (``*E`` any leading member dims).
+
+    Args:
+        actor: ``observation [*E, b, O] -> (loc, scale) [*E, b, A]``.
+        critics: ``(observation, action, detach_params) -> Q [*E, 2, b]`` (both critics).
+        target_critics: ``(observation, action) -> Q [*E, 2, b]`` with the target weights.
+        log_alpha: ``[*E]`` log entropy temperatures.
+        observation, action, next_observation: ``[*E, b, d]``.
+        reward, not_terminated: ``[*E, b]`` (``not_terminated`` as 0./1. floats).
+        noise: ``[*E, 2, b, A]`` standard normal draws: ``[..., 0, :, :]`` for the
+            next-state action of the target, ``[..., 1, :, :]`` for the actor loss.
+        gamma: discount.
+        target_entropy: scalar target entropy.
+        loss_function: ``"l2"`` or ``"smooth_l1"`` (the critic regression loss).
+
+    Returns:
+        ``loss_actor``, ``loss_qvalue``, ``loss_alpha`` (differentiable), ``alpha`` and
+        ``entropy`` (detached), each of shape ``[*E]``.
+    """
+    alpha = log_alpha.detach().exp().unsqueeze(-1)  # [*E, 1]
+    with torch.no_grad():
+        next_loc, next_scale = actor(next_observation)
+        next_action, next_log_prob = tanh_normal_rsample(next_loc, next_scale, noise[..., 0, :, :])
+        next_q = target_critics(next_observation, next_action)  # [*E, 2, b]
+        next_value = (next_q - (alpha * next_log_prob).unsqueeze(-2)).min(-2).values
+        target = reward + gamma * not_terminated * next_value  # [*E, b]
+
+    q = critics(observation, action, False)  # [*E, 2, b]
+    loss_qvalue = _distance(q, target.unsqueeze(-2).expand_as(q), loss_function).sum(-2).mean(-1)
+
+    loc, scale = actor(observation)
+    new_action, log_prob = tanh_normal_rsample(loc, scale, noise[..., 1, :, :])
+    q_new = critics(observation, new_action, True).min(-2).values
+    loss_actor = (alpha * log_prob - q_new).mean(-1)
+
+    log_prob = log_prob.detach()
+    loss_alpha = (-log_alpha.unsqueeze(-1) * (log_prob + target_entropy)).mean(-1)
+    return {
+        "loss_actor": loss_actor,
+        "loss_qvalue": loss_qvalue,
+        "loss_alpha": loss_alpha,
+        "alpha": alpha.squeeze(-1),
+        "entropy": -log_prob.mean(-1),
+    }
+
+
+class VmapBackend:
+    """Members as the TorchRL modules themselves, under ``torch.vmap`` over stacked params.
+
+    Args:
+        actor_template: a :func:`make_sac_actor` module; its parameters are swapped for
+            each member's with ``TensorDict.to_module`` (its own values are never used).
+        critic_template: a :func:`make_sac_critic` module, same role.
+        actor_params: the stacked actor parameters, batch ``[N, M]``.
+        critic_params, target_params: the stacked critics, batch ``[N, M, 2]``.
+    """
+
+    name = "vmap"
+
+    def __init__(
+        self,
+        actor_template: nn.Module,
+        critic_template: nn.Module,
+        actor_params: TensorDictBase,
+        critic_params: TensorDictBase,
+        target_params: TensorDictBase,
+    ) -> None:
+        self.actor_template = actor_template
+        self.critic_template = critic_template
+        self.actor_params = actor_params
+        self.critic_params = critic_params
+        self.target_params = target_params
+        self._actor_net = actor_network(actor_template)
+        self._critic_net = critic_network(critic_template)
+        self._vmap_actor = torch.vmap(self._one_actor, randomness="different")
+        self._loss_impl = self._losses
+
+    def _one_actor(self, params: TensorDictBase, observation: Tensor) -> tuple[Tensor, Tensor]:
+        with params.to_module(self.actor_template):
+            return self._actor_net(observation)
+
+    def _one_critic(self, params: TensorDictBase, observation: Tensor, action: Tensor) -> Tensor:
+        with params.to_module(self.critic_template):
+            return self._critic_net(observation, action).squeeze(-1)
+
+    def _two_critics(self, params: TensorDictBase, observation: Tensor, action: Tensor) -> Tensor:
+        return torch.vmap(self._one_critic, (0, None, None), randomness="different")(
+            params, observation, action
+        )
+
+    def actor_all(self, observation: Tensor) -> tuple[Tensor, Tensor]:
+        """``observation [K, n, O]`` -> ``(loc, scale) [K, n, A]``, member k on row k."""
+        return self._vmap_actor(self.actor_params.flatten(0, 1), observation)
+
+    def actor_at(self, index: Tensor, observation: Tensor) -> tuple[Tensor, Tensor]:
+        """``observation [P, n, O]`` -> ``(loc, scale) [P, n, A]``, member ``index[p]`` on row p."""
+        return self._vmap_actor(self.actor_params.flatten(0, 1)[index], observation)
+
+    def compile(self) -> None:
+        """Run the loss computation under ``torch.compile``."""
+        self._loss_impl = torch.compile(self._losses, dynamic=False)
+
+    def losses(self, log_alpha: Tensor, *data: Tensor, **kwargs) -> dict[str, Tensor]:
+        """Per-member losses ``[K]``: ``log_alpha [K]``, data ``[K, b, ...]`` (see :func:`sac_losses`)."""
+        return self._loss_impl(
+            self.actor_params.flatten(0, 1),
+            self.critic_params.flatten(0, 1),
+            self.target_params.flatten(0, 1),
+            log_alpha,
+            *data,
+            **kwargs,
+        )
+
+    def _losses(self, actor_params, critic_params, target_params, log_alpha, *data, **kwargs):
+        def member(actor_p, critic_p, target_p, log_alpha_k, *member_data):
+            def critics(obs, act, detach):
+                return self._two_critics(critic_p.detach() if detach else critic_p, obs, act)
+
+            return sac_losses(
+                lambda obs: self._one_actor(actor_p, obs),
+                critics,
+                lambda obs, act: self._two_critics(target_p, obs, act),
+                log_alpha_k,
+                *member_data,
+                **kwargs,
+            )
+
+        return torch.vmap(member, randomness="different")(
+            actor_params, critic_params, target_params, log_alpha, *data
+        )
+
+
+class BmmBackend:
+    """Members as batched matmuls over the stacked parameters (same math, no vmap).
+
+    The stacked leaves are looked up once (``load_state_dict`` copies into them in place)
+    and only flattened from ``[N, M(, 2), ...]`` to ``[K(·2), ...]`` per call, a view.
+
+    Args:
+        same as :class:`VmapBackend`; of the templates only the structure (layer order,
+        activations, ``NormalParamExtractor``) is used.
+    """
+
+    name = "bmm"
+
+    def __init__(
+        self,
+        actor_template: nn.Module,
+        critic_template: nn.Module,
+        actor_params: TensorDictBase,
+        critic_params: TensorDictBase,
+        target_params: TensorDictBase,
+    ) -> None:
+        self._actor_net = BatchedNetwork(actor_network(actor_template), ("module", "0", "module"))
+        self._critic_net = BatchedNetwork(critic_network(critic_template), ("module",))
+        actor_keys = [k for pair in self._actor_net.linear_keys for k in pair]
+        critic_keys = [k for pair in self._critic_net.linear_keys for k in pair]
+        self._actor_leaves = [actor_params.get(k) for k in actor_keys]
+        self._critic_leaves = [critic_params.get(k) for k in critic_keys]
+        self._target_leaves = [target_params.get(k) for k in critic_keys]
+        self._loss_impl = self.losses_from_weights
+
+    def _actor_weights(self) -> list[Tensor]:
+        return [p.flatten(0, 1) for p in self._actor_leaves]
+
+    def _critic_forward(self, weights: list[Tensor], observation: Tensor, action: Tensor) -> Tensor:
+        """``weights`` of ``2P`` critics (member-major), inputs ``[P, n, d]`` -> ``[P, 2, n]``."""
+        x = torch.cat([observation, action], -1)
+        p, n, d = x.shape
+        x = x.unsqueeze(1).expand(p, 2, n, d).reshape(2 * p, n, d)
+        return self._critic_net(weights, x).view(p, 2, n)
+
+    def actor_all(self, observation: Tensor) -> tuple[Tensor, Tensor]:
+        """``observation [K, n, O]`` -> ``(loc, scale) [K, n, A]``, member k on row k."""
+        return self._actor_net(self._actor_weights(), observation)
+
+    def actor_at(self, index: Tensor, observation: Tensor) -> tuple[Tensor, Tensor]:
+        """``observation [P, n, O]`` -> ``(loc, scale) [P, n, A]``, member ``index[p]`` on row p."""
+        return self._actor_net([w[index] for w in self._actor_weights()], observation)
+
+    def compile(self) -> None:
+        """Run the loss computation under ``torch.compile`` (it sees plain tensors only)."""
+        self._loss_impl = torch.compile(self.losses_from_weights, dynamic=False)
+
+    def losses(self, log_alpha: Tensor, *data: Tensor, **kwargs) -> dict[str, Tensor]:
+        """Per-member losses ``[K]``: ``log_alpha [K]``, data ``[K, b, ...]`` (see :func:`sac_losses`)."""
+        return self._loss_impl(
+            self._actor_weights(),
+            [p.flatten(0, 2) for p in self._critic_leaves],
+            [p.flatten(0, 2) for p in self._target_leaves],
+            log_alpha,
+            *data,
+            **kwargs,
+        )
+
+    def losses_from_weights(
+        self,
+        actor_w: list[Tensor],
+        critic_w: list[Tensor],
+        target_w: list[Tensor],
+        log_alpha: Tensor,
+        *data: Tensor,
+        **kwargs,
+    ) -> dict[str, Tensor]:
+        """Per-member losses ``[K]`` from ``[K]``/``[2K]``-stacked weight lists."""
+        critic_w_detached = [w.detach() for w in critic_w]
+
+        def critics(obs, act, detach):
+            return self._critic_forward(critic_w_detached if detach else critic_w, obs, act)
+
+        return sac_losses(
+            lambda obs: self._actor_net(actor_w, obs),
+            critics,
+            lambda obs, act: self._critic_forward(target_w, obs, act),
+            log_alpha,
+            *data,
+            **kwargs,
+        )
+
+
+BACKENDS = {"vmap": VmapBackend, "bmm": BmmBackend}

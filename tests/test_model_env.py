@@ -1,0 +1,281 @@
+"""The imagined-rollout env over a dynamics ensemble, and the rollout-length schedule."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from tensordict import TensorDict
+from tensordict.nn import TensorDictModule, TensorDictModuleBase
+from torchrl.data import LazyTensorStorage, ReplayBuffer
+from torchrl.envs.utils import check_env_specs
+from torchrl.modules import MLP, NormalParamExtractor, ProbabilisticActor, TanhNormal
+
+from components.dynamics import DynamicsEnsemble
+from components.model_env import ImaginedRolloutEnv
+from components.rollout_schedule import rollout_length
+from components.termination import hopper_terminated
+
+D, A = 3, 2
+N, M, B = 4, 2, 6
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny models: one thread avoids OpenMP oversubscription on a busy 2-core machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def never(obs, action, next_obs):
+    return torch.zeros(next_obs.shape[:-1] + (1,), dtype=torch.bool, device=next_obs.device)
+
+
+def above(threshold: float):
+    def fn(obs, action, next_obs):
+        return next_obs[..., :1] > threshold
+
+    return fn
+
+
+@pytest.fixture(scope="module")
+def model() -> DynamicsEnsemble:
+    torch.manual_seed(0)
+    model = DynamicsEnsemble(D, A, num_members=5, num_elites=3, hidden=32, depth=2)
+    with torch.no_grad():  # distinct, non-trivial members and a non-identity normaliser
+        for p in model.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+        model.input_scale.copy_(torch.tensor([1.0, 2.0, 0.5, 1.0, 1.0]))
+        model.target_scale.copy_(torch.tensor([0.1, 0.2, 0.3, 1.0]))
+    model.set_elites([4, 0, 2])
+    return model
+
+
+def start_states(batch=(B,), seed=0) -> TensorDict:
+    g = torch.Generator().manual_seed(seed)
+    return TensorDict({"observation": torch.randn(*batch, D, generator=g)}, list(batch))
+
+
+def stock_actor(env) -> ProbabilisticActor:
+    torch.manual_seed(1)
+    net = torch.nn.Sequential(MLP(in_features=D, out_features=2 * A, num_cells=[16]), NormalParamExtractor())
+    return ProbabilisticActor(
+        TensorDictModule(net, in_keys=["observation"], out_keys=["loc", "scale"]),
+        in_keys=["loc", "scale"],
+        distribution_class=TanhNormal,
+        spec=env.action_spec,
+    )
+
+
+def test_check_env_specs(model):
+    for mode, n in (("per_model", N), ("random", 1)):
+        members = [0, 1, 2, 3] if mode == "per_model" else None
+        env = ImaginedRolloutEnv(model, above(1.0), (n, M, B), member_mode=mode, members=members)
+        check_env_specs(env, tensordict=start_states())
+        check_env_specs(env)  # reset() without start states reuses the last ones
+        assert env.batch_size == (n, M, B)
+        assert env.action_spec.shape == (n, M, B, A) and env.observation_spec["observation"].shape == (n, M, B, D)
+
+
+def test_rollout_shapes_and_keys_from_b_or_nmb_start_states(model):
+    env = ImaginedRolloutEnv(model, never, (N, M, B))
+    for batch in ((B,), (N, M, B), (1, M, B)):
+        start = start_states(batch)
+        data = env.rollout(5, auto_reset=False, tensordict=start, break_when_any_done=False)
+        assert data.batch_size == (N, M, B, 5)
+        keys = set(data.keys(True, True))
+        assert {"observation", "action", ("next", "observation"), ("next", "reward"), ("next", "terminated"),
+                ("next", "done"), ("next", "truncated")} <= keys
+        assert data["next", "reward"].shape == (N, M, B, 5, 1)
+        first = torch.broadcast_to(start["observation"], (N, M, B, D))
+        torch.testing.assert_close(data["observation"][..., 0, :], first)
+        # step t's next observation is step t+1's observation
+        torch.testing.assert_close(data["next", "observation"][..., :-1, :], data["observation"][..., 1:, :])
+        assert set(start.keys()) == {"observation"}  # the caller's start states are left alone
+    # auto_reset=True with the start states given works too
+    data = env.rollout(2, tensordict=start_states(), break_when_any_done=False)
+    assert data.batch_size == (N, M, B, 2)
+
+
+def test_slice_n_is_stepped_by_member_n(model):
+    members = [3, 1, 4, 0]
+    env = ImaginedRolloutEnv(model, never, (N, M, B), members=members, deterministic=True)
+    data = env.rollout(3, auto_reset=False, tensordict=start_states(), break_when_any_done=False)
+    for n, k in enumerate(members):
+        obs, act = data["observation"][n], data["action"][n]
+        nxt, rew = model.predict(obs, act, selection=k, deterministic=True)
+        torch.testing.assert_close(data["next", "observation"][n], nxt, rtol=0, atol=1e-5)
+        torch.testing.assert_close(data["next", "reward"][n], rew, rtol=0, atol=1e-5)
+        other = model.predict(obs, act, selection=members[(n + 1) % N], deterministic=True)[0]
+        assert not torch.allclose(data["next", "observation"][n], other, atol=1e-3)
+    # Default members are range(N); "elites" follows the model's elites.
+    assert ImaginedRolloutEnv(model, never, (N, M, B)).members == [0, 1, 2, 3]
+    assert ImaginedRolloutEnv(model, never, (3, M, B), members="elites").members == [4, 0, 2]
+
+
+def test_sampled_rollout_noise_is_reproducible_and_has_the_model_variance(model):
+    env = ImaginedRolloutEnv(model, never, (N, M, B))
+    runs = []
+    for _ in range(2):
+        torch.manual_seed(5)
+        runs.append(env.rollout(3, auto_reset=False, tensordict=start_states(), break_when_any_done=False))
+    assert torch.equal(runs[0]["next", "observation"], runs[1]["next", "observation"])
+    det = ImaginedRolloutEnv(model, never, (N, M, B), deterministic=True)
+    mean = det.rollout(1, auto_reset=False, tensordict=start_states(), break_when_any_done=False)
+    assert not torch.allclose(runs[0]["next", "observation"][..., 0, :], mean["next", "observation"][..., 0, :])
+
+
+def test_random_member_mode_uses_one_of_the_members_per_transition(model):
+    env = ImaginedRolloutEnv(model, never, (1, M, 200), member_mode="random", deterministic=True)
+    assert env.members == model.elites
+    data = env.rollout(2, auto_reset=False, tensordict=start_states((200,)), break_when_any_done=False)
+    obs, act = data["observation"], data["action"]
+    per_member = torch.stack(
+        [model.predict(obs, act, selection=k, deterministic=True)[0] for k in range(model.num_members)]
+    )
+    dist = (data["next", "observation"].unsqueeze(0) - per_member).abs().amax(-1)  # [E, 1, M, 200, 2]
+    match = dist < 1e-5
+    assert match.any(0).all()  # every transition is some member's prediction
+    used = match.flatten(1).float().sum(1)
+    elites = model.elites
+    assert all(used[k] > 0.2 * used.sum() for k in elites)  # about a third each
+    assert all(used[k] == 0 for k in range(model.num_members) if k not in elites)
+
+
+def test_termination_is_applied_and_trajectories_stay_done(model):
+    env = ImaginedRolloutEnv(model, above(0.5), (N, M, B), deterministic=True)
+    data = env.rollout(6, auto_reset=False, tensordict=start_states(), break_when_any_done=False)
+    terminated = data["next", "terminated"].squeeze(-1)
+    fresh = data["next", "observation"][..., 0] > 0.5
+    valid = ImaginedRolloutEnv.valid_mask(data)
+    assert valid[..., 0].all()
+    # on valid transitions, terminated is exactly the termination function
+    assert torch.equal(terminated[valid], fresh[valid])
+    assert terminated.any() and (~terminated).any()
+    # once terminated, it stays done: frozen observation, zero reward, invalid afterwards
+    assert (terminated[..., 1:] >= terminated[..., :-1]).all()
+    assert torch.equal(data["next", "done"], data["next", "terminated"])
+    assert not data["next", "truncated"].any()
+    after = ~valid
+    assert after.any()
+    torch.testing.assert_close(data["next", "observation"][after], data["observation"][after])
+    assert (data["next", "reward"][after] == 0).all()
+    assert torch.equal(valid[..., 1:], ~terminated[..., :-1])
+    # the valid transitions extend a replay buffer directly
+    rb = ReplayBuffer(storage=LazyTensorStorage(10_000))
+    rb.extend(data[valid])
+    assert len(rb) == int(valid.sum())
+
+
+def test_task_termination_function_from_the_package(model):
+    hop = DynamicsEnsemble(11, 3, num_members=5, num_elites=3, hidden=16, depth=1)
+    env = ImaginedRolloutEnv(hop, hopper_terminated, (2, 1, 8), deterministic=True)
+    start = torch.zeros(8, 11)
+    start[:, 0] = 1.25
+    data = env.rollout(2, auto_reset=False, tensordict=TensorDict({"observation": start}, [8]),
+                       break_when_any_done=False)
+    expected = hopper_terminated(data["observation"], data["action"], data["next", "observation"])
+    valid = ImaginedRolloutEnv.valid_mask(data)
+    assert torch.equal(data["next", "terminated"][valid], expected[valid])
+
+
+def test_a_stock_torchrl_actor_drives_it(model):
+    env = ImaginedRolloutEnv(model, never, (N, M, B))
+    actor = stock_actor(env)
+    with torch.no_grad():
+        data = env.rollout(4, actor, auto_reset=False, tensordict=start_states(), break_when_any_done=False)
+    assert data.batch_size == (N, M, B, 4)
+    assert data["action"].abs().max() <= 1.0
+    expected = actor(data[..., 0].select("observation").clone())["loc"]
+    torch.testing.assert_close(data["loc"][..., 0, :], expected)
+
+
+class PerPolicyLinear(TensorDictModuleBase):
+    """A policy batched over [N, M]: policy (n, m) has its own matrix W[n, m]."""
+
+    in_keys = ["observation"]
+    out_keys = ["action"]
+
+    def __init__(self, n: int, m: int):
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.randn(n, m, D, A))
+
+    def forward(self, td):
+        td["action"] = torch.tanh(torch.einsum("nmbd,nmda->nmba", td["observation"], self.weight))
+        return td
+
+
+def test_a_policy_batched_over_models_and_policies(model):
+    torch.manual_seed(2)
+    env = ImaginedRolloutEnv(model, never, (N, M, B))
+    policy = PerPolicyLinear(N, M)
+    with torch.no_grad():
+        data = env.rollout(3, policy, auto_reset=False, tensordict=start_states(), break_when_any_done=False)
+    for n in range(N):
+        for m in range(M):
+            expected = torch.tanh(data["observation"][n, m] @ policy.weight[n, m])
+            torch.testing.assert_close(data["action"][n, m], expected)
+
+
+def test_bad_configuration_gives_clear_errors(model):
+    with pytest.raises(ValueError, match="needs N members: N=4 but 3 members"):
+        ImaginedRolloutEnv(model, never, (4, M, B), members="elites")
+    with pytest.raises(ValueError, match=r"N=6 but 6 members.*|out of range"):
+        ImaginedRolloutEnv(model, never, (6, M, B))
+    with pytest.raises(ValueError, match=r"members \[0, 9\] out of range"):
+        ImaginedRolloutEnv(model, never, (2, M, B), members=[0, 9])
+    with pytest.raises(ValueError, match=r"batch_size must be \(N, M, B\)"):
+        ImaginedRolloutEnv(model, never, (N, B))
+    with pytest.raises(ValueError, match="member_mode='mbpo'"):
+        ImaginedRolloutEnv(model, never, (N, M, B), member_mode="mbpo")
+    env = ImaginedRolloutEnv(model, never, (N, M, B))
+    with pytest.raises(ValueError, match="needs start states"):
+        env.reset()
+    with pytest.raises(ValueError, match="last dimension 5; the model expects observation_dim=3"):
+        env.reset(TensorDict({"observation": torch.zeros(B, 5)}, [B]))
+    with pytest.raises(ValueError, match=r"does not broadcast to batch \[N, M, B\]"):
+        env.reset(TensorDict({"observation": torch.zeros(B + 1, D)}, [B + 1]))
+    bad = ImaginedRolloutEnv(model, lambda o, a, n: n[..., 0] > 0, (N, M, B))
+    with pytest.raises(ValueError, match=r"termination_fn returned shape \(4, 2, 6\); expected \(4, 2, 6, 1\)"):
+        bad.rollout(1, auto_reset=False, tensordict=start_states(), break_when_any_done=False)
+
+
+def test_extreme_start_states_give_no_nan(model):
+    env = ImaginedRolloutEnv(model, never, (N, M, B))
+    start = start_states()
+    start["observation"][0] = 1e30
+    start["observation"][1] = -1e30
+    data = env.rollout(3, auto_reset=False, tensordict=start, break_when_any_done=False)
+    assert not torch.isnan(data["next", "observation"]).any()
+    assert torch.isfinite(data["next", "reward"]).all()
+
+
+# ---------------------------------------------------------------------------- rollout schedule
+def test_rollout_length_schedule():
+    schedule = (20, 150, 1, 15)
+    assert [rollout_length(e, schedule) for e in (0, 20, 21, 85, 149.9, 150, 1000)] == [1, 1, 1, 8, 14, 15, 15]
+    # matches MBPO's formula int(min_len + (epoch - min_epoch) / (max_epoch - min_epoch) * (max_len - min_len))
+    for e in range(20, 151):
+        assert rollout_length(e, schedule) == int(1 + (e - 20) / 130 * 14)
+    assert rollout_length(7, (20, 100, 1, 1)) == 1  # constant schedules (HalfCheetah)
+    assert rollout_length(30, (20, 20, 1, 5)) == 5
+    assert rollout_length(5, (20, 100, 5, 1)) == 5 and rollout_length(100, (20, 100, 5, 1)) == 1
+    with pytest.raises(ValueError, match="min_epoch=150 must be <= max_epoch=20"):
+        rollout_length(3, (150, 20, 1, 15))
+    with pytest.raises(ValueError, match="min_len=0 must be an integer >= 1"):
+        rollout_length(3, (20, 150, 0, 15))
+    with pytest.raises(ValueError, match=r"\(min_epoch, max_epoch, min_len, max_len\)"):
+        rollout_length(3, (20, 150, 1))
+
+
+def test_gradients_flow_only_when_differentiable(model):
+    start = start_states()
+    policy = PerPolicyLinear(N, M)
+    plain = ImaginedRolloutEnv(model, never, (N, M, B))
+    data = plain.rollout(2, policy, auto_reset=False, tensordict=start, break_when_any_done=False)
+    assert not data["next", "observation"].requires_grad
+    diff = ImaginedRolloutEnv(model, never, (N, M, B), differentiable=True)
+    data = diff.rollout(2, policy, auto_reset=False, tensordict=start, break_when_any_done=False)
+    data["next", "reward"].sum().backward()
+    assert policy.weight.grad is not None and policy.weight.grad.abs().sum() > 0
