@@ -26,7 +26,7 @@ from plot import plot, read_scalar  # noqa: E402
 
 # One config for every variant; sources in docs/algorithm.md ("Learning benchmark").
 BENCH_CONFIG = {
-    "init_random_steps": 250,
+    "init_random_steps": 1000,
     "epoch_length": 250,
     "model_train_freq": 250,
     "rollout_schedule": "1,15,1,1",
@@ -35,7 +35,8 @@ BENCH_CONFIG = {
     "num_elites": 2,
     "model_hidden": 128,
     "model_depth": 3,
-    "model_max_epochs": 40,
+    "model_max_epochs": 0,
+    "model_val_metric": "nll",
     "rollouts_per_step": 100,
     "updates_per_step": 10,
     "batch_size": 128,
@@ -45,7 +46,7 @@ BENCH_CONFIG = {
     "eval_episodes": 1,
     "checkpoint_every": 100_000,
     "real_buffer_size": 100_000,
-    "model_retain_epochs": 5,
+    "model_retain_epochs": 1,
 }
 
 

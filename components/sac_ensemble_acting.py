@@ -28,7 +28,20 @@ def sample_action(loc: Tensor, scale: Tensor) -> Tensor:
     return squash(loc)
 
 
-class IndexedMemberActor(nn.Module):
+class _StackedActor(nn.Module):
+    """What both acting modules hold: the backend (live stacked weights), shape, sizes, device."""
+
+    def __init__(
+        self, backend, ensemble_shape: torch.Size, observation_dim: int, device: torch.device
+    ) -> None:
+        super().__init__()
+        self.backend = backend
+        self.ensemble_shape = torch.Size(ensemble_shape)
+        self.observation_dim = observation_dim
+        self.device = torch.device(device)
+
+
+class IndexedMemberActor(_StackedActor):
     """``(observation, policy_index) -> action``: each env acts with member ``policy_index``.
 
     ``policy_index`` is the flat member index ``i = n * M + m`` in ``[0, N·M)``, one per env,
@@ -44,15 +57,6 @@ class IndexedMemberActor(nn.Module):
         observation_dim: size of the observation vector.
         device: where the parameters live (inputs are moved there; so is the action).
     """
-
-    def __init__(
-        self, backend, ensemble_shape: torch.Size, observation_dim: int, device: torch.device
-    ) -> None:
-        super().__init__()
-        self.backend = backend
-        self.ensemble_shape = torch.Size(ensemble_shape)
-        self.observation_dim = observation_dim
-        self.device = torch.device(device)
 
     def forward(self, observation: Tensor, policy_index: Tensor) -> Tensor:
         num = self.ensemble_shape.numel()
@@ -92,7 +96,7 @@ class IndexedMemberActor(nn.Module):
         return action.reshape(*batch_shape, action.shape[-1])
 
 
-class AllMembersActor(nn.Module):
+class AllMembersActor(_StackedActor):
     """``observation [N, M, *B, O] -> action [N, M, *B, A]``: member (n, m) acts on slice [n, m].
 
     Args:
@@ -101,15 +105,6 @@ class AllMembersActor(nn.Module):
         observation_dim: size of the observation vector.
         device: where the parameters live (inputs are moved there; so is the action).
     """
-
-    def __init__(
-        self, backend, ensemble_shape: torch.Size, observation_dim: int, device: torch.device
-    ) -> None:
-        super().__init__()
-        self.backend = backend
-        self.ensemble_shape = torch.Size(ensemble_shape)
-        self.observation_dim = observation_dim
-        self.device = torch.device(device)
 
     def forward(self, observation: Tensor) -> Tensor:
         if observation.shape[:2] != self.ensemble_shape or observation.shape[-1] != self.observation_dim:

@@ -150,6 +150,7 @@ def build_agent(cfg: Config) -> Agent:
             batch_size=cfg.model_batch_size,
             holdout_ratio=cfg.model_holdout_ratio,
             patience=cfg.model_patience,
+            val_metric=cfg.model_val_metric,
             max_epochs=cfg.model_max_epochs or None,
             seed=cfg.seed,
         )

@@ -22,6 +22,7 @@ step" ablation of the paper)."""
 
 PRESETS = ("paper", "small")
 LOGGERS = ("csv", "tensorboard", "wandb")
+MODEL_VAL_METRICS = ("mse", "nll")
 
 
 @dataclass
@@ -52,6 +53,7 @@ class Config:
     model_holdout_ratio: float = 0.2
     model_patience: int = 5
     model_max_epochs: int = 0
+    model_val_metric: str = "mse"
     model_train_freq: int = 250
     predict_delta: bool = True
     normalize_targets: bool = True
@@ -107,6 +109,7 @@ FIELD_DOCS: dict[str, str] = {
     "model_holdout_ratio": "held-out share for early stopping and elites (MBPO: 0.2)",
     "model_patience": "epochs without improvement before stopping (MBPO: 5)",
     "model_max_epochs": "cap on dynamics epochs per training; 0 = none (MBPO: none)",
+    "model_val_metric": "validation loss for early stopping, best weights and elites: mse (MBPO) or nll",
     "model_train_freq": "env steps between model trainings, Algorithm 1 line 2 (MBPO: 250)",
     "predict_delta": "predict s' - s instead of s' (MBPO: delta)",
     "normalize_targets": "normalise each target dimension ('Fixing That Free Lunch', 2025)",
@@ -290,6 +293,10 @@ def validate(cfg: Config) -> None:
     if cfg.variant == "ps-mbpo-fixed" and not 0 <= cfg.fixed_policy_index < n_policies:
         raise ValueError(
             f"fixed_policy_index must lie in [0, {n_policies}), got {cfg.fixed_policy_index}."
+        )
+    if cfg.model_val_metric not in MODEL_VAL_METRICS:
+        raise ValueError(
+            f"Unknown model_val_metric {cfg.model_val_metric!r}. Accepted: {MODEL_VAL_METRICS}."
         )
     if not 0.0 < cfg.model_holdout_ratio < 1.0:
         raise ValueError(f"model_holdout_ratio must lie in (0, 1), got {cfg.model_holdout_ratio}.")

@@ -87,13 +87,18 @@ def update_policies(agent: Agent, step: int, last_ckpt: Path | None) -> dict[str
     _check_finite(
         torch.stack([losses["loss_actor"], losses["loss_qvalue"]]), "SAC loss", step, last_ckpt
     )
-    return {
+    out = {
         "loss/actor": float(losses["loss_actor"].mean()),
         "loss/qvalue": float(losses["loss_qvalue"].mean()),
         "loss/alpha": float(losses["loss_alpha"].mean()),
         "alpha": float(losses["alpha"].mean()),
         "entropy": float(losses["entropy"].mean()),
     }
+    if agent.policies.num_members > 1:  # per member (flat index n * M + m), as the OPS weights
+        for key in ("actor", "qvalue"):
+            for i, v in enumerate(losses[f"loss_{key}"].flatten().tolist()):
+                out[f"loss/{key}_member{i}"] = v
+    return out
 
 
 def train(cfg: Config) -> dict[str, Any]:

@@ -60,6 +60,7 @@ def test_overrides_are_typed():
         ({"seed": "abc"}, "Cannot read seed='abc'"),
         ({"variant": "ps-mbpo-fixed", "fixed_policy_index": "20"}, "fixed_policy_index must lie in [0, 20)"),
         ({"rollout_schedule": "1,2,0,1"}, "rollout_schedule must be"),
+        ({"model_val_metric": "mae"}, "Unknown model_val_metric 'mae'. Accepted: ('mse', 'nll')"),
     ],
 )
 def test_bad_values_fail_before_training_with_named_value(overrides, fragment):
@@ -78,3 +79,11 @@ def test_help_lists_every_field_with_its_source():
 def test_missing_value_is_reported():
     with pytest.raises(ValueError, match="Missing value for '--seed'"):
         parse_overrides(["--seed"])
+
+
+def test_model_val_metric_reaches_the_trainer():
+    from agent import build_agent
+
+    cfg = make_config({"preset": "small", "variant": "mbpo", "task": "gym:Pendulum-v1",
+                       "model_val_metric": "nll", "real_buffer_size": "1000", "progress": "false"})
+    assert build_agent(cfg).model_trainer.val_metric == "nll"

@@ -59,6 +59,10 @@ def test_every_variant_runs_and_logs(tmp_path, variant):
     assert all(math.isfinite(r) for _, r in returns)
     assert math.isfinite(result["last_eval"])
     assert _scalar(result["run_dir"], "loss/qvalue")
+    members = cfg.num_models * cfg.policies_per_model
+    per_member = Path(result["run_dir"]) / "logs" / "scalars" / "loss"
+    logged = sorted(p.stem for p in per_member.glob("qvalue_member*.csv"))
+    assert logged == (sorted(f"qvalue_member{i}" for i in range(members)) if members > 1 else [])
     picked = [int(v) for _, v in _scalar(result["run_dir"], "train/policy_index")]
     assert all(0 <= i < cfg.num_models * cfg.policies_per_model for i in picked)
     if variant == "ps-mbpo-fixed":
