@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 from typing import Any
 
 from config import help_text, make_config, parse_overrides
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def main(argv: list[str] | None = None, **suite_defaults: Any) -> dict[str, Any]:
@@ -25,7 +30,11 @@ def main(argv: list[str] | None = None, **suite_defaults: Any) -> dict[str, Any]
         raise SystemExit(f"error: {err}") from None
     from loop import train  # after validation: bad input fails before torch work starts
 
-    result = train(cfg)
+    signal.signal(signal.SIGTERM, _interrupt)  # e.g. a cluster's preemption: checkpoint as Ctrl-C
+    try:
+        result = train(cfg)
+    except KeyboardInterrupt:  # train() has written the checkpoint and said where
+        raise SystemExit(130) from None
     print(
         f"done: {result['step']} env steps, {result['episodes']} episodes, "
         f"last return {result['last_return']:.1f}, last eval {result['last_eval']:.1f}, "

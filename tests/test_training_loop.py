@@ -162,3 +162,32 @@ def test_nan_loss_stops_the_run_and_keeps_the_checkpoint(tmp_path, monkeypatch):
     with pytest.raises(NonFiniteLossError, match=r"Non-finite SAC loss at env step 101 .*left intact"):
         train(resumed)
     assert Path(first["checkpoint"]).read_bytes() == saved
+
+
+def test_sigterm_writes_a_checkpoint_that_resumes(tmp_path):
+    """A cluster's SIGTERM (like Ctrl-C) stops the recipe with a checkpoint, exit code 130."""
+    import signal
+    import subprocess
+    import time
+
+    recipes = Path(__file__).resolve().parent.parent / "recipes"
+    run_dir = tmp_path / "run"
+    args = [f"{k}={v}" for k, v in TINY.items() if k != "total_steps"]
+    args += ["task=gym:Pendulum-v1", "variant=ps-mbpo", "total_steps=100000", f"run_dir={run_dir}"]
+    proc = subprocess.Popen(
+        [sys.executable, str(recipes / "psmbpo_gym.py"), *args],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    deadline = time.monotonic() + 120
+    while not (run_dir / "logs" / "scalars" / "train" / "return.csv").is_file():  # training
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[0]
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 130, out
+    assert "checkpoint written to" in out and "Traceback" not in out, out
+    state = torch.load(run_dir / "checkpoint.pt", weights_only=False)
+    assert state["step"] >= 200  # at least the first episode
+    resumed = train(_cfg(tmp_path, variant="ps-mbpo", task="gym:Pendulum-v1",
+                         total_steps=state["step"] + 20, resume=str(run_dir / "checkpoint.pt")))
+    assert resumed["step"] == state["step"] + 20
