@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+from tensordict import TensorDict
 from torchrl.envs import TransformedEnv
 
 from components.dynamics import DynamicsEnsemble
@@ -57,6 +58,7 @@ class Agent:
     model_env: ImaginedRolloutEnv | None
     model_buffer: ModelReplay | None
     batch_sampler: MixedBatchSampler
+    last_losses: TensorDict | None = None  # the last update's per-member losses, for logging
 
     @property
     def model_based(self) -> bool:

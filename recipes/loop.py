@@ -94,11 +94,18 @@ def update_policies(agent: Agent, step: int, last_ckpt: Path | None) -> dict[str
         "alpha": float(losses["alpha"].mean()),
         "entropy": float(losses["entropy"].mean()),
     }
-    if agent.policies.num_members > 1:  # per member (flat index n * M + m), as the OPS weights
-        for key in ("actor", "qvalue"):
-            for i, v in enumerate(losses[f"loss_{key}"].flatten().tolist()):
-                out[f"loss/{key}_member{i}"] = v
+    agent.last_losses = losses  # per member; logged at episode ends, see log_member_losses
     return out
+
+
+def log_member_losses(agent: Agent, logger, step: int) -> None:
+    """Each member's last actor and critic loss (flat index n * M + m, as the OPS weights)."""
+    losses = agent.last_losses
+    if losses is None or agent.policies.num_members == 1:
+        return
+    for key in ("actor", "qvalue"):
+        for i, v in enumerate(losses[f"loss_{key}"].flatten().tolist()):
+            logger.log_scalar(f"loss/{key}_member{i}", v, step)
 
 
 def train(cfg: Config) -> dict[str, Any]:
@@ -204,6 +211,7 @@ def train(cfg: Config) -> dict[str, Any]:
                     logger.log_scalar(f"ops/p{i}", p, step)
                 for k, v in last.items():
                     logger.log_scalar(k, v, step)
+                log_member_losses(agent, logger, step)
                 for k, v in timers.items():
                     logger.log_scalar(f"time/{k}_s", v, step)
                 shown["p_max"] = float(probs.max())
