@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from torchrl.objectives import SACLoss, SoftUpdate  # noqa: E402
 
-from components.policy_ensemble import PolicyEnsemble  # noqa: E402
+from components.policy.ensemble import PolicyEnsemble  # noqa: E402
 
 
 def update_matmul_flops(obs: int, act: int, hidden: int, batch: int) -> float:

@@ -1,0 +1,57 @@
+"""TorchRL components for model-based RL with posterior sampling (PS-MBPO / OPS-MBPO).
+
+What is where (each subpackage is one job of the agent; see docs/index.md):
+
+* :mod:`components.envs`: ``make_env`` for ``dmc:``, ``gym:`` and ``metaworld:`` tasks,
+  ``termination_fn``, and :class:`EpisodeSeeder`.
+* :mod:`components.world_model`: :class:`DynamicsEnsemble`, :class:`DynamicsTrainer`,
+  :class:`ImaginedRolloutEnv` and ``rollout_length``.
+* :mod:`components.policy`: :class:`PolicyEnsemble`, the N*M SAC agents.
+* :mod:`components.sampling`: :class:`PosteriorSamplingTransform` (PS / OPS pick per episode).
+* :mod:`components.replay`: the real buffer, :class:`ModelReplay`, :class:`MixedBatchSampler`.
+* :mod:`components.theory`: Example 1 and the tabular experiment (not TorchRL components).
+
+Examples:
+    >>> from components import PolicyEnsemble, make_env
+    >>> env = make_env("dmc:cartpole-swingup", seed=0)
+    >>> policies = PolicyEnsemble(5, 1, ensemble_shape=(2, 2), actor_hidden=(8,), critic_hidden=(8,))
+    >>> policies.num_members
+    4
+"""
+
+from components.envs import EpisodeSeeder, make_env, max_episode_steps, parse_task, termination_fn
+from components.policy import PolicyEnsemble
+from components.replay import (
+    TRANSITION_KEYS,
+    MixedBatchSampler,
+    ModelReplay,
+    make_real_buffer,
+    mbpo_model_capacity,
+)
+from components.sampling import PosteriorSamplingTransform, ops_probabilities
+from components.world_model import (
+    DynamicsEnsemble,
+    DynamicsTrainer,
+    ImaginedRolloutEnv,
+    rollout_length,
+)
+
+__all__ = [
+    "make_env",
+    "parse_task",
+    "termination_fn",
+    "max_episode_steps",
+    "EpisodeSeeder",
+    "DynamicsEnsemble",
+    "DynamicsTrainer",
+    "ImaginedRolloutEnv",
+    "rollout_length",
+    "PolicyEnsemble",
+    "PosteriorSamplingTransform",
+    "ops_probabilities",
+    "make_real_buffer",
+    "ModelReplay",
+    "MixedBatchSampler",
+    "mbpo_model_capacity",
+    "TRANSITION_KEYS",
+]

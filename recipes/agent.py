@@ -15,20 +15,20 @@ import torch
 from tensordict import TensorDict
 from torchrl.envs import TransformedEnv
 
-from components.dynamics import DynamicsEnsemble
-from components.dynamics_trainer import DynamicsTrainer
-from components.envs import make_env, termination_fn
-from components.episode_seeding import EpisodeSeeder
-from components.model_env import ImaginedRolloutEnv
-from components.policy_ensemble import PolicyEnsemble
-from components.replay import (
+from components.world_model.dynamics import DynamicsEnsemble
+from components.world_model.trainer import DynamicsTrainer
+from components.envs.factory import make_env, termination_fn
+from components.envs.episode_seeding import EpisodeSeeder
+from components.world_model.imagined_env import ImaginedRolloutEnv
+from components.policy.ensemble import PolicyEnsemble
+from components.replay.buffers import (
     TRANSITION_KEYS,
     MixedBatchSampler,
     ModelReplay,
     make_real_buffer,
     mbpo_model_capacity,
 )
-from components.sampling import PosteriorSamplingTransform
+from components.sampling.transform import PosteriorSamplingTransform
 from config import Config
 
 EVAL_SEED_OFFSET = 10_000

@@ -255,7 +255,7 @@ def _apply_variant(cfg: Config, explicit: set[str]) -> None:
 
 def validate(cfg: Config) -> None:
     """Check every field before any training starts; raise ``ValueError`` naming the bad value."""
-    from components.envs import parse_task
+    from components.envs.factory import parse_task
 
     parse_task(cfg.task)
     if cfg.variant not in VARIANTS:

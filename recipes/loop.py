@@ -28,7 +28,7 @@ from torchrl.record.loggers import get_logger
 
 from agent import EVAL_SEED_OFFSET, TRANSITION_KEYS, Agent, build_agent
 from checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from components.rollout_schedule import rollout_length
+from components.world_model.rollout_schedule import rollout_length
 from config import Config, comparable
 from evaluation import Evaluator
 

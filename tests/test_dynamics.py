@@ -10,8 +10,8 @@ import torch
 from tensordict import TensorDict
 from torchrl.data import LazyTensorStorage, ListStorage, ReplayBuffer
 
-from components.dynamics import DynamicsEnsemble
-from components.dynamics_trainer import DynamicsTrainer, mbpo_weight_decay
+from components.world_model.dynamics import DynamicsEnsemble
+from components.world_model.trainer import DynamicsTrainer, mbpo_weight_decay
 
 OBS_RANGE = torch.tensor([1.0, 2.0])  # training states: theta in [-1, 1], theta_dot in [-2, 2]
 NOISE = 0.01

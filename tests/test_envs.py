@@ -7,7 +7,7 @@ import torch
 from tensordict import TensorDict
 from torchrl.envs.utils import check_env_specs
 
-from components.envs import make_env, max_episode_steps, parse_task, termination_fn
+from components.envs.factory import make_env, max_episode_steps, parse_task, termination_fn
 
 TASKS = [
     "dmc:cartpole-swingup",

@@ -10,10 +10,10 @@ from torchrl.data import LazyTensorStorage, ReplayBuffer
 from torchrl.envs.utils import check_env_specs
 from torchrl.modules import MLP, NormalParamExtractor, ProbabilisticActor, TanhNormal
 
-from components.dynamics import DynamicsEnsemble
-from components.model_env import ImaginedRolloutEnv
-from components.rollout_schedule import rollout_length
-from components.termination import hopper_terminated
+from components.world_model.dynamics import DynamicsEnsemble
+from components.world_model.imagined_env import ImaginedRolloutEnv
+from components.world_model.rollout_schedule import rollout_length
+from components.world_model.termination import hopper_terminated
 
 D, A = 3, 2
 N, M, B = 4, 2, 6

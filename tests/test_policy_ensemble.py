@@ -16,8 +16,8 @@ from torchrl.envs.utils import ExplorationType, set_exploration_type
 from torchrl.modules import ProbabilisticActor
 from torchrl.objectives import SACLoss, SoftUpdate
 
-from components.envs import make_env
-from components.policy_ensemble import PolicyEnsemble
+from components.envs.factory import make_env
+from components.policy.ensemble import PolicyEnsemble
 
 BACKENDS = ("bmm", "vmap")
 OBS, ACT, HID = 5, 3, (32, 32)

@@ -10,7 +10,7 @@ from tensordict import TensorDict
 from torchrl.data import LazyTensorStorage, TensorDictReplayBuffer
 from torchrl.envs.transforms import RenameTransform
 
-from components.replay import (
+from components.replay.buffers import (
     TRANSITION_KEYS,
     MixedBatchSampler,
     ModelReplay,

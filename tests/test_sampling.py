@@ -13,8 +13,8 @@ from torchrl.collectors import Collector
 from torchrl.envs import EnvBase, SerialEnv, TransformedEnv
 from torchrl.envs.utils import check_env_specs
 
-from components.envs import make_env
-from components.sampling import FinishedEpisode, PosteriorSamplingTransform, ops_probabilities
+from components.envs.factory import make_env
+from components.sampling.transform import FinishedEpisode, PosteriorSamplingTransform, ops_probabilities
 
 # Upper 0.1% quantiles of the chi-square distribution (standard tables), by degrees of freedom.
 CHI2_999 = {3: 16.266, 6: 22.458, 9: 27.877}
@@ -306,7 +306,7 @@ def test_bad_types_are_rejected():
 
 
 def test_episode_seeded_picks_depend_only_on_seed_and_finished_episodes():
-    from components.envs import make_env
+    from components.envs.factory import make_env
 
     def run(reset_twice_after_first: bool) -> list[int]:
         env = make_env("gym:Pendulum-v1", seed=0)

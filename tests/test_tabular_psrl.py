@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from components.tabular import (
+from components.theory.tabular import (
     ConjugatePrior,
     Counts,
     EnsemblePSRL,
@@ -27,7 +27,7 @@ from components.tabular import (
     run_sweep,
     value_iteration,
 )
-from components.tabular.regret_bound import kl_to_sampled_posterior, label_entropy, policy_labels, regret_bound
+from components.theory.tabular.regret_bound import kl_to_sampled_posterior, label_entropy, policy_labels, regret_bound
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -145,7 +145,7 @@ def test_checkpoint_from_another_config_is_refused(tmp_path):
 
 
 def test_nan_loss_stops_the_run_and_keeps_the_checkpoint(tmp_path, monkeypatch):
-    from components.policy_ensemble import PolicyEnsemble
+    from components.policy.ensemble import PolicyEnsemble
 
     first = train(_cfg(tmp_path, variant="sac", task="gym:Pendulum-v1", total_steps=100))
     saved = Path(first["checkpoint"]).read_bytes()

@@ -26,7 +26,7 @@ from tensordict import TensorDictBase
 from tensordict.utils import NestedKey
 from torchrl.data import Categorical, Composite, TensorSpec
 from torchrl.envs.transforms import Transform
-from components.episode_seeding import episode_seed
+from components.envs.episode_seeding import episode_seed
 
 __all__ = ["PosteriorSamplingTransform", "FinishedEpisode", "SAMPLING_MODES", "ops_probabilities"]
 
@@ -142,7 +142,7 @@ class PosteriorSamplingTransform(Transform):
 
     Examples:
         >>> from torchrl.envs import TransformedEnv
-        >>> from components.envs import make_env
+        >>> from components.envs.factory import make_env
         >>> env = make_env("gym:Pendulum-v1", seed=0)
         >>> ps = PosteriorSamplingTransform(6, mode="ops", temperature=100.0, seed=0)
         >>> env = env.append_transform(ps)

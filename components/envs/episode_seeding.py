@@ -33,7 +33,7 @@ class EpisodeSeeder(Transform):
 
     Examples:
         >>> from torchrl.envs import TransformedEnv
-        >>> from components.envs import make_env
+        >>> from components.envs.factory import make_env
         >>> env = make_env("gym:Pendulum-v1")
         >>> env.append_transform(EpisodeSeeder(seed=0))
         >>> first = env.reset()["observation"]

@@ -22,9 +22,9 @@ from tensordict.nn import TensorDictModule, TensorDictParams
 from torch import nn
 from torchrl.modules import ProbabilisticActor, ValueOperator
 
-from components.sac_ensemble_acting import AllMembersActor, IndexedMemberActor
-from components.sac_ensemble_networks import load_member, make_sac_actor, make_sac_critic
-from components.sac_ensemble_update import BACKENDS, LOSS_FUNCTIONS, LOSS_KEYS
+from components.policy._acting import AllMembersActor, IndexedMemberActor
+from components.policy._networks import load_member, make_sac_actor, make_sac_critic
+from components.policy._update import BACKENDS, LOSS_FUNCTIONS, LOSS_KEYS
 
 Tensor = torch.Tensor
 _REQUIRED_KEYS = (

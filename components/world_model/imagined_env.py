@@ -19,7 +19,7 @@ from tensordict import TensorDict, TensorDictBase
 from torchrl.data import Bounded, Categorical, Composite, Unbounded
 from torchrl.envs.model_based import ModelBasedEnvBase
 
-from components.dynamics import DynamicsEnsemble
+from components.world_model.dynamics import DynamicsEnsemble
 
 __all__ = ["ImaginedRolloutEnv", "MEMBER_MODES"]
 
@@ -29,12 +29,12 @@ TerminationFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tenso
 
 
 class ImaginedRolloutEnv(ModelBasedEnvBase):
-    """Rolls a :class:`~components.dynamics.DynamicsEnsemble` out as a batched TorchRL env.
+    """Rolls a :class:`~components.world_model.dynamics.DynamicsEnsemble` out as a batched TorchRL env.
 
     Args:
         model (DynamicsEnsemble): the trained ensemble (moved to ``device``).
         termination_fn (callable): ``(obs, action, next_obs) -> bool`` tensor of shape
-            ``leading_dims + (1,)``, e.g. ``components.envs.termination_fn(task)``.
+            ``leading_dims + (1,)``, e.g. ``components.envs.factory.termination_fn(task)``.
         batch_size (sequence of 3 ints): ``(N, M, B)``.
 
     Keyword Args:
@@ -68,7 +68,7 @@ class ImaginedRolloutEnv(ModelBasedEnvBase):
 
     Examples:
         >>> from tensordict import TensorDict
-        >>> from components.dynamics import DynamicsEnsemble
+        >>> from components.world_model.dynamics import DynamicsEnsemble
         >>> model = DynamicsEnsemble(3, 2, num_members=5, num_elites=3, hidden=32, depth=2)
         >>> never = lambda o, a, no: torch.zeros(no.shape[:-1] + (1,), dtype=torch.bool)
         >>> env = ImaginedRolloutEnv(model, never, (5, 4, 10))

@@ -10,7 +10,7 @@ two backends feed it:
   ``randomness="different"``;
 * :class:`BmmBackend` calls it ONCE on ``[K, b, ...]`` tensors, the networks being
   evaluated with batched matmuls over the same stacked parameters
-  (:class:`~components.sac_ensemble_batched_mlp.BatchedNetwork`).
+  (:class:`~components.policy._batched_mlp.BatchedNetwork`).
 
 No random numbers are drawn in here: the standard-normal noise of the two action samples
 comes in as an input (DESIGN section 4).
@@ -24,8 +24,8 @@ import torch
 from tensordict import TensorDictBase
 from torch import nn
 
-from components.sac_ensemble_batched_mlp import BatchedNetwork
-from components.sac_ensemble_networks import (
+from components.policy._batched_mlp import BatchedNetwork
+from components.policy._networks import (
     actor_network,
     critic_network,
     tanh_normal_rsample,

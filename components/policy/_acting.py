@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from torchrl.envs.utils import ExplorationType, exploration_type
 
-from components.sac_ensemble_networks import squash
+from components.policy._networks import squash
 
 Tensor = torch.Tensor
 
@@ -51,7 +51,7 @@ class IndexedMemberActor(_StackedActor):
     weights per env then).
 
     Args:
-        backend: the ensemble's :class:`~components.sac_ensemble_update.BmmBackend` or
+        backend: the ensemble's :class:`~components.policy._update.BmmBackend` or
             ``VmapBackend`` (it reads the ensemble's live stacked actor parameters).
         ensemble_shape: ``[N, M]``.
         observation_dim: size of the observation vector.

@@ -1,0 +1,27 @@
+"""The world model: the dynamics ensemble, its trainer, the imagined-rollout env and its rules.
+
+* :mod:`~components.world_model.dynamics`: :class:`DynamicsEnsemble`, N probabilistic MLPs in
+  one batched pass (a ``TensorDictModuleBase``).
+* :mod:`~components.world_model.trainer`: :class:`DynamicsTrainer`, maximum likelihood with a
+  hold-out split, early stopping and elites (Algorithm 1, line 2).
+* :mod:`~components.world_model.imagined_env`: :class:`ImaginedRolloutEnv`, a
+  ``ModelBasedEnvBase`` of batch ``[N, M, B]`` (Algorithm 1, lines 9-10).
+* :mod:`~components.world_model.rollout_schedule`: MBPO's truncated linear rollout length.
+* :mod:`~components.world_model.termination`: the known termination rules of the Gym tasks.
+"""
+
+from components.world_model.dynamics import DynamicsEnsemble
+from components.world_model.imagined_env import ImaginedRolloutEnv
+from components.world_model.rollout_schedule import rollout_length
+from components.world_model.termination import TerminationFn, never_terminates
+from components.world_model.trainer import DynamicsTrainer, mbpo_weight_decay
+
+__all__ = [
+    "DynamicsEnsemble",
+    "DynamicsTrainer",
+    "ImaginedRolloutEnv",
+    "rollout_length",
+    "mbpo_weight_decay",
+    "TerminationFn",
+    "never_terminates",
+]
