@@ -92,7 +92,7 @@ class Agent:
 
 def make_real_env(cfg: Config, seed: int) -> tuple[TransformedEnv, EpisodeSeeder]:
     """The task's env, seeded per episode (so that a resumed run sees the same episodes)."""
-    env = make_env(cfg.task, seed=seed, device=cfg.device)
+    env = make_env(cfg.task, seed=seed, device=cfg.device, action_repeat=cfg.action_repeat)
     seeder = EpisodeSeeder(seed)
     env.append_transform(seeder)
     return env, seeder

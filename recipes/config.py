@@ -34,6 +34,7 @@ class Config:
     preset: str = "paper"
     seed: int = 0
     device: str = "cpu"
+    action_repeat: int = 1
     total_steps: int = 100_000
     init_random_steps: int = 5_000
     epoch_length: int = 1_000
@@ -92,6 +93,7 @@ FIELD_DOCS: dict[str, str] = {
     "preset": "paper (paper-scale defaults) or small (tiny networks, minutes on a laptop CPU)",
     "seed": "seeds torch, the envs (per episode) and the policy sampler",
     "device": "torch device of the networks and buffers (cpu, cuda)",
+    "action_repeat": "simulator steps per agent step, rewards summed (1 = none)",
     "total_steps": "real env steps (DMC anchors in DESIGN are at 100K)",
     "init_random_steps": "uniform random actions before learning (MBPO: 5000)",
     "epoch_length": "env steps per MBPO epoch, the unit of the rollout schedule (MBPO: 1000)",
@@ -277,7 +279,7 @@ def validate(cfg: Config) -> None:
         "total_steps", "epoch_length", "model_hidden", "model_depth", "model_batch_size",
         "model_train_freq", "rollouts_per_step", "updates_per_step", "batch_size",
         "real_buffer_size", "eval_every", "eval_episodes", "checkpoint_every",
-        "model_retain_epochs",
+        "model_retain_epochs", "action_repeat",
     )
     for name in positive:
         if getattr(cfg, name) < 1:

@@ -23,14 +23,16 @@ class Evaluator:
         device: the env's device.
     """
 
-    def __init__(self, task: str, seed: int, episodes: int = 1, device: str = "cpu") -> None:
+    def __init__(
+        self, task: str, seed: int, episodes: int = 1, device: str = "cpu", action_repeat: int = 1
+    ) -> None:
         self.task = task
         self.seed = seed
         self.episodes = episodes
-        self.env = make_env(task, seed=seed, device=device)
+        self.env = make_env(task, seed=seed, device=device, action_repeat=action_repeat)
         self.seeder = EpisodeSeeder(seed)
         self.env.append_transform(self.seeder)
-        self.max_steps = max_episode_steps(task)
+        self.max_steps = -(-max_episode_steps(task) // action_repeat)
 
     @torch.no_grad()
     def evaluate(self, policies: PolicyEnsemble, member: int, round_index: int) -> dict[str, float]:

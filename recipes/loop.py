@@ -108,6 +108,16 @@ def log_member_losses(agent: Agent, logger, step: int) -> None:
             logger.log_scalar(f"loss/{key}_member{i}", v, step)
 
 
+def _write_config(run_dir: Path, cfg: Config) -> None:
+    """``config.yaml`` beside the logs, read by ``recipes/report.py``."""
+    import yaml
+
+    flat = {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(cfg).items()}
+    flat["env"] = {"task": cfg.task, "action_repeat": cfg.action_repeat}
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(flat, sort_keys=False))
+
+
 def train(cfg: Config) -> dict[str, Any]:
     """Run Algorithm 1 for ``cfg.total_steps`` real env steps; return the final figures.
 
@@ -124,7 +134,9 @@ def train(cfg: Config) -> dict[str, Any]:
     random.seed(cfg.seed)
 
     agent = build_agent(cfg)
-    evaluator = Evaluator(cfg.task, cfg.seed + EVAL_SEED_OFFSET, cfg.eval_episodes, cfg.device)
+    evaluator = Evaluator(
+        cfg.task, cfg.seed + EVAL_SEED_OFFSET, cfg.eval_episodes, cfg.device, cfg.action_repeat
+    )
     step, episodes, eval_round = 0, 0, 0
     logger_state = None
     if resume is not None:
@@ -136,6 +148,7 @@ def train(cfg: Config) -> dict[str, Any]:
     )
     if resume is None:
         logger.log_hparams(dataclasses.asdict(cfg))
+        _write_config(run_dir, cfg)
 
     ckpt_path: Path | None = Path(cfg.resume) if cfg.resume else None
     next_ckpt = (step // cfg.checkpoint_every + 1) * cfg.checkpoint_every

@@ -176,11 +176,16 @@ class _MetaworldInfoReader(BaseInfoDictReader):
         return self._spec
 
 
-def _dmc_env(name: str, seed: int | None, from_pixels: bool, device: Any) -> EnvBase:
+def _dmc_env(
+    name: str, seed: int | None, from_pixels: bool, device: Any, frame_skip: int
+) -> EnvBase:
     from torchrl.envs import DMControlEnv
 
     domain, task = name.split("-", 1)
-    base = DMControlEnv(domain, task, from_pixels=from_pixels, pixels_only=False, device=device)
+    base = DMControlEnv(
+        domain, task, from_pixels=from_pixels, pixels_only=False, device=device,
+        frame_skip=frame_skip,
+    )
     obs_keys = [k for k in base.observation_spec.keys() if k != "pixels"]
     # CatTensors sorts the keys: the observation order is alphabetical in dm_control's names.
     return TransformedEnv(
@@ -188,11 +193,16 @@ def _dmc_env(name: str, seed: int | None, from_pixels: bool, device: Any) -> Env
     )
 
 
-def _gym_env(name: str, seed: int | None, from_pixels: bool, device: Any) -> EnvBase:
+def _gym_env(
+    name: str, seed: int | None, from_pixels: bool, device: Any, frame_skip: int
+) -> EnvBase:
     from torchrl.envs import GymEnv
 
     return TransformedEnv(
-        GymEnv(name, from_pixels=from_pixels, pixels_only=False, device=device),
+        GymEnv(
+            name, from_pixels=from_pixels, pixels_only=False, device=device,
+            frame_skip=frame_skip,
+        ),
         DoubleToFloat(),
     )
 
@@ -214,7 +224,9 @@ def _metaworld_wrapper_cls():
     return MetaworldWrapper
 
 
-def _metaworld_env(name: str, seed: int | None, from_pixels: bool, device: Any) -> EnvBase:
+def _metaworld_env(
+    name: str, seed: int | None, from_pixels: bool, device: Any, frame_skip: int
+) -> EnvBase:
     import gymnasium
     import metaworld  # noqa: F401  (registers the Meta-World/* ids)
 
@@ -222,7 +234,9 @@ def _metaworld_env(name: str, seed: int | None, from_pixels: bool, device: Any) 
     if from_pixels:
         kwargs["render_mode"] = "rgb_array"
     gym_env = gymnasium.make("Meta-World/MT1", **kwargs)
-    base = _metaworld_wrapper_cls()(gym_env, from_pixels=from_pixels, pixels_only=False, device=device)
+    base = _metaworld_wrapper_cls()(
+        gym_env, from_pixels=from_pixels, pixels_only=False, device=device, frame_skip=frame_skip
+    )
     base.set_info_dict_reader(_MetaworldInfoReader())
     # The declared bounds of dims 36-38 (the goal) are low == high == 0 while the values are
     # not: replace the observation spec with an unbounded one (DESIGN section 4).
@@ -242,6 +256,7 @@ def make_env(
     *,
     from_pixels: bool = False,
     device: torch.device | str = "cpu",
+    action_repeat: int = 1,
 ) -> TransformedEnv:
     """Build a TorchRL env for a DMC, Gym or Metaworld task with the package's common interface.
 
@@ -255,6 +270,10 @@ def make_env(
         from_pixels: also return rendered frames under ``"pixels"`` (for videos). Needs a
             working MuJoCo GL backend (set ``MUJOCO_GL=egl`` or ``osmesa``). Off by default.
         device: the env's device.
+        action_repeat: repeat every action this many simulator steps and sum the rewards (the
+            wrappers' ``frame_skip``); an episode then has ``max_episode_steps(task) //
+            action_repeat`` agent steps. DMC learning curves are usually plotted against
+            simulator steps, i.e. agent steps times ``action_repeat``.
 
     Returns:
         A :class:`~torchrl.envs.TransformedEnv` with a float32 ``"observation"`` vector,
@@ -271,7 +290,9 @@ def make_env(
         (torch.Size([3, 5]), torch.float32)
     """
     suite, name = parse_task(task)
-    env = _BUILDERS[suite](name, seed, from_pixels, device)
+    if isinstance(action_repeat, bool) or not isinstance(action_repeat, int) or action_repeat < 1:
+        raise ValueError(f"action_repeat must be an integer >= 1, got {action_repeat!r}.")
+    env = _BUILDERS[suite](name, seed, from_pixels, device, action_repeat)
     low, high = env.action_spec.space.low, env.action_spec.space.high
     if not (torch.all(low == -1) and torch.all(high == 1)):
         env.append_transform(ActionScaling())
