@@ -35,10 +35,10 @@ class EpisodeSeeder(Transform):
         >>> from torchrl.envs import TransformedEnv
         >>> from components.envs.factory import make_env
         >>> env = make_env("gym:Pendulum-v1")
-        >>> env.append_transform(EpisodeSeeder(seed=0))
+        >>> _ = env.append_transform(EpisodeSeeder(seed=0))
         >>> first = env.reset()["observation"]
         >>> env2 = make_env("gym:Pendulum-v1")
-        >>> env2.append_transform(EpisodeSeeder(seed=0))
+        >>> _ = env2.append_transform(EpisodeSeeder(seed=0))
         >>> torch.equal(first, env2.reset()["observation"])
         True
     """
