@@ -245,6 +245,51 @@ def test_member_is_a_standalone_copy():
     assert out["action"].shape == (7, ACT) and actor.spec["action"].space.high.max() == 1
 
 
+def test_flat_index_and_member_index_are_inverse_and_match_the_acting_member(monkeypatch):
+    torch.manual_seed(8)
+    ens = small_ensemble((2, 3))
+    pairs = [(n, m) for n in range(2) for m in range(3)]
+    assert [ens.flat_index(n, m) for n, m in pairs] == list(range(6))
+    assert [ens.member_index(i) for i in range(6)] == pairs
+    assert type(ens.flat_index(torch.tensor(1), torch.tensor(2))) is int
+    assert ens.member_index(torch.tensor(5)) == (1, 2)
+    i = torch.tensor([[0, 5], [3, 4]])
+    n, m = ens.member_index(i)
+    assert torch.equal(n, torch.tensor([[0, 1], [1, 1]])) and torch.equal(m, torch.tensor([[0, 2], [0, 1]]))
+    assert torch.equal(ens.flat_index(n, m), i)
+    # member(*member_index(i)) is the member that acts for policy_index i, 0-d tensors accepted
+    obs = torch.randn(OBS)
+    for index in range(6):
+        td = TensorDict({"observation": obs, "policy_index": torch.tensor(index)})
+        with set_exploration_type(ExplorationType.DETERMINISTIC):
+            acted = ens.indexed_policy(td.clone())["action"]
+            alone = ens.member(*ens.member_index(torch.tensor(index)))(TensorDict({"observation": obs}))["action"]
+        torch.testing.assert_close(acted, alone, atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match=r"policy index i=6 is out of range; accepted: 0..5"):
+        ens.member_index(6)
+    with pytest.raises(ValueError, match=r"policy index i=-1 is out of range"):
+        ens.member_index(torch.tensor([0, -1]))
+    with pytest.raises(ValueError, match=r"m=3 is out of range; accepted: 0..2"):
+        ens.flat_index(0, 3)
+    with pytest.raises(TypeError, match="must be an int or an integer tensor, got 1.0"):
+        ens.member_index(1.0)
+    with pytest.raises(TypeError, match="got a tensor of dtype torch.float32"):
+        ens.flat_index(torch.tensor([0.0]), 0)
+    with pytest.raises(TypeError, match="member indices must be ints or 0-d integer tensors"):
+        ens.member(torch.tensor([0, 1]), 0)
+
+
+def test_default_shape_and_one_screen_repr():
+    ens = PolicyEnsemble(OBS, ACT, actor_hidden=(8,), critic_hidden=(8,))
+    assert ens.ensemble_shape == (5, 4)
+    small = small_ensemble((2, 2))
+    text = repr(small)
+    assert len(text.splitlines()) <= 8
+    for part in ("ensemble_shape=[2, 2]", f"observation_dim={OBS}", f"action_dim={ACT}",
+                 "actor_hidden=[32, 32]", "backend='bmm'", "device=cpu", "alpha=1"):
+        assert part in text, part
+
+
 # ---------------------------------------------------------------- state
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_state_dict_round_trip_resumes_to_the_same_next_update(backend):

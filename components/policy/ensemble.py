@@ -62,7 +62,8 @@ class PolicyEnsemble(nn.Module):
     Args:
         observation_dim: size of the ``"observation"`` vector.
         action_dim: size of the ``"action"`` vector (actions in [-1, 1]).
-        ensemble_shape: ``(N, M)``: N models, M policies per model.
+        ensemble_shape: ``(N, M)``: N models, M policies per model. Defaults to ``(5, 4)``
+            (the N = 5, M = 4 of docs/algorithm.md).
 
     Keyword Args:
         actor_hidden, critic_hidden: hidden layer widths of the actor and critic MLPs.
@@ -107,7 +108,7 @@ class PolicyEnsemble(nn.Module):
         self,
         observation_dim: int,
         action_dim: int,
-        ensemble_shape: Sequence[int] = (5, 7),
+        ensemble_shape: Sequence[int] = (5, 4),
         *,
         actor_hidden: Sequence[int] = (256, 256),
         critic_hidden: Sequence[int] = (256, 256),
@@ -259,17 +260,82 @@ class PolicyEnsemble(nn.Module):
         """``"bmm"`` or ``"vmap"``."""
         return self._backend.name
 
-    def flat_index(self, n: int, m: int) -> int:
-        """The flat member index ``n * M + m`` (what ``"policy_index"`` holds)."""
-        self._check_member(n, m)
-        return n * self._shape[1] + m
+    def flat_index(self, n: int | Tensor, m: int | Tensor) -> int | Tensor:
+        """The flat member index ``i = n * M + m``, what ``"policy_index"`` holds.
 
-    def _check_member(self, n: int, m: int) -> None:
+        Args:
+            n: model index in ``[0, N)``; an int, or an integer tensor of any shape.
+            m: policy index in ``[0, M)``; same kinds (tensors broadcast with ``n``).
+
+        Returns:
+            an ``int`` when both are ints (or 0-d tensors), else a long tensor.
+
+        Examples:
+            >>> ens = PolicyEnsemble(3, 1, (2, 3), actor_hidden=(8,), critic_hidden=(8,))
+            >>> ens.flat_index(1, 2)
+            5
+            >>> ens.flat_index(torch.tensor([0, 1]), torch.tensor([2, 0]))
+            tensor([2, 3])
+        """
+        n_ = self._index_value(n, "n", self._shape[0])
+        m_ = self._index_value(m, "m", self._shape[1])
+        return n_ * self._shape[1] + m_
+
+    def member_index(self, i: int | Tensor) -> tuple[int, int] | tuple[Tensor, Tensor]:
+        """``(n, m)`` of the flat index ``i = n * M + m`` (the inverse of :meth:`flat_index`).
+
+        Args:
+            i: flat index in ``[0, N * M)``; an int, or an integer tensor of any shape.
+
+        Returns:
+            ``(n, m)`` as ints for an int (or a 0-d tensor), as long tensors for a tensor.
+
+        Examples:
+            >>> ens = PolicyEnsemble(3, 1, (2, 3), actor_hidden=(8,), critic_hidden=(8,))
+            >>> ens.member_index(5)
+            (1, 2)
+            >>> ens.member_index(torch.tensor([0, 4]))
+            (tensor([0, 1]), tensor([0, 1]))
+        """
+        i_ = self._index_value(i, "policy index i", self.num_members)
+        return i_ // self._shape[1], i_ % self._shape[1]
+
+    @staticmethod
+    def _index_value(value: Any, name: str, size: int) -> int | Tensor:
+        """``value`` as an int (Python int or 0-d integer tensor) or a long tensor, in ``[0, size)``."""
+        if isinstance(value, Tensor):
+            if value.dtype == torch.bool or value.dtype.is_floating_point or value.dtype.is_complex:
+                raise TypeError(
+                    f"{name} must be an int or an integer tensor, got a tensor of dtype {value.dtype}"
+                )
+            if value.ndim == 0:
+                value = int(value)
+            else:
+                value = value.long()
+                if value.numel() and (value.min() < 0 or value.max() >= size):
+                    bad = value[(value < 0) | (value >= size)].flatten()[0].item()
+                    raise ValueError(f"{name}={bad} is out of range; accepted: 0..{size - 1}")
+                return value
+        elif isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"{name} must be an int or an integer tensor, got {value!r}")
+        if not 0 <= value < size:
+            raise ValueError(f"{name}={value} is out of range; accepted: 0..{size - 1}")
+        return value
+
+    def _check_member(self, n: int | Tensor, m: int | Tensor) -> tuple[int, int]:
+        """``(n, m)`` as Python ints; accepts ints and 0-d integer tensors."""
         big_n, big_m = self._shape
-        if not (isinstance(n, int) and isinstance(m, int)) or isinstance(n, bool) or isinstance(m, bool):
-            raise TypeError(f"member indices must be ints, got ({n!r}, {m!r})")
+        ints = []
+        for v in (n, m):
+            if isinstance(v, Tensor) and v.ndim == 0 and not (v.dtype == torch.bool or v.dtype.is_floating_point):
+                v = int(v)
+            if isinstance(v, bool) or not isinstance(v, int):
+                raise TypeError(f"member indices must be ints or 0-d integer tensors, got ({n!r}, {m!r})")
+            ints.append(v)
+        n, m = ints
         if not (0 <= n < big_n and 0 <= m < big_m):
             raise ValueError(f"member ({n}, {m}) is outside the ensemble shape [{big_n}, {big_m}]")
+        return n, m
 
     # ------------------------------------------------------------------ training
     def _unpack(self, batch: TensorDictBase) -> tuple[list[Tensor], int]:
@@ -413,18 +479,22 @@ class PolicyEnsemble(nn.Module):
         """
         return self._acting["all"]
 
-    def member(self, n: int, m: int) -> ProbabilisticActor:
+    def member(self, n: int | Tensor, m: int | Tensor) -> ProbabilisticActor:
         """A standalone TorchRL ``ProbabilisticActor`` holding a copy of member (n, m)'s weights.
 
-        It reads ``"observation"`` and writes ``"loc"``, ``"scale"``, ``"action"``; it needs
-        nothing from this package (see ``make_sac_actor`` for its exact structure).
+        ``n`` and ``m`` are ints or 0-d integer tensors; for a flat ``"policy_index"`` ``i``
+        use ``member(*ens.member_index(i))``. The actor reads ``"observation"`` and writes
+        ``"loc"``, ``"scale"``, ``"action"``; it needs nothing from this package (see
+        ``make_sac_actor`` for its exact structure).
         """
-        self._check_member(n, m)
+        n, m = self._check_member(n, m)
         return load_member(self._new_actor(), self.actor_params[n, m])
 
-    def member_critics(self, n: int, m: int, *, target: bool = False) -> list[ValueOperator]:
+    def member_critics(
+        self, n: int | Tensor, m: int | Tensor, *, target: bool = False
+    ) -> list[ValueOperator]:
         """Copies of member (n, m)'s two critics (or its target critics) as ``ValueOperator``."""
-        self._check_member(n, m)
+        n, m = self._check_member(n, m)
         source = self.target_critic_params if target else self.critic_params
         return [load_member(self._new_critic(), source[n, m, j]) for j in range(2)]
 
@@ -435,6 +505,21 @@ class PolicyEnsemble(nn.Module):
 
     def set_extra_state(self, state: dict[str, Any]) -> None:
         self.optimizer.load_state_dict(state["optimizer"])
+
+    def __repr__(self) -> str:
+        """A one-screen summary (the stacked parameter TensorDicts would print 100+ lines)."""
+        alpha = self.log_alpha.detach().exp().cpu()
+        n_params = sum(p.numel() for p in self.parameters())
+        a_min, a_max = float(alpha.min()), float(alpha.max())
+        alpha_text = f"{a_min:.3g}" if a_min == a_max else f"{a_min:.3g}..{a_max:.3g}"
+        return (
+            f"{type(self).__name__}(\n"
+            f"    ensemble_shape=[{self._shape[0]}, {self._shape[1]}] ({self.num_members} SAC members),\n"
+            f"    observation_dim={self.observation_dim}, action_dim={self.action_dim},\n"
+            f"    actor_hidden={list(self.actor_hidden)}, critic_hidden={list(self.critic_hidden)} (2 critics + 2 targets),\n"
+            f"    activation={self.activation.__name__}, backend={self.backend!r}, compiled={self.compiled}, device={self.device},\n"
+            f"    gamma={self.gamma:g}, tau={self.tau:g}, alpha={alpha_text}, parameters={n_params:,})"
+        )
 
     def extra_repr(self) -> str:
         return (
