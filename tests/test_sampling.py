@@ -14,7 +14,13 @@ from torchrl.envs import EnvBase, SerialEnv, TransformedEnv
 from torchrl.envs.utils import check_env_specs
 
 from components.envs.factory import make_env
-from components.sampling.transform import FinishedEpisode, PosteriorSamplingTransform, ops_probabilities
+from components.sampling import (
+    POLICY_INDEX_KEY,
+    FinishedEpisode,
+    PolicyPosterior,
+    PosteriorSamplingTransform,
+    ops_probabilities,
+)
 
 # Upper 0.1% quantiles of the chi-square distribution (standard tables), by degrees of freedom.
 CHI2_999 = {3: 16.266, 6: 22.458, 9: 27.877}
@@ -133,7 +139,7 @@ def test_ops_probabilities_follow_the_formula_on_scripted_returns():
         assert ps.last_episode == FinishedEpisode(index, pytest.approx(episode_return))
         assert ps.last_episode["return"] == pytest.approx(episode_return)
     counts = torch.bincount(torch.tensor([i for i, _ in played]), minlength=num_policies)
-    assert torch.equal(ps.episodes_played, counts)
+    assert torch.equal(ps.play_counts, counts)
     assert [e.index for e in ps.pop_finished_episodes()] == [i for i, _ in played]
     assert ps.pop_finished_episodes() == []
 
@@ -141,8 +147,9 @@ def test_ops_probabilities_follow_the_formula_on_scripted_returns():
 def test_ops_picks_follow_the_distribution():
     tau = 2.0
     target = torch.tensor([0.1, 0.2, 0.3, 0.4], dtype=torch.float64)
-    ps = PosteriorSamplingTransform(4, mode="ops", temperature=tau, seed=2)
-    ps.cumulative_returns.copy_(tau * target.log())  # p(i) = exp(R_i / tau) / Z = target
+    posterior = PolicyPosterior(4, mode="ops", temperature=tau, seed=2)
+    posterior.update(torch.arange(4), tau * target.log())  # p(i) = exp(R_i / tau) / Z = target
+    ps = PosteriorSamplingTransform(posterior=posterior)
     torch.testing.assert_close(ps.probs, target)
     env = TransformedEnv(ScriptedEnv((500,)), ps)
     picks = torch.cat([env.reset()["policy_index"] for _ in range(20)])  # resets do not credit
@@ -182,11 +189,11 @@ def test_an_episode_cut_by_a_reset_is_not_credited():
     env = TransformedEnv(ScriptedEnv(min_len=4, max_len=4), ps)
     td = env.reset()
     td = env.step_mdp(env.rand_step(td))  # one rewarded step, episode not done
-    assert ps.episodes_played.sum() == 0
+    assert ps.play_counts.sum() == 0
     data = env.rollout(10)  # resets (no done before it), then a whole 4-step episode
     assert data.shape == (4,)
     index = int(data["policy_index"][0])
-    assert ps.episodes_played.tolist() == [int(i == index) for i in range(3)]
+    assert ps.play_counts.tolist() == [int(i == index) for i in range(3)]
     assert float(ps.cumulative_returns[index]) == pytest.approx(
         float(data["next", "reward"].double().sum()), abs=1e-9
     )
@@ -215,7 +222,7 @@ def test_index_is_constant_within_episodes_and_returns_are_credited():
                 running = 0.0
     assert int(done.sum()) > 3 * envs
     torch.testing.assert_close(ps.cumulative_returns, expected)
-    assert torch.equal(ps.episodes_played, played)
+    assert torch.equal(ps.play_counts, played)
     assert len(ps.pop_finished_episodes()) == int(done.sum())
 
 
@@ -231,7 +238,7 @@ def test_collector_batches_keep_the_index_within_episodes():
     index, done = data["policy_index"], data["next", "done"].squeeze(-1)
     assert torch.equal(index, data["next", "policy_index"])
     assert not ((index[:, 1:] != index[:, :-1]) & ~done[:, :-1]).any()
-    assert int(ps.episodes_played.sum()) == int(done.sum()) > 0
+    assert int(ps.play_counts.sum()) == int(done.sum()) > 0
 
 
 def test_fixed_mode_always_plays_the_fixed_member():
@@ -242,7 +249,7 @@ def test_fixed_mode_always_plays_the_fixed_member():
     expected = torch.zeros(6, dtype=torch.float64)
     expected[4] = 1.0
     torch.testing.assert_close(ps.probs, expected)
-    assert int(ps.episodes_played[4]) == int(data["next", "done"].sum()) > 0
+    assert int(ps.play_counts[4]) == int(data["next", "done"].sum()) > 0
 
 
 def test_state_dict_round_trip_reproduces_picks():
@@ -261,7 +268,7 @@ def test_state_dict_round_trip_reproduces_picks():
     resumed.load_state_dict(torch.load(buffer, weights_only=False))
     torch.testing.assert_close(resumed.cumulative_returns, ps.cumulative_returns)
     torch.testing.assert_close(resumed.probs, ps.probs)
-    assert torch.equal(resumed.episodes_played, ps.episodes_played)
+    assert torch.equal(resumed.play_counts, ps.play_counts)
     assert resumed.last_episode == ps.last_episode
     replayed = torch.cat([env2.reset()["policy_index"] for _ in range(10)])
     assert torch.equal(replayed, continued)
@@ -299,7 +306,7 @@ def test_bad_input_is_rejected_with_the_value(kwargs, match):
 
 
 def test_bad_types_are_rejected():
-    with pytest.raises(TypeError, match="num_policies"):
+    with pytest.raises(ValueError, match="num_policies must be an int >= 1, got 2.5"):
         PosteriorSamplingTransform(2.5)
     with pytest.raises(ValueError, match="> 0"):
         ops_probabilities(torch.zeros(2), 0.0)
@@ -319,7 +326,7 @@ def test_episode_seeded_picks_depend_only_on_seed_and_finished_episodes():
                 td = env.reset()  # a resumed run resets again before the same episode
             picks.append(int(td["policy_index"]))
             env.rollout(200, auto_reset=False, tensordict=td)
-        assert int(ps.episodes_played.sum()) == 4
+        assert int(ps.play_counts.sum()) == 4
         return picks
 
     straight, with_extra_reset = run(False), run(True)

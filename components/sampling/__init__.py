@@ -1,14 +1,31 @@
 """Posterior sampling over policies: PS (uniform) or OPS (optimistic) pick once per episode.
 
+* :mod:`~components.sampling.posterior`: :class:`PolicyPosterior`, the distribution over the
+  N*M members (``pick``: line 3 of Algorithm 1, ``update``: line 15), and
+  ``ops_probabilities``.
 * :mod:`~components.sampling.transform`: :class:`PosteriorSamplingTransform`, a TorchRL
-  ``Transform`` usable on any env, and ``ops_probabilities``.
+  ``Transform`` usable on any env that picks from a ``PolicyPosterior`` at every reset and
+  writes the member under :data:`POLICY_INDEX_KEY`.
 """
 
-from components.sampling.transform import (
+from components.sampling.posterior import (
     SAMPLING_MODES,
-    FinishedEpisode,
-    PosteriorSamplingTransform,
+    STATISTICS,
+    PolicyPosterior,
     ops_probabilities,
 )
+from components.sampling.transform import (
+    POLICY_INDEX_KEY,
+    FinishedEpisode,
+    PosteriorSamplingTransform,
+)
 
-__all__ = ["PosteriorSamplingTransform", "FinishedEpisode", "SAMPLING_MODES", "ops_probabilities"]
+__all__ = [
+    "POLICY_INDEX_KEY",
+    "PolicyPosterior",
+    "PosteriorSamplingTransform",
+    "FinishedEpisode",
+    "SAMPLING_MODES",
+    "STATISTICS",
+    "ops_probabilities",
+]
