@@ -1,0 +1,704 @@
+"""Multi-seed report: learning curves with 95% bootstrap bands, tables at fixed env steps.
+
+Reads every run under the given dirs (a Hydra multirun dir, a ``runs/`` tree, or run dirs; a
+run dir is any directory holding ``config.yaml`` and ``logs/scalars/``), groups the runs by
+task and variant (plus any config keys named with ``--label-by``) and writes, per task, to
+``--out``: ``<task>.md`` (tables; also printed), ``<task>_return.png`` (eval return curves,
+mean and 95% band over seeds, published anchors as markers), ``<task>_success.png``
+(Metaworld), ``<task>_ops.png`` (OPS probabilities of ``ops-mbpo`` runs); and ``index.md``.
+
+Usage:
+    python recipes/report.py runs/ --out docs/results
+    python recipes/report.py multirun/2026-01-01/12-00-00 --marks 10000 50000 --threshold 800
+    python recipes/report.py runs/ --label-by policy.action_prior
+
+Statistics (docs/report.md): the 95% confidence interval of a mean over seeds is a percentile
+bootstrap over seeds with numpy (2000 resamples, generator seeded with 0, so a report is
+reproducible). rliable (IQM, stratified bootstrap) is not used: ``pip install --dry-run
+rliable`` with our pins would add nine packages (pandas, statsmodels, arch, seaborn, patsy,
+formulaic, ...) for what is here a per-task mean over 3-10 seeds, where the IQM of so few
+seeds is close to the mean of the middle one or two and the stratification over tasks does
+not apply. The step axis is env steps = agent steps * ``env.action_repeat`` (simulator frames).
+
+Self-contained on purpose: ``recipes/`` was not an importable package when this was written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+import os
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_ANCHORS = REPO_ROOT.parent / "shared" / "anchors"
+DEFAULT_MARKS = (10_000, 25_000, 50_000, 100_000)
+RESAMPLES = 2000
+CI_SEED = 0
+PHASES = ("env", "model", "rollout", "update")
+VARIANT_ORDER = ("sac", "mbpo", "ps-mbpo", "ops-mbpo", "ps-mbpo-fixed")
+X_LABEL = "env steps (simulator frames = agent steps x action_repeat)"
+ANCHOR_NAMES = {"sac": "SAC", "tdmpc2": "TD-MPC2", "dreamerv3": "DreamerV3"}
+
+
+# ---------------------------------------------------------------- runs and their scalars
+
+
+@dataclass
+class Run:
+    """One training run: where it is and the config fields the report groups by.
+
+    Args:
+        path: the run dir (holds ``config.yaml`` and ``logs/scalars/``).
+        task: ``env.task`` of the config, e.g. ``"dmc:cartpole-swingup"``.
+        variant: ``variant`` of the config (sac, mbpo, ps-mbpo, ops-mbpo, ps-mbpo-fixed).
+        label: the group name: ``variant`` plus ``key=value`` of each ``--label-by`` key.
+        seed: ``seed`` of the config.
+        action_repeat: ``env.action_repeat`` (1 when missing); env steps = agent steps * it.
+        config: the whole config as a plain dict.
+    """
+
+    path: Path
+    task: str
+    variant: str
+    label: str
+    seed: int
+    action_repeat: int = 1
+    config: dict = field(default_factory=dict, repr=False)
+
+    def scalar(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """Env steps and values of the scalar ``name`` (empty arrays when not logged)."""
+        steps, values = read_scalar(self.path, name)
+        return steps * self.action_repeat, values
+
+
+def find_runs(paths: Sequence[str | os.PathLike]) -> tuple[list[Path], list[Path]]:
+    """Run dirs at or below ``paths``, and the dirs with logs but no ``config.yaml``.
+
+    Hidden dirs (``.hydra``, ``.git``) are not searched; symlinked dirs are not followed.
+
+    Raises:
+        ValueError: a path does not exist.
+    """
+    runs: set[Path] = set()
+    no_config: set[Path] = set()
+    for p in map(Path, paths):
+        if not p.exists():
+            raise ValueError(f"{p} does not exist (give run dirs or dirs that contain them)")
+        for dirpath, dirnames, filenames in os.walk(p):
+            d = Path(dirpath)
+            if (d / "logs" / "scalars").is_dir():
+                (runs if "config.yaml" in filenames else no_config).add(d.resolve())
+            dirnames[:] = [n for n in dirnames if not n.startswith(".") and n != "logs"]
+    return sorted(runs), sorted(no_config)
+
+
+def load_run(path: str | os.PathLike, label_by: Sequence[str] = ()) -> Run:
+    """Read ``<path>/config.yaml`` into a :class:`Run`.
+
+    ``env.task`` and ``env.action_repeat`` fall back to top-level ``task`` / ``action_repeat``
+    (flat configs); ``action_repeat`` defaults to 1.
+
+    Raises:
+        ValueError: the config cannot be read or lacks ``variant``, ``seed`` or ``env.task``;
+            the message names the file.
+    """
+    cfg_path = Path(path) / "config.yaml"
+    try:
+        cfg = _read_yaml(cfg_path)
+    except Exception as exc:  # yaml syntax, OSError, ...: all mean "cannot read it"
+        raise ValueError(f"cannot read run config {cfg_path}: {type(exc).__name__}: {exc}") from None
+    if not isinstance(cfg, dict):
+        raise ValueError(f"cannot read run config {cfg_path}: expected a mapping, got {type(cfg).__name__}")
+
+    def get(key: str, *fallbacks: str):
+        for k in (key, *fallbacks):
+            node = cfg
+            for part in k.split("."):
+                node = node.get(part) if isinstance(node, dict) else None
+            if node is not None:
+                return node
+        return None
+
+    missing = [k for k in ("variant", "seed", "env.task") if get(k, *(["task"] if k == "env.task" else [])) is None]
+    if missing:
+        raise ValueError(f"run config {cfg_path} lacks {', '.join(missing)}")
+    repeat = get("env.action_repeat", "action_repeat")
+    try:
+        seed = int(get("seed"))
+        repeat = 1 if repeat is None else int(repeat)
+    except (TypeError, ValueError):
+        raise ValueError(f"run config {cfg_path}: seed and env.action_repeat must be integers") from None
+    if repeat < 1:
+        raise ValueError(f"run config {cfg_path}: env.action_repeat must be >= 1, got {repeat}")
+    variant = str(get("variant"))
+    label = " ".join([variant] + [f"{k}={get(k)}" for k in label_by])
+    return Run(Path(path), str(get("env.task", "task")), variant, label, seed, repeat, cfg)
+
+
+def _read_yaml(path: Path):
+    """The YAML file as plain containers: omegaconf (interpolations resolved where they can be),
+    else PyYAML."""
+    try:
+        from omegaconf import OmegaConf
+    except ImportError:
+        import yaml
+
+        with open(path) as fh:
+            return yaml.safe_load(fh)
+    cfg = OmegaConf.load(path)
+    try:
+        return OmegaConf.to_container(cfg, resolve=True)
+    except Exception:  # e.g. ${hydra:...} outside a Hydra app: keep the raw strings
+        return OmegaConf.to_container(cfg, resolve=False)
+
+
+def read_scalar(run_dir: str | os.PathLike, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """Agent steps and values of ``logs/scalars/<name>.csv`` (rows ``step,value``, no header).
+
+    A step logged twice (a resumed run appends) keeps its last value. A malformed last line is
+    skipped (a running job may be writing it); a malformed earlier line is an error.
+
+    Raises:
+        ValueError: a malformed line other than the last; the message names file and line.
+    """
+    path = Path(run_dir) / "logs" / "scalars" / f"{name}.csv"
+    if not path.is_file():
+        return np.empty(0), np.empty(0)
+    lines = path.read_text().splitlines()
+    by_step: dict[int, float] = {}
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            step, value = line.split(",")
+            by_step[int(float(step))] = float(value)
+        except ValueError:
+            if i == len(lines) - 1:
+                break
+            raise ValueError(f"{path}:{i + 1}: expected 'step,value', got {line!r}") from None
+    steps = np.array(sorted(by_step), dtype=np.int64)
+    return steps, np.array([by_step[s] for s in steps], dtype=np.float64)
+
+
+# ---------------------------------------------------------------- statistics
+
+
+def bootstrap_ci(
+    samples: np.ndarray, resamples: int = RESAMPLES, seed: int = CI_SEED, level: float = 0.95
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean over axis 0 and its percentile-bootstrap confidence interval.
+
+    Draws ``resamples`` sets of ``n`` seeds with replacement (``rng.integers(0, n, (resamples,
+    n))`` of ``np.random.default_rng(seed)``) and takes the ``(1 - level) / 2`` and ``(1 +
+    level) / 2`` percentiles (numpy's linear method) of the resampled means.
+
+    Args:
+        samples: ``[n]`` or ``[n, T]`` (one row per seed).
+        resamples: number of bootstrap resamples.
+        seed: seed of the generator (the same seed gives the same interval).
+        level: coverage of the interval.
+
+    Returns:
+        ``(mean, low, high)``, each of shape ``samples.shape[1:]``.
+
+    Examples:
+        >>> m, lo, hi = bootstrap_ci(np.array([1.0, 2.0, 3.0]))
+        >>> float(m), bool(lo <= m <= hi)
+        (2.0, True)
+    """
+    x = np.asarray(samples, dtype=np.float64)
+    if x.ndim not in (1, 2) or len(x) == 0:
+        raise ValueError(f"samples must be [n] or [n, T] with n >= 1, got shape {x.shape}")
+    n = len(x)
+    idx = np.random.default_rng(seed).integers(0, n, size=(resamples, n))
+    weights = np.zeros((resamples, n))
+    np.add.at(weights, (np.arange(resamples)[:, None], idx), 1.0 / n)
+    means = weights @ x.reshape(n, -1)  # [resamples, T]: no [resamples, n, T] temporary
+    tail = 100 * (1 - level) / 2
+    lo, hi = np.percentile(means, [tail, 100 - tail], axis=0)
+    shape = x.shape[1:]
+    return x.mean(0), lo.reshape(shape), hi.reshape(shape)
+
+
+def align(curves: Sequence[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """Put seeds' curves on one step grid: ``(grid [T], values [n, T])``.
+
+    The grid is the union of the seeds' steps within the range every seed covers (from the
+    latest first step to the earliest last step); a seed's value between two of its own
+    evaluations is linearly interpolated (exact where it evaluated).
+    """
+    start = max(s[0] for s, _ in curves)
+    end = min(s[-1] for s, _ in curves)
+    grid = np.unique(np.concatenate([s for s, _ in curves]))
+    grid = grid[(grid >= start) & (grid <= end)]
+    return grid, np.stack([np.interp(grid, s, v) for s, v in curves]) if len(grid) else np.empty((len(curves), 0))
+
+
+def value_at(steps: np.ndarray, values: np.ndarray, mark: float) -> float | None:
+    """The curve's value at ``mark`` (interpolated between evaluations); None outside its range."""
+    if len(steps) == 0 or mark < steps[0] or mark > steps[-1]:
+        return None
+    return float(np.interp(mark, steps, values))
+
+
+def steps_to_threshold(steps: np.ndarray, values: np.ndarray, threshold: float) -> float | None:
+    """Step of the first evaluation at or above ``threshold``; None if never reached."""
+    hit = np.flatnonzero(values >= threshold)
+    return float(steps[hit[0]]) if len(hit) else None
+
+
+def seconds_per_1k(steps: np.ndarray, cumulative: np.ndarray) -> float | None:
+    """Seconds per 1000 agent steps from a cumulative timer logged against agent steps.
+
+    A drop of the timer (a resumed run restarts its timers) starts a new segment whose first
+    value counts whole. None when nothing was logged.
+    """
+    if len(steps) == 0 or steps[-1] <= 0:
+        return None
+    inc = np.diff(cumulative, prepend=0.0)
+    inc = np.where(inc >= 0, inc, cumulative)
+    return float(1000 * inc.sum() / steps[-1])
+
+
+# ---------------------------------------------------------------- per-task summary
+
+
+@dataclass
+class Cell:
+    """Mean, 95% CI and seed count of one table entry (``n == 0``: no seed has a value)."""
+
+    mean: float = math.nan
+    low: float = math.nan
+    high: float = math.nan
+    n: int = 0
+
+    @classmethod
+    def of(cls, values: Sequence[float], resamples: int = RESAMPLES, seed: int = CI_SEED) -> "Cell":
+        if len(values) == 0:
+            return cls()
+        m, lo, hi = bootstrap_ci(np.asarray(values, dtype=np.float64), resamples, seed)
+        return cls(float(m), float(lo), float(hi), len(values))
+
+    @property
+    def half_width(self) -> float:
+        return (self.high - self.low) / 2
+
+    def format(self, digits: int) -> str:
+        if self.n == 0:
+            return "-"
+        if self.n == 1:
+            return f"{self.mean:.{digits}f} (n=1)"
+        return f"{self.mean:.{digits}f} ± {self.half_width:.{digits}f} (n={self.n})"
+
+
+def _variant_key(label: str) -> tuple:
+    base = label.split(" ")[0]
+    return (VARIANT_ORDER.index(base) if base in VARIANT_ORDER else len(VARIANT_ORDER), label)
+
+
+def group_runs(runs: Sequence[Run]) -> dict[str, dict[str, list[Run]]]:
+    """``{task: {label: [runs sorted by seed]}}``, labels in the order sac, mbpo, ps-mbpo, ....
+
+    Raises:
+        ValueError: two runs share task, label and seed (the message lists config keys that
+            differ between them, to pass to ``--label-by``).
+    """
+    groups: dict[str, dict[str, list[Run]]] = {}
+    for run in runs:
+        groups.setdefault(run.task, {}).setdefault(run.label, []).append(run)
+    for task, by_label in groups.items():
+        for label, members in by_label.items():
+            members.sort(key=lambda r: r.seed)
+            for a, b in zip(members, members[1:]):
+                if a.seed == b.seed:
+                    diff = _differing_keys(a.config, b.config)
+                    hint = f"; keys that differ: {', '.join(diff[:5])} (use --label-by)" if diff else ""
+                    raise ValueError(
+                        f"two runs of {task} {label} with seed {a.seed}: {a.path} and {b.path}{hint}"
+                    )
+        groups[task] = dict(sorted(by_label.items(), key=lambda kv: _variant_key(kv[0])))
+    return dict(sorted(groups.items()))
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def _differing_keys(a: dict, b: dict) -> list[str]:
+    fa, fb = _flatten(a), _flatten(b)
+    skip = re.compile(r"(^|\.)(run_dir|resume|output_dir|dir|hydra)($|\.)")
+    return sorted(k for k in set(fa) | set(fb) if fa.get(k) != fb.get(k) and not skip.search(k))
+
+
+def load_anchors(anchors: Path | None, task: str, column: str) -> dict[str, dict[int, np.ndarray]]:
+    """Published reference results for ``task``: ``{algorithm: {env step: per-seed values}}``.
+
+    Reads ``<anchors>/tdmpc2_results/<algorithm>_<name>.csv`` (or ``<anchors>/<...>.csv``)
+    with columns ``step,<column>,seed``; ``<name>`` is ``cartpole-swingup`` for
+    ``dmc:cartpole-swingup`` and ``mw-window-open`` for ``metaworld:window-open-v3``. Missing
+    dir or file: no anchors.
+    """
+    if anchors is None:
+        return {}
+    folder = anchors / "tdmpc2_results" if (anchors / "tdmpc2_results").is_dir() else anchors
+    suite, _, name = task.partition(":")
+    if suite == "dmc":
+        stem = name
+    elif suite == "metaworld":
+        stem = "mw-" + re.sub(r"-v\d+$", "", name)
+    else:
+        return {}
+    out: dict[str, dict[int, np.ndarray]] = {}
+    for path in sorted(folder.glob(f"*_{stem}.csv")) if folder.is_dir() else []:
+        algo = path.name[: -len(f"_{stem}.csv")]
+        if "_" in algo:  # "<algorithm>_<name>.csv" only
+            continue
+        with open(path) as fh:
+            rows = list(csv.DictReader(fh))
+        if not rows or column not in rows[0]:
+            continue
+        by_step: dict[int, list[float]] = {}
+        for row in rows:
+            by_step.setdefault(int(float(row["step"])), []).append(float(row[column]))
+        out[algo] = {s: np.array(v) for s, v in sorted(by_step.items())}
+    return out
+
+
+@dataclass
+class TaskSummary:
+    """Everything a task's tables and plots show (see :func:`summarize`)."""
+
+    task: str
+    metaworld: bool
+    labels: list[str]
+    seeds: dict[str, list[int]]
+    reached: dict[str, tuple[int, int]]  # label -> (min, max) last eval env step over seeds
+    curves: dict[str, dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]]
+    at_marks: dict[str, dict[str, dict[int, Cell]]]  # metric -> label -> mark -> cell
+    to_threshold: dict[str, tuple[float, int, int]]  # label -> (mean step, reached, seeds)
+    timing: dict[str, dict[str, Cell]]  # label -> phase (and "total") -> s per 1K agent steps
+    anchors: dict[str, dict[str, dict[int, np.ndarray]]]  # metric -> algorithm -> step -> values
+    marks: tuple[int, ...]
+    threshold: float
+
+
+def summarize(
+    task: str,
+    by_label: dict[str, list[Run]],
+    marks: Sequence[int] = DEFAULT_MARKS,
+    threshold: float = 800.0,
+    anchors: Path | None = None,
+    resamples: int = RESAMPLES,
+    seed: int = CI_SEED,
+) -> TaskSummary:
+    """Curves, values at ``marks``, steps to ``threshold`` and timings of one task's groups.
+
+    Args:
+        task: the task name (``env.task``).
+        by_label: ``{label: runs}`` of this task (from :func:`group_runs`).
+        marks: env steps at which the tables report the metrics.
+        threshold: eval return whose first reaching (per seed) the table reports.
+        anchors: the anchors dir (None: no anchors).
+        resamples: bootstrap resamples of every interval.
+        seed: bootstrap generator seed (each interval restarts from it).
+    """
+    metaworld = task.startswith("metaworld:")
+    metrics = {"eval/return": "reward"} | ({"eval/success": "success"} if metaworld else {})
+    s = TaskSummary(task, metaworld, list(by_label), {}, {}, {}, {}, {}, {}, {}, tuple(marks), threshold)
+    for metric, column in metrics.items():
+        s.curves[metric], s.at_marks[metric] = {}, {}
+        s.anchors[metric] = load_anchors(anchors, task, column)
+        for label, runs in by_label.items():
+            logged = [c for c in (r.scalar(metric) for r in runs) if len(c[0])]
+            if logged:
+                grid, ys = align(logged)
+                if len(grid):
+                    m, lo, hi = bootstrap_ci(ys, resamples, seed)
+                    s.curves[metric][label] = (grid, m, lo, hi)
+            s.at_marks[metric][label] = {
+                mark: Cell.of([v for v in (value_at(*c, mark) for c in logged) if v is not None], resamples, seed)
+                for mark in marks
+            }
+    for label, runs in by_label.items():
+        s.seeds[label] = [r.seed for r in runs]
+        curves = [r.scalar("eval/return") for r in runs]
+        lasts = [int(c[0][-1]) for c in curves if len(c[0])]
+        s.reached[label] = (min(lasts), max(lasts)) if lasts else (0, 0)
+        hits = [steps_to_threshold(*c, threshold) for c in curves if len(c[0])]
+        got = [h for h in hits if h is not None]
+        s.to_threshold[label] = (float(np.mean(got)) if got else math.nan, len(got), len(hits))
+        rates = {p: [seconds_per_1k(*read_scalar(r.path, f"time/{p}_s")) for r in runs] for p in PHASES}
+        s.timing[label] = {p: Cell.of([v for v in rates[p] if v is not None], resamples, seed) for p in PHASES}
+        totals = [sum(v for v in vs if v is not None) for vs in zip(*rates.values()) if any(v is not None for v in vs)]
+        s.timing[label]["total"] = Cell.of(totals, resamples, seed)
+    return s
+
+
+# ---------------------------------------------------------------- markdown and plots
+
+
+def _slug(task: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", task)
+
+
+def task_markdown(s: TaskSummary, images: Sequence[str] = ()) -> str:
+    """The markdown page of one task: runs, values at the marks, steps to threshold, timing."""
+    lines = [f"# {s.task}", ""]
+    lines += [f"![{Path(i).stem}]({i})" for i in images] + ([""] if images else [])
+    lines += [
+        "Values: mean over seeds ± half-width of the 95% percentile-bootstrap CI "
+        f"({RESAMPLES} resamples), n = seeds with a value. Steps are env steps (agent steps x "
+        "action_repeat); a seed's value at a mark is interpolated between its evaluations "
+        "around it, and a seed that stopped before the mark does not count. Curves are drawn "
+        "only over the steps every seed of the variant reached.",
+        "",
+        "| variant | seeds | last eval (env steps, min-max over seeds) |",
+        "|---|---|---|",
+    ]
+    for label in s.labels:
+        lo, hi = s.reached[label]
+        lines.append(f"| {label} | {len(s.seeds[label])} ({', '.join(map(str, s.seeds[label]))}) | {lo}-{hi} |")
+    for metric, digits in (("eval/return", 1), ("eval/success", 2)):
+        if metric not in s.at_marks:
+            continue
+        lines += ["", f"## {metric} at env steps", ""]
+        lines.append("| variant | " + " | ".join(f"{m:,}" for m in s.marks) + " |")
+        lines.append("|---" * (len(s.marks) + 1) + "|")
+        for label in s.labels:
+            cells = s.at_marks[metric][label]
+            lines.append(f"| {label} | " + " | ".join(cells[m].format(digits) for m in s.marks) + " |")
+        for algo, by_step in s.anchors[metric].items():
+            cells = [Cell.of(by_step[m]) if m in by_step else Cell() for m in s.marks]
+            name = ANCHOR_NAMES.get(algo, algo)
+            lines.append(f"| anchor: {name} (TD-MPC2 results) | " + " | ".join(c.format(digits) for c in cells) + " |")
+        if s.anchors[metric]:
+            lines += ["", "Anchor rows: published results shipped with the TD-MPC2 repository "
+                      "(their own settings and networks), shown only where they logged the mark."]
+    lines += ["", f"## env steps to eval return >= {s.threshold:g}", "",
+              "| variant | mean env steps (seeds that reached it) | reached |", "|---|---|---|"]
+    for label in s.labels:
+        mean, got, n = s.to_threshold[label]
+        lines.append(f"| {label} | {'-' if got == 0 else f'{mean:.0f}'} | {got}/{n} |")
+    lines += ["", "## wall-clock seconds per 1K agent steps, by phase", "",
+              "| variant | " + " | ".join(PHASES) + " | total |", "|---" * (len(PHASES) + 2) + "|"]
+    for label in s.labels:
+        t = s.timing[label]
+        lines.append(f"| {label} | " + " | ".join(t[p].format(2) for p in (*PHASES, "total")) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_metric(s: TaskSummary, metric: str, out: Path) -> Path | None:
+    """Mean curve and 95% band per variant, anchors as markers; None if nothing to draw."""
+    if not s.curves.get(metric):
+        return None
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    colors = plt.get_cmap("tab10")
+    xmax = 0.0
+    for i, label in enumerate(s.labels):
+        if label not in s.curves[metric]:
+            continue
+        grid, mean, lo, hi = s.curves[metric][label]
+        n = len(s.seeds[label])
+        ax.plot(grid, mean, color=colors(i % 10), label=f"{label} ({n} seed{'s' if n > 1 else ''})")
+        if n > 1:
+            ax.fill_between(grid, lo, hi, color=colors(i % 10), alpha=0.2, linewidth=0)
+        xmax = max(xmax, float(grid[-1]))
+    for algo, marker in zip(s.anchors.get(metric, {}), "sX^Dv"):
+        by_step = s.anchors[metric][algo]
+        later = [st for st in by_step if st > xmax]
+        shown = [st for st in by_step if st <= xmax or (later and st == min(later) and xmax < min(later))]
+        if shown:
+            ax.plot(shown, [by_step[st].mean() for st in shown], marker, color="0.3", linestyle="none",
+                    label=f"anchor: {ANCHOR_NAMES.get(algo, algo)} (published, other settings)")
+    ax.set_xlabel(X_LABEL)
+    ax.set_ylabel(metric.replace("/", " "))
+    ax.set_title(f"{s.task}: mean and 95% bootstrap CI over seeds")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def plot_ops(task: str, by_label: dict[str, list[Run]], out: Path) -> Path | None:
+    """For each ops-mbpo group: mean over seeds of max_i p_i, and each p_i of its lowest seed."""
+    groups = {label: runs for label, runs in by_label.items() if runs[0].variant == "ops-mbpo"}
+    data = {}
+    for label, runs in groups.items():
+        per_run = []
+        for r in runs:
+            found = (r.path / "logs" / "scalars" / "ops").glob("p*.csv")
+            index = sorted(int(f.stem[1:]) for f in found if f.stem[1:].isdigit())
+            per_run.append([r.scalar(f"ops/p{i}") for i in index])
+        maxes = []
+        for r, probs in zip(runs, per_run):
+            if probs and all(len(p[0]) for p in probs):
+                grid, ys = align(probs)
+                if len(grid):
+                    maxes.append((grid, ys.max(0)))
+            elif len(r.scalar("ops/max_prob")[0]):
+                maxes.append(r.scalar("ops/max_prob"))
+        if maxes:
+            data[label] = (maxes, runs[0].seed, per_run[0])
+    if not data:
+        return None
+    plt = _pyplot()
+    fig, axes = plt.subplots(len(data), 2, figsize=(11, 3.6 * len(data)), squeeze=False)
+    for (label, (maxes, seed0, probs0)), (ax_max, ax_p) in zip(data.items(), axes):
+        grid, ys = align(maxes)
+        if len(grid):
+            ax_max.plot(grid, ys.mean(0), label=f"mean over {len(maxes)} seed{'s' if len(maxes) > 1 else ''}")
+        k = len(probs0)
+        if k:
+            ax_max.axhline(1 / k, color="0.5", linestyle="--", linewidth=1, label=f"uniform 1/{k}")
+        ax_max.set_title(f"{label}: max_i p_i")
+        for i, (st, v) in enumerate(probs0):
+            ax_p.plot(st, v, label=f"p{i}", linewidth=1)
+        ax_p.set_title(f"{label}: p_i, seed {seed0}")
+        for ax in (ax_max, ax_p):
+            ax.set_xlabel(X_LABEL, fontsize=8)
+            ax.set_ylim(0, 1.02)
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=7, ncol=2)
+    fig.suptitle(f"{task}: OPS probabilities over time")
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def write_report(
+    paths: Sequence[str | os.PathLike],
+    out: str | os.PathLike = "docs/results",
+    marks: Sequence[int] = DEFAULT_MARKS,
+    threshold: float = 800.0,
+    label_by: Sequence[str] = (),
+    anchors: str | os.PathLike | None = DEFAULT_ANCHORS,
+    resamples: int = RESAMPLES,
+    seed: int = CI_SEED,
+) -> dict[str, str]:
+    """Write every task's page and plots and ``index.md`` under ``out``; return the pages.
+
+    Args:
+        paths: run dirs, or dirs that contain them (a Hydra multirun dir, a ``runs/`` tree).
+        out: output dir.
+        marks: env steps at which the tables report eval return (and success).
+        threshold: eval return for the steps-to-threshold table.
+        label_by: dotted config keys whose values are appended to the variant name.
+        anchors: dir of the published anchors; None or a missing dir: no anchors.
+        resamples: bootstrap resamples.
+        seed: bootstrap generator seed.
+
+    Returns:
+        ``{task: markdown of its page}``.
+
+    Raises:
+        ValueError: no runs under ``paths``, a path does not exist, a config cannot be read,
+            or two runs collide on (task, label, seed).
+    """
+    if not marks or any(int(m) <= 0 for m in marks):
+        raise ValueError(f"marks must be positive env steps, got {list(marks)}")
+    if not math.isfinite(threshold):
+        raise ValueError(f"threshold must be a finite number, got {threshold}")
+    if resamples < 1:
+        raise ValueError(f"resamples must be >= 1, got {resamples}")
+    bad = [k for k in label_by if not re.fullmatch(r"[A-Za-z0-9_\-]+(\.[A-Za-z0-9_\-]+)*", k)]
+    if bad:
+        raise ValueError(f"--label-by takes dotted config keys like policy.action_prior, got {bad}")
+    run_dirs, no_config = find_runs(paths)
+    if no_config:
+        print(f"note: skipped {len(no_config)} dir(s) with logs/scalars but no config.yaml, e.g. {no_config[0]}",
+              file=sys.stderr)
+    if not run_dirs:
+        raise ValueError(
+            f"no run dirs (a dir holding config.yaml and logs/scalars/) under {', '.join(map(str, paths))}"
+        )
+    groups = group_runs([load_run(d, label_by) for d in run_dirs])
+    anchors = Path(anchors) if anchors is not None else None
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    pages: dict[str, str] = {}
+    index = ["# Results", "", "| task | variants (seeds) | table | plots |", "|---|---|---|---|"]
+    for task, by_label in groups.items():
+        s = summarize(task, by_label, tuple(int(m) for m in marks), threshold, anchors, resamples, seed)
+        slug = _slug(task)
+        images = [
+            p.name
+            for p in (
+                plot_metric(s, "eval/return", out / f"{slug}_return.png"),
+                plot_metric(s, "eval/success", out / f"{slug}_success.png") if s.metaworld else None,
+                plot_ops(task, by_label, out / f"{slug}_ops.png"),
+            )
+            if p is not None
+        ]
+        pages[task] = task_markdown(s, images)
+        (out / f"{slug}.md").write_text(pages[task])
+        variants = ", ".join(f"{label} ({len(s.seeds[label])})" for label in s.labels)
+        index.append(f"| {task} | {variants} | [{slug}.md]({slug}.md) | "
+                     + " ".join(f"[{Path(i).stem}]({i})" for i in images) + " |")
+    (out / "index.md").write_text("\n".join(index) + "\n")
+    return pages
+
+
+# ---------------------------------------------------------------- CLI
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, no usage block
+        self.exit(2, f"error: {message} (see --help)\n")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command line: print every task's tables and write the report; 0 on success, 1 on error."""
+    parser = _Parser(description=__doc__.splitlines()[0])
+    parser.add_argument("paths", nargs="+", help="run dirs or dirs containing them")
+    parser.add_argument("--out", default="docs/results", help="output dir (default docs/results)")
+    parser.add_argument("--marks", type=int, nargs="+", default=list(DEFAULT_MARKS), help="env steps of the tables")
+    parser.add_argument("--threshold", type=float, default=800.0, help="eval return for steps-to-threshold")
+    parser.add_argument("--label-by", default="", help="comma-separated dotted config keys added to the variant name")
+    parser.add_argument("--anchors", default=None, help=f"published anchors dir (default {DEFAULT_ANCHORS})")
+    args = parser.parse_args(argv)
+    anchors = Path(args.anchors) if args.anchors else DEFAULT_ANCHORS
+    if args.anchors and not anchors.is_dir():
+        print(f"note: anchors dir {anchors} not found; no anchors drawn", file=sys.stderr)
+    label_by = [k.strip() for k in args.label_by.split(",") if k.strip()]
+    try:
+        pages = write_report(args.paths, args.out, args.marks, args.threshold, label_by, anchors)
+    except (ValueError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    for page in pages.values():
+        print(page)
+    print(f"wrote {Path(args.out) / 'index.md'} and {len(pages)} task page(s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
