@@ -25,6 +25,7 @@ from torchrl.modules import ProbabilisticActor, ValueOperator
 from components.policy._acting import AllMembersActor, IndexedMemberActor
 from components.policy._networks import load_member, make_sac_actor, make_sac_critic
 from components.policy._update import BACKENDS, LOSS_FUNCTIONS, LOSS_KEYS
+from components.sampling import POLICY_INDEX_KEY
 
 Tensor = torch.Tensor
 _REQUIRED_KEYS = (
@@ -207,7 +208,7 @@ class PolicyEnsemble(nn.Module):
         self._acting = {
             "indexed": TensorDictModule(
                 IndexedMemberActor(self._backend, self._shape, self.observation_dim, self.device),
-                in_keys=["observation", "policy_index"],
+                in_keys=["observation", POLICY_INDEX_KEY],
                 out_keys=["action"],
             ),
             "all": TensorDictModule(
