@@ -117,3 +117,20 @@ class AllMembersActor(_StackedActor):
         loc, scale = self.backend.actor_all(obs)
         action = sample_action(loc, scale)
         return action.reshape(*observation.shape[:-1], action.shape[-1])
+
+
+class PriorView:
+    """The action prior seen through the acting interface (``actor_all`` / ``actor_at``).
+
+    Lets :class:`AllMembersActor` and :class:`IndexedMemberActor` act with the ensemble's
+    action prior p_a(a|s) instead of its policies (``PolicyEnsemble.prior_policy``).
+    """
+
+    def __init__(self, backend) -> None:
+        self.backend = backend
+
+    def actor_all(self, observation: Tensor) -> tuple[Tensor, Tensor]:
+        return self.backend.prior_all(observation)
+
+    def actor_at(self, index: Tensor, observation: Tensor) -> tuple[Tensor, Tensor]:
+        return self.backend.prior_at(index, observation)

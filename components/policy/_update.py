@@ -14,6 +14,12 @@ two backends feed it:
 
 No random numbers are drawn in here: the standard-normal noise of the two action samples
 comes in as an input (DESIGN section 4).
+
+With an action prior (Marino & Yue; ``PolicyEnsemble(action_prior=True)``), SAC's entropy
+term ``log pi(a|s)`` becomes the KL estimate ``log pi(a|s) - log p_a(a|s)`` in the actor loss
+and in the critic's soft target, the temperature is tuned toward a target KL, and the prior
+gets its own loss, the closed-form ``KL(pi || p_a)`` with gradient into the prior only (see
+``docs/inference_perspective.md``).
 """
 
 from __future__ import annotations
@@ -28,11 +34,14 @@ from components.policy._batched_mlp import BatchedNetwork
 from components.policy._networks import (
     actor_network,
     critic_network,
+    normal_kl,
+    tanh_normal_log_prob,
     tanh_normal_rsample,
 )
 
 Tensor = torch.Tensor
 LOSS_KEYS = ("loss_actor", "loss_qvalue", "loss_alpha", "alpha", "entropy")
+PRIOR_LOSS_KEYS = ("kl_prior", "loss_prior")
 LOSS_FUNCTIONS = ("l2", "smooth_l1")
 
 
@@ -57,6 +66,8 @@ def sac_losses(
     gamma: float,
     target_entropy: Tensor,
     loss_function: str = "l2",
+    prior: Callable[[Tensor], tuple[Tensor, Tensor]] | None = None,
+    target_kl: Tensor | None = None,
 ) -> dict[str, Tensor]:
     """SAC losses for a batch ``[*E, b]`` of transitions (``*E`` any leading member dims).
 
@@ -72,11 +83,26 @@ def sac_losses(
         gamma: discount.
         target_entropy: scalar target entropy.
         loss_function: ``"l2"`` or ``"smooth_l1"`` (the critic regression loss).
+        prior: optional action prior ``observation [*E, b, O] -> (loc, scale) [*E, b, A]``
+            of a ``TanhNormal``; ``None`` (default) is SAC's uniform prior and takes exactly
+            the code path of plain SAC. With a prior, ``log pi`` becomes
+            ``log pi - log p_a`` (both tanh-corrected, at the same pre-tanh sample) in the
+            soft target and the actor loss, the temperature loss is
+            ``log_alpha * (target_kl - KL)``, and ``loss_prior`` is the closed-form
+            ``KL(pi || p_a)`` with the policy detached (gradient into the prior only).
+        target_kl: scalar temperature target with a prior.
 
     Returns:
         ``loss_actor``, ``loss_qvalue``, ``loss_alpha`` (differentiable), ``alpha`` and
-        ``entropy`` (detached), each of shape ``[*E]``.
+        ``entropy`` (detached), each of shape ``[*E]``; with a prior also ``loss_prior``
+        (differentiable) and ``kl_prior`` (detached mean of the sampled KL estimate).
     """
+    if prior is not None:
+        return _prior_losses(
+            actor, critics, target_critics, prior, log_alpha, observation, action,
+            next_observation, reward, not_terminated, noise,
+            gamma=gamma, target_kl=target_kl, loss_function=loss_function,
+        )
     alpha = log_alpha.detach().exp().unsqueeze(-1)  # [*E, 1]
     with torch.no_grad():
         next_loc, next_scale = actor(next_observation)
@@ -104,6 +130,49 @@ def sac_losses(
     }
 
 
+def _prior_losses(
+    actor, critics, target_critics, prior, log_alpha, observation, action, next_observation,
+    reward, not_terminated, noise, *, gamma, target_kl, loss_function,
+) -> dict[str, Tensor]:
+    """:func:`sac_losses` with the action prior ``p_a`` in place of the uniform prior."""
+    alpha = log_alpha.detach().exp().unsqueeze(-1)  # [*E, 1]
+    with torch.no_grad():
+        next_loc, next_scale = actor(next_observation)
+        next_noise = noise[..., 0, :, :]
+        next_action, next_log_prob = tanh_normal_rsample(next_loc, next_scale, next_noise)
+        prior_next_loc, prior_next_scale = prior(next_observation)
+        next_pre = next_loc + next_noise * next_scale
+        next_kl = next_log_prob - tanh_normal_log_prob(prior_next_loc, prior_next_scale, next_pre)
+        next_q = target_critics(next_observation, next_action)  # [*E, 2, b]
+        next_value = (next_q - (alpha * next_kl).unsqueeze(-2)).min(-2).values
+        target = reward + gamma * not_terminated * next_value  # [*E, b]
+
+    q = critics(observation, action, False)  # [*E, 2, b]
+    loss_qvalue = _distance(q, target.unsqueeze(-2).expand_as(q), loss_function).sum(-2).mean(-1)
+
+    loc, scale = actor(observation)
+    actor_noise = noise[..., 1, :, :]
+    new_action, log_prob = tanh_normal_rsample(loc, scale, actor_noise)
+    prior_loc, prior_scale = prior(observation)  # one forward: detached here, live below
+    pre = loc + actor_noise * scale
+    kl = log_prob - tanh_normal_log_prob(prior_loc.detach(), prior_scale.detach(), pre)
+    q_new = critics(observation, new_action, True).min(-2).values
+    loss_actor = (alpha * kl - q_new).mean(-1)
+
+    kl = kl.detach()
+    loss_alpha = (log_alpha.unsqueeze(-1) * (target_kl - kl)).mean(-1)
+    loss_prior = normal_kl(loc.detach(), scale.detach(), prior_loc, prior_scale).mean(-1)
+    return {
+        "loss_actor": loss_actor,
+        "loss_qvalue": loss_qvalue,
+        "loss_alpha": loss_alpha,
+        "alpha": alpha.squeeze(-1),
+        "entropy": -log_prob.detach().mean(-1),
+        "kl_prior": kl.mean(-1),
+        "loss_prior": loss_prior,
+    }
+
+
 class VmapBackend:
     """Members as the TorchRL modules themselves, under ``torch.vmap`` over stacked params.
 
@@ -113,6 +182,8 @@ class VmapBackend:
         critic_template: a :func:`make_sac_critic` module, same role.
         actor_params: the stacked actor parameters, batch ``[N, M]``.
         critic_params, target_params: the stacked critics, batch ``[N, M, 2]``.
+        prior_template, prior_params: optional action prior (a :func:`make_sac_actor`
+            module and its stacked parameters, batch ``[N, M]``).
     """
 
     name = "vmap"
@@ -124,6 +195,8 @@ class VmapBackend:
         actor_params: TensorDictBase,
         critic_params: TensorDictBase,
         target_params: TensorDictBase,
+        prior_template: nn.Module | None = None,
+        prior_params: TensorDictBase | None = None,
     ) -> None:
         self.actor_template = actor_template
         self.critic_template = critic_template
@@ -133,11 +206,28 @@ class VmapBackend:
         self._actor_net = actor_network(actor_template)
         self._critic_net = critic_network(critic_template)
         self._vmap_actor = torch.vmap(self._one_actor, randomness="different")
+        self.prior_template = prior_template
+        self.prior_params = prior_params
+        if prior_template is not None:
+            self._prior_net = actor_network(prior_template)
+            self._vmap_prior = torch.vmap(self._one_prior, randomness="different")
         self._loss_impl = self._losses
 
     def _one_actor(self, params: TensorDictBase, observation: Tensor) -> tuple[Tensor, Tensor]:
         with params.to_module(self.actor_template):
             return self._actor_net(observation)
+
+    def _one_prior(self, params: TensorDictBase, observation: Tensor) -> tuple[Tensor, Tensor]:
+        with params.to_module(self.prior_template):
+            return self._prior_net(observation)
+
+    def prior_all(self, observation: Tensor) -> tuple[Tensor, Tensor]:
+        """The action prior's ``observation [K, n, O]`` -> ``(loc, scale) [K, n, A]``."""
+        return self._vmap_prior(self.prior_params.flatten(0, 1), observation)
+
+    def prior_at(self, index: Tensor, observation: Tensor) -> tuple[Tensor, Tensor]:
+        """The action prior of member ``index[p]`` on row p."""
+        return self._vmap_prior(self.prior_params.flatten(0, 1)[index], observation)
 
     def _one_critic(self, params: TensorDictBase, observation: Tensor, action: Tensor) -> Tensor:
         with params.to_module(self.critic_template):
@@ -162,6 +252,16 @@ class VmapBackend:
 
     def losses(self, log_alpha: Tensor, *data: Tensor, **kwargs) -> dict[str, Tensor]:
         """Per-member losses ``[K]``: ``log_alpha [K]``, data ``[K, b, ...]`` (see :func:`sac_losses`)."""
+        if self.prior_params is not None:
+            return self._prior_losses(
+                self.actor_params.flatten(0, 1),
+                self.critic_params.flatten(0, 1),
+                self.target_params.flatten(0, 1),
+                self.prior_params.flatten(0, 1),
+                log_alpha,
+                *data,
+                **kwargs,
+            )
         return self._loss_impl(
             self.actor_params.flatten(0, 1),
             self.critic_params.flatten(0, 1),
@@ -189,6 +289,25 @@ class VmapBackend:
             actor_params, critic_params, target_params, log_alpha, *data
         )
 
+    def _prior_losses(self, actor_params, critic_params, target_params, prior_params, log_alpha, *data, **kwargs):
+        def member(actor_p, critic_p, target_p, prior_p, log_alpha_k, *member_data):
+            def critics(obs, act, detach):
+                return self._two_critics(critic_p.detach() if detach else critic_p, obs, act)
+
+            return sac_losses(
+                lambda obs: self._one_actor(actor_p, obs),
+                critics,
+                lambda obs, act: self._two_critics(target_p, obs, act),
+                log_alpha_k,
+                *member_data,
+                prior=lambda obs: self._one_prior(prior_p, obs),
+                **kwargs,
+            )
+
+        return torch.vmap(member, randomness="different")(
+            actor_params, critic_params, target_params, prior_params, log_alpha, *data
+        )
+
 
 class BmmBackend:
     """Members as batched matmuls over the stacked parameters (same math, no vmap).
@@ -210,6 +329,8 @@ class BmmBackend:
         actor_params: TensorDictBase,
         critic_params: TensorDictBase,
         target_params: TensorDictBase,
+        prior_template: nn.Module | None = None,
+        prior_params: TensorDictBase | None = None,
     ) -> None:
         self._actor_net = BatchedNetwork(actor_network(actor_template), ("module", "0", "module"))
         self._critic_net = BatchedNetwork(critic_network(critic_template), ("module",))
@@ -218,6 +339,11 @@ class BmmBackend:
         self._actor_leaves = [actor_params.get(k) for k in actor_keys]
         self._critic_leaves = [critic_params.get(k) for k in critic_keys]
         self._target_leaves = [target_params.get(k) for k in critic_keys]
+        self._prior_leaves: list[Tensor] | None = None
+        if prior_template is not None:
+            self._prior_net = BatchedNetwork(actor_network(prior_template), ("module", "0", "module"))
+            prior_keys = [k for pair in self._prior_net.linear_keys for k in pair]
+            self._prior_leaves = [prior_params.get(k) for k in prior_keys]
         self._loss_impl = self.losses_from_weights
 
     def _actor_weights(self) -> list[Tensor]:
@@ -238,12 +364,25 @@ class BmmBackend:
         """``observation [P, n, O]`` -> ``(loc, scale) [P, n, A]``, member ``index[p]`` on row p."""
         return self._actor_net([w[index] for w in self._actor_weights()], observation)
 
+    def _prior_weights(self) -> list[Tensor]:
+        return [p.flatten(0, 1) for p in self._prior_leaves]
+
+    def prior_all(self, observation: Tensor) -> tuple[Tensor, Tensor]:
+        """The action prior's ``observation [K, n, O]`` -> ``(loc, scale) [K, n, A]``."""
+        return self._prior_net(self._prior_weights(), observation)
+
+    def prior_at(self, index: Tensor, observation: Tensor) -> tuple[Tensor, Tensor]:
+        """The action prior of member ``index[p]`` on row p."""
+        return self._prior_net([w[index] for w in self._prior_weights()], observation)
+
     def compile(self) -> None:
         """Run the loss computation under ``torch.compile`` (it sees plain tensors only)."""
         self._loss_impl = torch.compile(self.losses_from_weights, dynamic=False)
 
     def losses(self, log_alpha: Tensor, *data: Tensor, **kwargs) -> dict[str, Tensor]:
         """Per-member losses ``[K]``: ``log_alpha [K]``, data ``[K, b, ...]`` (see :func:`sac_losses`)."""
+        if self._prior_leaves is not None:
+            kwargs["prior_w"] = self._prior_weights()
         return self._loss_impl(
             self._actor_weights(),
             [p.flatten(0, 2) for p in self._critic_leaves],
@@ -260,6 +399,7 @@ class BmmBackend:
         target_w: list[Tensor],
         log_alpha: Tensor,
         *data: Tensor,
+        prior_w: list[Tensor] | None = None,
         **kwargs,
     ) -> dict[str, Tensor]:
         """Per-member losses ``[K]`` from ``[K]``/``[2K]``-stacked weight lists."""
@@ -268,6 +408,8 @@ class BmmBackend:
         def critics(obs, act, detach):
             return self._critic_forward(critic_w_detached if detach else critic_w, obs, act)
 
+        if prior_w is not None:
+            kwargs["prior"] = lambda obs: self._prior_net(prior_w, obs)
         return sac_losses(
             lambda obs: self._actor_net(actor_w, obs),
             critics,

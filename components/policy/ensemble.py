@@ -22,9 +22,9 @@ from tensordict.nn import TensorDictModule, TensorDictParams
 from torch import nn
 from torchrl.modules import ProbabilisticActor, ValueOperator
 
-from components.policy._acting import AllMembersActor, IndexedMemberActor
+from components.policy._acting import AllMembersActor, IndexedMemberActor, PriorView
 from components.policy._networks import load_member, make_sac_actor, make_sac_critic
-from components.policy._update import BACKENDS, LOSS_FUNCTIONS, LOSS_KEYS
+from components.policy._update import BACKENDS, LOSS_FUNCTIONS, LOSS_KEYS, PRIOR_LOSS_KEYS
 from components.sampling import POLICY_INDEX_KEY
 
 Tensor = torch.Tensor
@@ -80,6 +80,23 @@ class PolicyEnsemble(nn.Module):
             ``"smooth_l1"``.
         activation: activation class of the MLPs.
         scale_lb: lower bound of the actor's Normal scale.
+        action_prior: learn a state-conditioned action prior p_a(a|s) per member (Marino &
+            Yue; ``docs/inference_perspective.md``) in place of SAC's uniform prior: the
+            actor and the soft target use ``log pi - log p_a`` instead of ``log pi``, the
+            temperature is tuned toward ``target_kl``, and the prior is trained toward the
+            policy (closed-form ``KL(pi || p_a)``, gradient into the prior only) with its
+            own learning rate. ``False`` (default) is plain SAC, bit for bit.
+        prior_hidden: hidden widths of the prior's MLP (``None``: ``actor_hidden``). The
+            prior is a :func:`make_sac_actor` network (TanhNormal head).
+        prior_lr: Adam learning rate of the prior; slower than the actor's so that the prior
+            consolidates the policy rather than chases it. Default ``3e-5``, a tenth of the
+            default ``actor_lr`` (our choice: the paper gives no value).
+        target_kl: temperature target with the prior, in nats per state (the temperature
+            grows when ``KL(pi || p_a)`` exceeds it). ``None`` gives
+            ``action_dim * log 2 - target_entropy``: the KL to the uniform prior on
+            ``[-1, 1]^A`` of a policy at SAC's target entropy, so that with a uniform prior
+            the temperature loss is exactly SAC's. ``prior_hidden``, ``prior_lr`` and
+            ``target_kl`` are ignored unless ``action_prior=True``.
         backend: ``"bmm"`` (default: batched matmuls over the stacked weights) or
             ``"vmap"`` (``torch.vmap`` over the TorchRL modules with the stacked params);
             same results, see ``docs/policy_ensemble.md`` for the measured speeds.
@@ -124,6 +141,10 @@ class PolicyEnsemble(nn.Module):
         loss_function: str = "l2",
         activation: type[nn.Module] = nn.ReLU,
         scale_lb: float = 0.1,
+        action_prior: bool = False,
+        prior_hidden: Sequence[int] | None = None,
+        prior_lr: float = 3e-5,
+        target_kl: float | None = None,
         backend: str = "bmm",
         compile: bool = False,
         device: torch.device | str | None = None,
@@ -166,6 +187,18 @@ class PolicyEnsemble(nn.Module):
             target_entropy = -float(self.action_dim)
         elif isinstance(target_entropy, bool) or not isinstance(target_entropy, (int, float)):
             raise TypeError(f"target_entropy must be a number or None, got {target_entropy!r}")
+        if not isinstance(action_prior, bool):
+            raise TypeError(f"action_prior must be a bool, got {action_prior!r}")
+        self.action_prior = action_prior
+        if action_prior:
+            prior_hidden = self.actor_hidden if prior_hidden is None else tuple(prior_hidden)
+            for w in prior_hidden:
+                _positive_int(w, "prior_hidden width")
+            self.prior_hidden = tuple(prior_hidden)
+            lrs.append(_positive_float(prior_lr, "prior_lr"))
+            if target_kl is None:
+                target_kl = self.action_dim * math.log(2.0) - float(target_entropy)
+            target_kl = _positive_float(target_kl, "target_kl")
 
         # N·M independently initialised members, stacked (the loops run once, at construction).
         k = n * m
@@ -186,22 +219,33 @@ class PolicyEnsemble(nn.Module):
         self.register_buffer(
             "target_entropy", torch.tensor(float(target_entropy), device=self.device)
         )
+        prior_template = self.prior_params = None
+        if action_prior:  # created after the SAC members: their initial weights do not change
+            priors = [self._new_prior() for _ in range(k)]
+            prior_template = priors[0]
+            self.prior_params = TensorDictParams(
+                TensorDict.from_modules(*priors).data.reshape(n, m).clone()
+            )
+            self.register_buffer("target_kl", torch.tensor(float(target_kl), device=self.device))
         # templates: structure only; their own parameters are never used
         self._backend = BACKENDS[backend](
-            actors[0], critics[0], self.actor_params, self.critic_params, self.target_critic_params
+            actors[0], critics[0], self.actor_params, self.critic_params, self.target_critic_params,
+            prior_template=prior_template, prior_params=self.prior_params,
         )
         # the stacked leaves (load_state_dict copies into these very tensors)
         self._actor_leaves = list(self.actor_params.values(True, True))
         self._critic_leaves = list(self.critic_params.values(True, True))
         self._target_leaves = [self.target_critic_params.get(k) for k in self.critic_params.keys(True, True)]
-        self.optimizer = torch.optim.Adam(
-            [
-                {"params": self._actor_leaves, "lr": lrs[0]},
-                {"params": self._critic_leaves, "lr": lrs[1]},
-                {"params": [self.log_alpha], "lr": lrs[2]},
-            ],
-            **self._adam_kwargs(),
-        )
+        groups = [
+            {"params": self._actor_leaves, "lr": lrs[0]},
+            {"params": self._critic_leaves, "lr": lrs[1]},
+            {"params": [self.log_alpha], "lr": lrs[2]},
+        ]
+        self._prior_leaves: list[Tensor] = []
+        if action_prior:
+            self._prior_leaves = list(self.prior_params.values(True, True))
+            groups.append({"params": self._prior_leaves, "lr": lrs[3]})
+        self.optimizer = torch.optim.Adam(groups, **self._adam_kwargs())
         self.compiled = bool(compile)
         if self.compiled:
             self._backend.compile()
@@ -217,6 +261,12 @@ class PolicyEnsemble(nn.Module):
                 out_keys=["action"],
             ),
         }
+        if action_prior:
+            self._acting["prior"] = TensorDictModule(
+                AllMembersActor(PriorView(self._backend), self._shape, self.observation_dim, self.device),
+                in_keys=["observation"],
+                out_keys=["action"],
+            )
 
     # ------------------------------------------------------------------ construction helpers
     def _new_actor(self) -> ProbabilisticActor:
@@ -224,6 +274,16 @@ class PolicyEnsemble(nn.Module):
             self.observation_dim,
             self.action_dim,
             self.actor_hidden,
+            activation=self.activation,
+            scale_lb=self.scale_lb,
+            device=self.device,
+        )
+
+    def _new_prior(self) -> ProbabilisticActor:
+        return make_sac_actor(
+            self.observation_dim,
+            self.action_dim,
+            self.prior_hidden,
             activation=self.activation,
             scale_lb=self.scale_lb,
             device=self.device,
@@ -393,7 +453,8 @@ class PolicyEnsemble(nn.Module):
 
         Returns:
             TensorDict ``[N, M]`` with ``loss_actor``, ``loss_qvalue``, ``loss_alpha``
-            (with graphs) and ``alpha``, ``entropy`` (detached).
+            (with graphs) and ``alpha``, ``entropy`` (detached); with ``action_prior``
+            also ``loss_prior`` (with graph) and ``kl_prior`` (detached).
         """
         return self._as_tensordict(self._losses(batch, noise))
 
@@ -407,13 +468,15 @@ class PolicyEnsemble(nn.Module):
             gamma=self.gamma,
             target_entropy=self.target_entropy,
             loss_function=self.loss_function,
+            **({"target_kl": self.target_kl} if self.action_prior else {}),
         )
 
     def _as_tensordict(self, losses: dict[str, Tensor], detach: bool = False) -> TensorDict:
         return TensorDict(
             {
                 key: (losses[key].detach() if detach else losses[key]).view(self._shape)
-                for key in LOSS_KEYS
+                for key in (*LOSS_KEYS, *PRIOR_LOSS_KEYS)
+                if key in losses
             },
             batch_size=self._shape,
         )
@@ -437,15 +500,22 @@ class PolicyEnsemble(nn.Module):
 
         Returns:
             TensorDict ``[N, M]`` of detached ``loss_actor``, ``loss_qvalue``,
-            ``loss_alpha``, ``alpha`` (before the step) and ``entropy``.
+            ``loss_alpha``, ``alpha`` (before the step) and ``entropy``; with
+            ``action_prior`` also ``kl_prior`` (the batch mean of the sampled estimate of
+            ``KL(pi || p_a)`` that the actor loss uses) and ``loss_prior`` (the prior's loss,
+            the closed-form ``KL(pi || p_a)``, batch mean).
         """
         losses = self._losses(batch, noise)
         total = losses["loss_actor"].sum() + losses["loss_qvalue"].sum() + losses["loss_alpha"].sum()
+        if self.action_prior:
+            total = total + losses["loss_prior"].sum()
         self.optimizer.zero_grad(set_to_none=True)
         total.backward()
         if self.grad_clip_norm is not None:
             self._clip_per_member(self._actor_leaves)
             self._clip_per_member(self._critic_leaves)
+            if self.action_prior:
+                self._clip_per_member(self._prior_leaves)
         self.optimizer.step()
         with torch.no_grad():  # target <- target + tau (critic - target), all tensors at once
             torch._foreach_lerp_(self._target_leaves, self._critic_leaves, self.tau)
@@ -479,6 +549,25 @@ class PolicyEnsemble(nn.Module):
         Member (n, m) acts on slice ``[n, m]`` (the imagined-rollout env's layout).
         """
         return self._acting["all"]
+
+    @property
+    def prior_policy(self) -> TensorDictModule:
+        """Acts with every member's action prior: ``"observation"`` ``[N, M, *B, O]`` -> ``"action"``.
+
+        The same interface as :attr:`ensemble_policy` (member (n, m)'s prior p_a(a|s) acts on
+        slice ``[n, m]``, sampling under ``ExplorationType.RANDOM``), for imagined rollouts
+        with the prior as the rollout policy. Only with ``action_prior=True``.
+        """
+        if not self.action_prior:
+            raise ValueError("prior_policy needs PolicyEnsemble(..., action_prior=True); this one has none")
+        return self._acting["prior"]
+
+    def prior_member(self, n: int, m: int) -> ProbabilisticActor:
+        """A standalone TorchRL ``ProbabilisticActor`` holding a copy of member (n, m)'s action prior."""
+        if not self.action_prior:
+            raise ValueError("prior_member needs PolicyEnsemble(..., action_prior=True); this one has none")
+        self._check_member(n, m)
+        return load_member(self._new_prior(), self.prior_params[int(n), int(m)])
 
     def member(self, n: int | Tensor, m: int | Tensor) -> ProbabilisticActor:
         """A standalone TorchRL ``ProbabilisticActor`` holding a copy of member (n, m)'s weights.
