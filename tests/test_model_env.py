@@ -10,6 +10,7 @@ from torchrl.data import LazyTensorStorage, ReplayBuffer
 from torchrl.envs.utils import check_env_specs
 from torchrl.modules import MLP, NormalParamExtractor, ProbabilisticActor, TanhNormal
 
+from components.replay.buffers import valid_after_termination
 from components.world_model.dynamics import DynamicsEnsemble
 from components.world_model.imagined_env import ImaginedRolloutEnv
 from components.world_model.rollout_schedule import rollout_length
@@ -76,6 +77,72 @@ def test_check_env_specs(model):
         check_env_specs(env)  # reset() without start states reuses the last ones
         assert env.batch_size == (n, M, B)
         assert env.action_spec.shape == (n, M, B, A) and env.observation_spec["observation"].shape == (n, M, B, D)
+
+
+def test_check_env_specs_on_a_fresh_env_with_a_start_state_source(model):
+    pool = start_states((40,), seed=3)
+    buffer = ReplayBuffer(storage=LazyTensorStorage(100))
+    buffer.extend(pool)
+    sources = {
+        "replay buffer": buffer,
+        "storage": buffer.storage,
+        "tensor": pool["observation"],
+        "tensordict": pool,
+        "callable": lambda b: pool["observation"][:b],
+    }
+    rows = pool["observation"]
+    for name, source in sources.items():
+        env = ImaginedRolloutEnv(model, above(1.0), (N, M, B), start_states=source)
+        check_env_specs(env, break_when_any_done="both")
+        obs = env.reset()["observation"]
+        assert obs.shape == (N, M, B, D), name
+        # every start state is a row of the source, broadcast to every model and policy
+        first = obs[0, 0]
+        assert ((first[:, None, :] - rows[None]).abs().sum(-1) == 0).any(-1).all(), name
+        assert torch.equal(obs, first.expand(N, M, B, D)), name
+    # given start states still win over the source
+    env = ImaginedRolloutEnv(model, never, (N, M, B), start_states=pool["observation"])
+    torch.testing.assert_close(env.reset(start_states())["observation"][1, 1], start_states()["observation"])
+    # the source can be set later, e.g. once the real buffer exists
+    fresh = ImaginedRolloutEnv(model, never, (N, M, B))
+    with pytest.raises(ValueError, match="reset needs start states.*start_states="):
+        check_env_specs(fresh)
+    fresh.start_states = buffer
+    check_env_specs(fresh)
+
+
+def test_bad_start_state_sources_are_refused(model):
+    with pytest.raises(ValueError, match=r"start_states is a tensor of shape \(5, 7\); accepted: a tensor \[K, 3\]"):
+        ImaginedRolloutEnv(model, never, (N, M, B), start_states=torch.zeros(5, 7))
+    with pytest.raises(ValueError, match="start_states of type str is not accepted"):
+        ImaginedRolloutEnv(model, never, (N, M, B), start_states="buffer")
+    with pytest.raises(ValueError, match="TensorDict with keys \\['obs'\\]"):
+        ImaginedRolloutEnv(model, never, (N, M, B), start_states=TensorDict({"obs": torch.zeros(4, D)}, [4]))
+    empty = ImaginedRolloutEnv(model, never, (N, M, B), start_states=ReplayBuffer(storage=LazyTensorStorage(10)))
+    with pytest.raises(ValueError, match=r"holds no transitions yet \(len 0\)"):
+        empty.reset()
+    odd = ImaginedRolloutEnv(model, never, (N, M, B), start_states=lambda b: [0.0] * b)
+    with pytest.raises(ValueError, match="start_states\\(B\\) returned a list"):
+        odd.reset()
+
+
+def test_rollout_defaults_run_every_step_of_the_batch(model):
+    """TorchRL's default (break_when_any_done=True) would stop all N*M*B at the first termination."""
+    env = ImaginedRolloutEnv(model, above(0.5), (N, M, B), deterministic=True)
+    torch.manual_seed(0)
+    data = env.rollout(6, tensordict=start_states())
+    assert data.batch_size == (N, M, B, 6)
+    terminated = data["next", "terminated"].squeeze(-1)
+    assert terminated[..., 0].any() and not terminated[..., 0].all()
+    torch.manual_seed(0)  # same random actions
+    explicit = env.rollout(6, auto_reset=False, tensordict=start_states(), break_when_any_done=False)
+    torch.testing.assert_close(data["next", "observation"], explicit["next", "observation"])
+    # the stock behaviour is still there when asked for
+    stopped = env.rollout(6, tensordict=start_states(), break_when_any_done=True)
+    assert stopped.batch_size == (N, M, B, 1)
+    # no tensordict: reset from the source
+    sourced = ImaginedRolloutEnv(model, never, (N, M, B), start_states=start_states((30,)))
+    assert sourced.rollout(3).batch_size == (N, M, B, 3)
 
 
 def test_rollout_shapes_and_keys_from_b_or_nmb_start_states(model):
@@ -148,7 +215,7 @@ def test_termination_is_applied_and_trajectories_stay_done(model):
     data = env.rollout(6, auto_reset=False, tensordict=start_states(), break_when_any_done=False)
     terminated = data["next", "terminated"].squeeze(-1)
     fresh = data["next", "observation"][..., 0] > 0.5
-    valid = ImaginedRolloutEnv.valid_mask(data)
+    valid = valid_after_termination(data["next", "terminated"].squeeze(-1), time_dim=3)
     assert valid[..., 0].all()
     # on valid transitions, terminated is exactly the termination function
     assert torch.equal(terminated[valid], fresh[valid])
@@ -176,7 +243,7 @@ def test_task_termination_function_from_the_package(model):
     data = env.rollout(2, auto_reset=False, tensordict=TensorDict({"observation": start}, [8]),
                        break_when_any_done=False)
     expected = hopper_terminated(data["observation"], data["action"], data["next", "observation"])
-    valid = ImaginedRolloutEnv.valid_mask(data)
+    valid = valid_after_termination(data["next", "terminated"].squeeze(-1), time_dim=3)
     assert torch.equal(data["next", "terminated"][valid], expected[valid])
 
 

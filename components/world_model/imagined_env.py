@@ -12,11 +12,12 @@ for a batch-less base env with action dim > 1 (DESIGN section 4); the specs here
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Literal
+from typing import Any, Literal, Union
 
 import torch
-from tensordict import TensorDict, TensorDictBase
-from torchrl.data import Bounded, Categorical, Composite, Unbounded
+from tensordict import LazyStackedTensorDict, TensorDict, TensorDictBase
+from torchrl.data import Bounded, Categorical, Composite, ReplayBuffer, Unbounded
+from torchrl.data.replay_buffers.storages import Storage
 from torchrl.envs.model_based import ModelBasedEnvBase
 
 from components.world_model.dynamics import DynamicsEnsemble
@@ -26,6 +27,8 @@ __all__ = ["ImaginedRolloutEnv", "MEMBER_MODES"]
 MEMBER_MODES = ("per_model", "random")
 
 TerminationFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+StartStates = Union[ReplayBuffer, Storage, torch.Tensor, TensorDictBase, Callable[[int], Any]]
+"""What ``start_states=`` accepts (see :class:`ImaginedRolloutEnv`)."""
 
 
 class ImaginedRolloutEnv(ModelBasedEnvBase):
@@ -49,22 +52,43 @@ class ImaginedRolloutEnv(ModelBasedEnvBase):
             sample. Defaults to ``False`` (MBPO samples).
         differentiable (bool, optional): keep the autograd graph through the model's
             predictions. Defaults to ``False``: the model runs under ``torch.no_grad()``, since
-            imagined data only feeds replay buffers.
+            imagined data only feeds replay buffers. Kept, though no recipe uses it, for
+            value-gradient methods (SVG, MAAC, Dreamer-style actors) that back-propagate
+            returns through the model into the policy.
+        start_states (optional): where ``reset()`` draws ``B`` start states when it is given
+            none (Algorithm 1, line 8: ``s ~ D_E``): a TorchRL ``ReplayBuffer`` or ``Storage``
+            of transitions (rows drawn uniformly from its storage, the sampler and transforms
+            bypassed), a TensorDict ``[K]`` with ``"observation"`` or a tensor ``[K, D]`` of
+            observations (rows drawn uniformly), or a callable ``f(B)`` returning either of the
+            latter two with batch ``[B]`` or ``[N, M, B]``. Draws use torch's global RNG.
+            Defaults to ``None``: ``reset()`` then needs start states (or reuses the last
+            ones). Can be set later: ``env.start_states = real_buffer``.
         action_low (float, optional): lower action bound of the action spec. Defaults to -1.
         action_high (float, optional): upper action bound. Defaults to 1.
         device (torch.device, optional): defaults to the model's device.
 
-    Reset needs start states: a TensorDict with ``"observation"`` of batch ``[B]`` (broadcast to
+    Reset takes start states: a TensorDict with ``"observation"`` of batch ``[B]`` (broadcast to
     every model and policy) or ``[N, M, B]`` (anything broadcastable works). Only the observation is
-    read. ``reset()`` without one restarts from the last start states given.
+    read. ``reset()`` without one draws from ``start_states`` when the env has a source, else
+    restarts from the last start states given, else raises a ``ValueError``. So
+    ``torchrl.envs.utils.check_env_specs(env)`` passes on a fresh env built with a source.
 
-    ``env.rollout(R, policy, auto_reset=False, tensordict=start, break_when_any_done=False)``
-    returns ``[N, M, B, R]`` data with ``"observation"``, ``"action"``, ``("next", "observation")``,
-    ``("next", "reward")`` and ``("next", "terminated" | "done" | "truncated")``. A terminated
-    trajectory stays done: later steps keep its last observation, give reward 0 and stay
-    terminated. :meth:`valid_mask` marks the real transitions (up to and including the
-    terminating one) to keep when extending the model buffers. Automatic partial resets are
-    disabled: :meth:`maybe_reset` only resets (broadcasts) tensordicts that carry no done state.
+    ``env.rollout(R, policy, tensordict=start)`` returns ``[N, M, B, R]`` data with
+    ``"observation"``, ``"action"``, ``("next", "observation")``, ``("next", "reward")`` and
+    ``("next", "terminated" | "done" | "truncated")``: :meth:`rollout` defaults to
+    ``break_when_any_done=False`` (TorchRL's default would stop the whole batch at the first
+    termination of any of its ``N * M * B`` trajectories) and to ``auto_reset=False`` when a
+    tensordict is given. A terminated trajectory stays done: later steps keep its last
+    observation, give reward 0 and stay terminated;
+    :func:`components.replay.buffers.valid_after_termination` (what ``ModelReplay.extend_rollout``
+    applies) masks those steps out. Automatic partial resets are disabled: :meth:`maybe_reset`
+    only resets (broadcasts) tensordicts that carry no done state.
+
+    Before mixing imagined with real transitions (one buffer, or ``torch.cat``), select the
+    common entries, ``data.select(*components.TRANSITION_KEYS)``: imagined data also carries
+    what the policy wrote (a stock actor's ``"loc"``, ``"scale"``) and the root
+    ``"done"``/``"terminated"``/``"truncated"`` flags, which real data from a collector may not
+    have, or have with other shapes.
 
     Examples:
         >>> from tensordict import TensorDict
@@ -73,8 +97,13 @@ class ImaginedRolloutEnv(ModelBasedEnvBase):
         >>> never = lambda o, a, no: torch.zeros(no.shape[:-1] + (1,), dtype=torch.bool)
         >>> env = ImaginedRolloutEnv(model, never, (5, 4, 10))
         >>> start = TensorDict({"observation": torch.randn(10, 3)}, [10])
-        >>> data = env.rollout(3, auto_reset=False, tensordict=start, break_when_any_done=False)
+        >>> data = env.rollout(3, tensordict=start)
         >>> data.shape
+        torch.Size([5, 4, 10, 3])
+        >>> from torchrl.envs.utils import check_env_specs
+        >>> env = ImaginedRolloutEnv(model, never, (5, 4, 10), start_states=torch.randn(100, 3))
+        >>> check_env_specs(env)  # reset() draws 10 start states from the 100 given
+        >>> env.reset()["observation"].shape
         torch.Size([5, 4, 10, 3])
     """
 
@@ -88,6 +117,7 @@ class ImaginedRolloutEnv(ModelBasedEnvBase):
         members: Sequence[int] | str | None = None,
         deterministic: bool = False,
         differentiable: bool = False,
+        start_states: StartStates | None = None,
         action_low: float = -1.0,
         action_high: float = 1.0,
         device: torch.device | str | None = None,
@@ -137,6 +167,7 @@ class ImaginedRolloutEnv(ModelBasedEnvBase):
         self._members_arg = members if isinstance(members, str) else None
         self._member_idx = None if member_idx is None else member_idx.to(self.device)
         self._last_start: torch.Tensor | None = None
+        self.start_states = start_states
         obs_dim, act_dim = model.observation_dim, model.action_dim
         bs = tuple(batch_size)
         self.observation_spec = Composite(
@@ -190,17 +221,78 @@ class ImaginedRolloutEnv(ModelBasedEnvBase):
         obs = obs.to(device=self.device, dtype=torch.float32).clone()
         return TensorDict({"observation": obs}, batch_size=self.batch_size, device=self.device)
 
+    @property
+    def start_states(self) -> StartStates | None:
+        """The source ``reset()`` draws start states from when given none (see the class docstring)."""
+        return self._start_states
+
+    @start_states.setter
+    def start_states(self, source: StartStates | None) -> None:
+        if source is None or isinstance(source, (ReplayBuffer, Storage)):
+            pass
+        elif isinstance(source, (torch.Tensor, TensorDictBase)):
+            dim = self.world_model.observation_dim
+            obs = source if isinstance(source, torch.Tensor) else source.get("observation", None)
+            if obs is None or obs.ndim != 2 or obs.shape[-1] != dim or obs.shape[0] == 0:
+                what = (
+                    f"a tensor of shape {tuple(source.shape)}"
+                    if isinstance(source, torch.Tensor)
+                    else f"a TensorDict with keys {list(source.keys(True, True))} and batch {list(source.batch_size)}"
+                )
+                raise ValueError(
+                    f"start_states is {what}; accepted: a tensor [K, {dim}] of observations or a "
+                    f"TensorDict [K] with 'observation' [K, {dim}] (K >= 1)"
+                )
+        elif not callable(source):
+            raise ValueError(
+                f"start_states of type {type(source).__name__} is not accepted; accepted: None, a "
+                "ReplayBuffer, a Storage, a tensor [K, D], a TensorDict [K] with 'observation', or a "
+                "callable f(B)"
+            )
+        self._start_states = source
+
+    def _draw_start(self) -> TensorDictBase:
+        """``B`` start states from :attr:`start_states` (uniform rows, torch's global RNG)."""
+        source = self._start_states
+        b = self.batch_size[-1]
+        if isinstance(source, ReplayBuffer):
+            source = source.storage
+        if isinstance(source, Storage):
+            n = len(source)
+            if n == 0:
+                raise ValueError("start_states holds no transitions yet (len 0): extend it before reset()")
+            items = source[torch.randint(n, (b,))]
+            if isinstance(items, (list, tuple)):
+                items = LazyStackedTensorDict.maybe_dense_stack(list(items), 0)
+        elif isinstance(source, (torch.Tensor, TensorDictBase)):
+            items = source[torch.randint(source.shape[0], (b,), device=source.device)]
+        else:
+            items = source(b)
+        if isinstance(items, torch.Tensor):
+            items = TensorDict({"observation": items}, batch_size=items.shape[:-1])
+        if not isinstance(items, TensorDictBase):
+            raise ValueError(
+                f"start_states(B) returned a {type(items).__name__}; accepted: a TensorDict with "
+                "'observation' or a tensor of observations, batch [B] or [N, M, B]"
+            )
+        return items
+
     def reset(self, tensordict: TensorDictBase | None = None, **kwargs) -> TensorDictBase:
         """Resets every trajectory to the given start states (see the class docstring)."""
         if tensordict is None or "observation" not in tensordict.keys():
-            if self._last_start is None:
+            if self._start_states is not None:
+                start = self._broadcast_start(self._draw_start())
+                self._last_start = start["observation"]
+            elif self._last_start is None:
                 raise ValueError(
                     "ImaginedRolloutEnv.reset needs start states: pass a TensorDict with 'observation' "
-                    f"of batch [B] or [N, M, B] = {list(self.batch_size)}"
+                    f"of batch [B] or [N, M, B] = {list(self.batch_size)}, or build the env with "
+                    "start_states= (a replay buffer, storage, tensor or callable to draw them from)"
                 )
-            start = TensorDict(
-                {"observation": self._last_start.clone()}, batch_size=self.batch_size, device=self.device
-            )
+            else:
+                start = TensorDict(
+                    {"observation": self._last_start.clone()}, batch_size=self.batch_size, device=self.device
+                )
         else:
             start = self._broadcast_start(tensordict)
             self._last_start = start["observation"]
@@ -216,6 +308,46 @@ class ImaginedRolloutEnv(ModelBasedEnvBase):
         if tensordict.batch_size != self.batch_size or "done" not in tensordict.keys():
             return self.reset(tensordict)
         return tensordict
+
+    def rollout(
+        self,
+        max_steps: int,
+        policy: Callable[[TensorDictBase], TensorDictBase] | None = None,
+        callback: Callable[..., Any] | None = None,
+        *,
+        auto_reset: bool | None = None,
+        break_when_any_done: bool | None = False,
+        tensordict: TensorDictBase | None = None,
+        **kwargs: Any,
+    ) -> TensorDictBase:
+        """:meth:`torchrl.envs.EnvBase.rollout` with defaults for batched imagined rollouts.
+
+        Args:
+            max_steps: the rollout length ``R``; the result has batch ``[N, M, B, R]``.
+            policy: any module reading ``"observation"`` ``[N, M, B, D]`` and writing
+                ``"action"``; random actions when ``None``.
+            callback: as in TorchRL.
+
+        Keyword Args:
+            auto_reset: ``None`` (default): reset only when no ``tensordict`` is given
+                (a given one is taken as the start states, batch ``[B]`` or ``[N, M, B]``).
+            break_when_any_done: ``False`` (default here, and for ``None``): every trajectory
+                runs ``max_steps``, terminated ones stay frozen. ``True`` stops the whole
+                batch at the first termination anywhere in it (TorchRL's default).
+            tensordict: start states or a reset tensordict.
+            **kwargs: passed on to TorchRL's ``rollout``.
+        """
+        if auto_reset is None:
+            auto_reset = tensordict is None
+        return super().rollout(
+            max_steps,
+            policy,
+            callback,
+            auto_reset=auto_reset,
+            break_when_any_done=bool(break_when_any_done),
+            tensordict=tensordict,
+            **kwargs,
+        )
 
     # ------------------------------------------------------------------ step
     def _step(self, tensordict: TensorDictBase) -> TensorDictBase:
@@ -252,14 +384,6 @@ class ImaginedRolloutEnv(ModelBasedEnvBase):
             batch_size=self.batch_size,
             device=self.device,
         )
-
-    @staticmethod
-    def valid_mask(rollout: TensorDictBase) -> torch.Tensor:
-        """Bool mask ``[N, M, B, R]`` of the transitions taken before the trajectory was done.
-
-        The transition that terminates is valid; the frozen ones after it are not.
-        """
-        return ~rollout.get("done").squeeze(-1)
 
     def _set_seed(self, seed: int | None) -> None:
         # Randomness comes from torch's global RNG (member choice, Gaussian noise): seeding it is
