@@ -114,7 +114,8 @@ def load_run(path: str | os.PathLike, label_by: Sequence[str] = ()) -> Run:
     try:
         cfg = _read_yaml(cfg_path)
     except Exception as exc:  # yaml syntax, OSError, ...: all mean "cannot read it"
-        raise ValueError(f"cannot read run config {cfg_path}: {type(exc).__name__}: {exc}") from None
+        detail = " ".join(str(exc).split())  # yaml errors span lines: keep the message one line
+        raise ValueError(f"cannot read run config {cfg_path}: {type(exc).__name__}: {detail}") from None
     if not isinstance(cfg, dict):
         raise ValueError(f"cannot read run config {cfg_path}: expected a mapping, got {type(cfg).__name__}")
 
@@ -225,7 +226,7 @@ def bootstrap_ci(
     tail = 100 * (1 - level) / 2
     lo, hi = np.percentile(means, [tail, 100 - tail], axis=0)
     shape = x.shape[1:]
-    return x.mean(0), lo.reshape(shape), hi.reshape(shape)
+    return x.mean(0), lo.reshape(shape)[()], hi.reshape(shape)[()]
 
 
 def align(curves: Sequence[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:

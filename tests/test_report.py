@@ -1,0 +1,278 @@
+"""recipes/report.py: grouping, exact table values, bootstrap CIs, plots, anchors, CLI errors."""
+
+from __future__ import annotations
+
+import doctest
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPORT_PY = Path(__file__).resolve().parent.parent / "recipes" / "report.py"
+_spec = importlib.util.spec_from_file_location("recipes_report_under_test", REPORT_PY)
+report = importlib.util.module_from_spec(_spec)
+sys.modules[_spec.name] = report  # dataclasses look their module up while the class is built
+_spec.loader.exec_module(report)
+
+TASK = "dmc:cartpole-swingup"
+# sac (action_repeat 1): agent steps = env steps.
+SAC_STEPS = [0, 10_000, 25_000, 50_000]
+SAC = {0: [0, 300, 600, 900], 1: [10, 330, 660, 700], 2: [20, 360, 840, 810]}
+# ps-mbpo (action_repeat 2): agent steps 0, 5000, 12500, 25000 = env steps 0, 10K, 25K, 50K;
+# seed 2 stops at env step 25K.
+PS_STEPS = [0, 5_000, 12_500, 25_000]
+PS = {0: [0, 500, 800, 950], 1: [0, 400, 700, 900], 2: [0, 600, 900]}
+MARKS = (10_000, 25_000, 50_000, 100_000)
+
+
+def write_run(path: Path, task: str, variant: str, seed: int, scalars: dict, action_repeat=None,
+              extra: str = "") -> Path:
+    """A run dir by hand: config.yaml and logs/scalars/<name>.csv with rows 'step,value'."""
+    env = f"env:\n  task: {task}\n" + (f"  action_repeat: {action_repeat}\n" if action_repeat else "")
+    path.mkdir(parents=True)
+    (path / "config.yaml").write_text(f"variant: {variant}\nseed: {seed}\n{env}{extra}")
+    for name, (steps, values) in scalars.items():
+        f = path / "logs" / "scalars" / f"{name}.csv"
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_text("".join(f"{s},{v}\n" for s, v in zip(steps, values)))
+    (path / "logs" / "scalars").mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@pytest.fixture
+def runs(tmp_path: Path) -> Path:
+    """2 variants x 3 seeds of one DMC task, laid out like a Hydra multirun (job dirs 0..5)."""
+    root = tmp_path / "multirun"
+    for seed, values in SAC.items():
+        write_run(root / str(seed), TASK, "sac", seed, {
+            "eval/return": (SAC_STEPS, values),
+            "time/env_s": ([10_000, 50_000], [10.0 * (seed + 1), 50.0 * (seed + 1)]),
+            "time/update_s": ([10_000, 50_000], [100.0, 500.0]),
+        })
+    for seed, values in PS.items():
+        write_run(root / str(3 + seed), TASK, "ps-mbpo", seed, {
+            "eval/return": (PS_STEPS[: len(values)], values),
+            "time/model_s": ([5_000, 10_000], [4.0, 8.0]),
+        }, action_repeat=2)
+    (root / "0" / ".hydra").mkdir()
+    (root / "0" / ".hydra" / "config.yaml").write_text("variant: not-a-run\n")
+    (tmp_path / "old_run" / "logs" / "scalars").mkdir(parents=True)  # no config.yaml: skipped
+    return root
+
+
+def hand_ci(values, resamples=2000, seed=0):
+    """The percentile bootstrap of the mean, written out plainly."""
+    values = np.asarray(values, dtype=float)
+    idx = np.random.default_rng(seed).integers(0, len(values), size=(resamples, len(values)))
+    return np.percentile(values[idx].mean(1), [2.5, 97.5])
+
+
+def summary_of(root: Path, **kw):
+    run_dirs, _ = report.find_runs([root])
+    groups = report.group_runs([report.load_run(d) for d in run_dirs])
+    return report.summarize(TASK, groups[TASK], MARKS, 800.0, **kw)
+
+
+def test_finds_runs_and_groups_by_task_and_variant(runs: Path):
+    run_dirs, no_config = report.find_runs([runs, runs.parent / "old_run"])
+    assert len(run_dirs) == 6
+    assert no_config == [(runs.parent / "old_run").resolve()]
+    groups = report.group_runs([report.load_run(d) for d in run_dirs])
+    assert list(groups) == [TASK]
+    assert list(groups[TASK]) == ["sac", "ps-mbpo"]  # the variants' canonical order
+    assert [r.seed for r in groups[TASK]["ps-mbpo"]] == [0, 1, 2]
+    assert {r.action_repeat for r in groups[TASK]["sac"]} == {1}  # missing -> 1
+    steps, _ = groups[TASK]["ps-mbpo"][0].scalar("eval/return")
+    assert steps.tolist() == [0, 10_000, 25_000, 50_000]  # agent steps * action_repeat 2
+
+
+def test_table_values_are_exact_means_with_bootstrap_ci(runs: Path):
+    s = summary_of(runs)
+    cells = s.at_marks["eval/return"]
+    sac = np.array(list(SAC.values()), dtype=float)
+    for j, mark in enumerate(MARKS[:3]):
+        cell = cells["sac"][mark]
+        assert cell.n == 3
+        assert cell.mean == pytest.approx(sac[:, SAC_STEPS.index(mark)].mean(), abs=1e-12)
+        lo, hi = hand_ci(sac[:, SAC_STEPS.index(mark)])
+        assert (cell.low, cell.high) == pytest.approx((lo, hi), abs=1e-9)
+        assert cell.low <= cell.mean <= cell.high
+        assert cell.high > cell.low  # the seeds differ, so the interval is not a point
+    assert cells["sac"][10_000].mean == pytest.approx(330.0)
+    assert cells["sac"][50_000].mean == pytest.approx(2410 / 3)
+    # ps-mbpo: env steps from action_repeat 2; seed 2 stopped at 25K, so 50K has 2 seeds
+    assert [cells["ps-mbpo"][m].n for m in MARKS] == [3, 3, 2, 0]
+    assert cells["ps-mbpo"][25_000].mean == pytest.approx(800.0)
+    assert cells["ps-mbpo"][50_000].mean == pytest.approx(925.0)
+    assert cells["ps-mbpo"][50_000].high - cells["ps-mbpo"][50_000].low == pytest.approx(
+        np.subtract(*hand_ci([950, 900])[::-1]))
+
+    page = report.task_markdown(s)
+    lo, hi = hand_ci(sac[:, 1])
+    assert f"| sac | 330.0 ± {(hi - lo) / 2:.1f} (n=3) |" in page
+    assert "| ps-mbpo | 500.0 ± " in page and "925.0 ± 25.0 (n=2) | - |" in page
+    assert "| sac | 3 (0, 1, 2) | 50000-50000 |" in page
+    assert "| ps-mbpo | 3 (0, 1, 2) | 25000-50000 |" in page
+    assert "eval/success" not in page  # DMC: no success table
+
+
+def test_steps_to_threshold_and_timing(runs: Path):
+    s = summary_of(runs)
+    # sac: seed 0 first >= 800 at 50K, seed 1 never, seed 2 at 25K
+    assert s.to_threshold["sac"] == (37_500.0, 2, 3)
+    # ps-mbpo: 25K, 50K, 25K env steps
+    assert s.to_threshold["ps-mbpo"][1:] == (3, 3)
+    assert s.to_threshold["ps-mbpo"][0] == pytest.approx(100_000 / 3)
+    page = report.task_markdown(s)
+    assert "| sac | 37500 | 2/3 |" in page and "| ps-mbpo | 33333 | 3/3 |" in page
+
+    t = s.timing["sac"]
+    assert t["env"].mean == pytest.approx(2.0)  # (1 + 2 + 3) s per 1K agent steps / 3 seeds
+    assert t["update"].mean == pytest.approx(10.0) and t["update"].half_width == 0.0
+    assert t["total"].mean == pytest.approx(12.0)
+    assert t["model"].n == 0 and s.timing["ps-mbpo"]["env"].n == 0  # not logged: "-"
+    assert s.timing["ps-mbpo"]["model"].mean == pytest.approx(0.8)
+    assert "| sac | 2.00 ± " in page and " | - | - | 10.00 ± 0.00 (n=3) | 12.00 ± " in page
+
+
+def test_seconds_per_1k_counts_a_restarted_timer_as_a_new_segment():
+    steps = np.array([1000, 2000, 3000])
+    assert report.seconds_per_1k(steps, np.array([1.0, 2.0, 3.0])) == pytest.approx(1.0)
+    # resumed at 2000: the timer restarted from 0 and reads 0.5 at 3000
+    assert report.seconds_per_1k(steps, np.array([1.0, 2.0, 0.5])) == pytest.approx(2.5 / 3)
+    assert report.seconds_per_1k(np.empty(0), np.empty(0)) is None
+
+
+def test_curves_align_on_steps_all_seeds_reached_and_batched_ci_matches_plain():
+    a = (np.array([0, 10, 20, 30]), np.array([0.0, 1.0, 2.0, 3.0]))
+    b = (np.array([0, 15, 20]), np.array([0.0, 3.0, 4.0]))
+    grid, ys = report.align([a, b])
+    assert grid.tolist() == [0, 10, 15, 20]  # union, up to b's last step
+    assert ys.tolist() == [[0.0, 1.0, 1.5, 2.0], [0.0, 2.0, 3.0, 4.0]]
+    assert report.value_at(*b, 5) == pytest.approx(1.0)
+    assert report.value_at(*b, 25) is None
+    x = np.random.default_rng(3).normal(size=(5, 7))
+    mean, lo, hi = report.bootstrap_ci(x)
+    for j in range(7):
+        mj, lj, hj = report.bootstrap_ci(x[:, j])
+        assert (mean[j], lo[j], hi[j]) == pytest.approx((mj, lj, hj), abs=1e-12)
+    with pytest.raises(ValueError, match=r"samples must be \[n\] or \[n, T\] with n >= 1, got shape \(0,\)"):
+        report.bootstrap_ci(np.empty(0))
+    assert doctest.testmod(report).failed == 0
+
+
+def test_report_writes_pages_pngs_index_and_prints(runs: Path, tmp_path: Path, capsys):
+    out = tmp_path / "out"
+    assert report.main([str(runs), "--out", str(out), "--anchors", str(tmp_path / "none")]) == 0
+    printed = capsys.readouterr()
+    assert "# dmc:cartpole-swingup" in printed.out and "| sac | 330.0 ± " in printed.out
+    assert "no config.yaml" not in printed.err  # old_run is outside runs/
+    png = out / "dmc_cartpole-swingup_return.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+    assert not (out / "dmc_cartpole-swingup_ops.png").exists()  # no ops-mbpo run
+    assert not (out / "dmc_cartpole-swingup_success.png").exists()
+    page = (out / "dmc_cartpole-swingup.md").read_text()
+    assert "![dmc_cartpole-swingup_return](dmc_cartpole-swingup_return.png)" in page
+    assert "anchor" not in page  # missing anchors dir: no anchors, no error
+    index = (out / "index.md").read_text()
+    assert "| dmc:cartpole-swingup | sac (3), ps-mbpo (3) | [dmc_cartpole-swingup.md](dmc_cartpole-swingup.md) |" in index
+
+
+def test_metaworld_success_table_anchors_and_ops_plot(tmp_path: Path):
+    root = tmp_path / "runs"
+    task = "metaworld:window-open-v3"
+    steps = [0, 10_000, 25_000]
+    success = {0: [0.0, 0.5, 1.0], 1: [0.0, 0.25, 1.0], 2: [0.0, 0.75, 0.5]}
+    for seed, values in success.items():
+        write_run(root / f"s{seed}", task, "ops-mbpo", seed, {
+            "eval/return": (steps, [0, 1000 * (seed + 1), 2000]),
+            "eval/success": (steps, values),
+            "ops/p0": (steps, [0.5, 0.6, 0.9]),
+            "ops/p1": (steps, [0.5, 0.4, 0.1]),
+        })
+    anchors = tmp_path / "anchors" / "tdmpc2_results"
+    anchors.mkdir(parents=True)
+    (anchors / "sac_mw-window-open.csv").write_text(
+        "step,success,seed\n0,0.0,1\n0,0.0,2\n100000,0.8,1\n100000,1.0,2\n")
+    (anchors / "sac_cartpole-swingup.csv").write_text("step,reward,seed\n100000,800,1\n")
+    out = tmp_path / "out"
+    pages = report.write_report([root], out, marks=(10_000, 100_000), anchors=tmp_path / "anchors")
+    page = pages[task]
+    lo, hi = hand_ci([0.5, 0.25, 0.75])
+    assert f"| ops-mbpo | 0.50 ± {(hi - lo) / 2:.2f} (n=3) | - |" in page
+    lo, hi = hand_ci([0.8, 1.0])
+    assert f"| anchor: SAC (TD-MPC2 results) | - | 0.90 ± {(hi - lo) / 2:.2f} (n=2) |" in page
+    assert page.count("anchor: SAC") == 1  # success anchor only; the return table has none
+    for kind in ("return", "success", "ops"):
+        assert (out / f"metaworld_window-open-v3_{kind}.png").stat().st_size > 10_000
+    assert "![metaworld_window-open-v3_ops](metaworld_window-open-v3_ops.png)" in page
+
+
+def test_missing_metrics_are_tolerated(tmp_path: Path):
+    root = tmp_path / "runs"
+    write_run(root / "a", TASK, "sac", 0, {"train/return": ([100], [5.0])})
+    write_run(root / "b", TASK, "mbpo", 0, {"eval/return": ([0, 10_000], [0.0, 100.0])})
+    write_run(root / "c", TASK, "ops-mbpo", 0, {"eval/return": ([0, 10_000], [0.0, 200.0])})
+    pages = report.write_report([root], tmp_path / "out", anchors=None)
+    page = pages[TASK]
+    assert "| sac | - | - | - | - |" in page  # no evaluations at all
+    assert "| mbpo | 100.0 (n=1) | - | - | - |" in page
+    assert "| sac | - | 0/0 |" in page
+    assert "| sac | - | - | - | - | - |" in page  # no timers
+    assert not (tmp_path / "out" / "dmc_cartpole-swingup_ops.png").exists()  # no ops/p* logged
+
+
+def test_duplicate_seed_names_differing_keys_and_label_by_splits(tmp_path: Path):
+    root = tmp_path / "runs"
+    for i, lr in enumerate((0.001, 0.0003)):
+        write_run(root / f"r{i}", TASK, "sac", 0, {"eval/return": ([0], [1.0])},
+                  extra=f"optim:\n  lr: {lr}\nrun_dir: r{i}\n")
+    with pytest.raises(ValueError, match=r"two runs of dmc:cartpole-swingup sac with seed 0: .*"
+                                         r"keys that differ: optim\.lr \(use --label-by\)"):
+        report.write_report([root], tmp_path / "out", anchors=None)
+    pages = report.write_report([root], tmp_path / "out", label_by=["optim.lr"], anchors=None)
+    assert "| sac optim.lr=0.0003 | 1 (0) |" in pages[TASK] and "| sac optim.lr=0.001 | 1 (0) |" in pages[TASK]
+
+
+def test_bad_configs_name_the_file(tmp_path: Path):
+    bad = tmp_path / "bad"
+    write_run(bad, TASK, "sac", 0, {})
+    (bad / "config.yaml").write_text("variant: [sac\n")
+    with pytest.raises(ValueError, match=rf"cannot read run config {bad / 'config.yaml'}"):
+        report.load_run(bad)
+    (bad / "config.yaml").write_text("variant: sac\nseed: 0\n")
+    with pytest.raises(ValueError, match=r"run config .*config\.yaml lacks env\.task"):
+        report.load_run(bad)
+    (bad / "config.yaml").write_text("variant: sac\nseed: x\nenv:\n  task: t\n")
+    with pytest.raises(ValueError, match=r"seed and env\.action_repeat must be integers"):
+        report.load_run(bad)
+    with pytest.raises(ValueError, match=r"marks must be positive env steps, got \[0\]"):
+        report.write_report([tmp_path], tmp_path / "out", marks=[0])
+    f = write_run(tmp_path / "csv", TASK, "sac", 0, {"eval/return": ([0, 1], [1.0, 2.0])})
+    (f / "logs/scalars/eval/return.csv").write_text("0,1.0\noops\n2,3.0\n4,")  # partial last line: skipped
+    with pytest.raises(ValueError, match=r"return\.csv:2: expected 'step,value', got 'oops'"):
+        report.read_scalar(f, "eval/return")
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(REPORT_PY), *args], capture_output=True, text=True, timeout=60)
+
+
+def test_cli_errors_are_one_line(tmp_path: Path):
+    (tmp_path / "empty").mkdir()
+    res = run_cli(str(tmp_path / "empty"), "--out", str(tmp_path / "out"))
+    assert res.returncode == 1 and "Traceback" not in res.stderr
+    assert res.stderr.splitlines() == [
+        f"error: no run dirs (a dir holding config.yaml and logs/scalars/) under {tmp_path / 'empty'}"
+    ]
+    bad = write_run(tmp_path / "runs" / "bad", TASK, "sac", 0, {})
+    (bad / "config.yaml").write_text("variant: [sac\n")
+    res = run_cli(str(tmp_path / "runs"), "--out", str(tmp_path / "out"))
+    assert res.returncode == 1 and "Traceback" not in res.stderr and len(res.stderr.splitlines()) == 1
+    assert res.stderr.startswith(f"error: cannot read run config {bad / 'config.yaml'}: ")
+    res = run_cli(str(tmp_path / "runs"), "--marks", "ten")
+    assert res.returncode == 2
+    assert res.stderr.splitlines() == ["error: argument --marks: invalid int value: 'ten' (see --help)"]
