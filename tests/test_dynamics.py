@@ -402,7 +402,38 @@ def test_bad_inputs_give_clear_errors():
     with pytest.raises(ValueError, match="weight_decay has 2 values.*3 linear layers"):
         DynamicsTrainer(model, weight_decay=[1e-4, 1e-4])
     with pytest.raises(ValueError, match="holdout_ratio=0 leaves no validation data"):
-        DynamicsTrainer(model, holdout_ratio=0.0)
+        DynamicsTrainer(model, holdout_ratio=0.0, max_epochs=None)
     # Trained without a holdout for a fixed number of epochs: elites from the training loss.
     metrics = DynamicsTrainer(model, holdout_ratio=0.0, max_epochs=1).train(pendulum_data(50))
     assert metrics["num_val"] == 0 and len(metrics["elites"]) == 3 and math.isnan(metrics["val_mse"][0])
+
+
+def test_progress_bar_shows_epoch_and_losses_and_is_off_by_default(capsys, monkeypatch):
+    import functools
+
+    import components.world_model.trainer as trainer_module
+
+    # refresh on every update, so that what the bar shows does not depend on the machine's speed
+    monkeypatch.setattr(trainer_module, "tqdm", functools.partial(trainer_module.tqdm, mininterval=0, miniters=1))
+    data = pendulum_data(200)
+    DynamicsTrainer(small_model(hidden=8, depth=1), max_epochs=3, seed=0).train(data)
+    assert "dynamics fit" not in capsys.readouterr().err
+    metrics = DynamicsTrainer(
+        small_model(hidden=8, depth=1), max_epochs=3, seed=0, progress=True, val_metric="nll"
+    ).train(data)
+    err = capsys.readouterr().err
+    assert "dynamics fit (160 train / 40 val)" in err and "3/3" in err
+    last_val = sum(metrics["history"][-1]) / len(metrics["history"][-1])
+    assert f"val_nll={last_val:.4g}" in err and "train_nll=" in err and "no_improvement=" in err
+    # without a held-out split the bar shows the training loss
+    DynamicsTrainer(small_model(hidden=8, depth=1), max_epochs=2, holdout_ratio=0, progress=True).train(data)
+    err = capsys.readouterr().err
+    assert "2/2" in err and "train_nll=" in err and "val_" not in err
+
+
+def test_default_epoch_cap_is_200():
+    trainer = DynamicsTrainer(small_model(num_members=1, num_elites=1, hidden=4, depth=1),
+                              patience=10**6, seed=0, batch_size=64)
+    assert trainer.max_epochs == 200
+    metrics = trainer.train(pendulum_data(80))
+    assert metrics["epochs"] == 200 and not metrics["stopped_early"]

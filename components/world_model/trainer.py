@@ -17,6 +17,7 @@ import torch
 from tensordict import TensorDictBase, LazyStackedTensorDict
 from torchrl.data import ReplayBuffer
 from torchrl.data.replay_buffers.storages import Storage
+from tqdm import tqdm
 
 from components.world_model.dynamics import DynamicsEnsemble
 
@@ -87,8 +88,10 @@ class DynamicsTrainer:
         max_holdout (int, optional): cap on the held-out count. Defaults to 5000 (MBPO).
         patience (int, optional): stop after this many epochs in which no member improved its
             validation loss by more than ``improvement_threshold`` (relative). Defaults to 5.
-        max_epochs (int, optional): hard cap on epochs per :meth:`train` call. ``None``: until
-            early stopping (needs a held-out split).
+        max_epochs (int, optional): hard cap on epochs per :meth:`train` call. Defaults to
+            200, a bound on the cost of one call that early stopping normally reaches first
+            (MBPO sets none; see docs/world_model.md). ``None``: until early stopping (needs a
+            held-out split).
         bootstrap (bool, optional): each member trains on its own bootstrap resample of the
             training split (MBPO); otherwise on its own shuffle of it. Defaults to ``True``.
         seed (int, optional): seed of the trainer's generator (split, bootstrap, shuffles).
@@ -99,6 +102,10 @@ class DynamicsTrainer:
             0.01 (MBPO).
         val_metric (str, optional): ``"mse"`` (MBPO, mbrl-lib) or ``"nll"``: the validation loss
             used for early stopping, best-weight snapshots and elites. Defaults to ``"mse"``.
+        progress (bool, optional): show a tqdm bar per :meth:`train` call (on stderr) with the
+            epoch, the members' mean training NLL and mean validation loss (``val_metric``), and
+            the epochs since the last improvement. Defaults to ``False``; can be switched later
+            with ``trainer.progress = True``.
 
     The loss of a minibatch is ``sum_e mean_{b,d}[(mu - y)^2 exp(-logvar) + logvar]`` over members
     ``e`` (MBPO's form; normalised targets), plus ``logvar_penalty * sum(max_logvar - min_logvar)``.
@@ -127,12 +134,13 @@ class DynamicsTrainer:
         holdout_ratio: float = 0.2,
         max_holdout: int | None = 5000,
         patience: int = 5,
-        max_epochs: int | None = None,
+        max_epochs: int | None = 200,
         bootstrap: bool = True,
         seed: int | None = None,
         logvar_penalty: float = 0.01,
         improvement_threshold: float = 0.01,
         val_metric: str = "mse",
+        progress: bool = False,
     ) -> None:
         if not isinstance(model, DynamicsEnsemble):
             raise TypeError(f"model must be a DynamicsEnsemble, got {type(model).__name__}")
@@ -178,6 +186,7 @@ class DynamicsTrainer:
         self.logvar_penalty = logvar_penalty
         self.improvement_threshold = improvement_threshold
         self.val_metric = val_metric
+        self.progress = bool(progress)
         if seed is None:
             seed = int(torch.randint(0, 2**62, (1,)).item())
         self.generator = torch.Generator().manual_seed(seed)
@@ -354,6 +363,13 @@ class DynamicsTrainer:
         train_nll = torch.zeros(num, device=device)
         train_mse = torch.zeros(num, device=device)
         model.train()
+        bar = tqdm(
+            total=self.max_epochs,
+            desc=f"dynamics fit ({n_train} train / {n_val} val)",
+            unit="epoch",
+            disable=not self.progress,
+            leave=False,
+        )
         while self.max_epochs is None or epoch < self.max_epochs:
             epoch += 1
             idx = self._epoch_indices(n_train, boot).to(device)
@@ -371,6 +387,9 @@ class DynamicsTrainer:
             train_nll = 0.5 * (run_nll / n_train + _LOG_2PI)
             train_mse = run_mse / n_train
             if not has_val:
+                if self.progress:
+                    bar.set_postfix(train_nll=f"{float(train_nll.mean()):.4g}", refresh=False)
+                    bar.update(1)
                 continue
             current, _, _ = val_loss()
             history.append(current.tolist())
@@ -384,9 +403,18 @@ class DynamicsTrainer:
                 epochs_since_update = 0
             else:
                 epochs_since_update += 1
-                if epochs_since_update >= self.patience:
-                    stopped_early = True
-                    break
+            if self.progress:
+                bar.set_postfix(
+                    train_nll=f"{float(train_nll.mean()):.4g}",
+                    **{f"val_{self.val_metric}": f"{float(current.mean()):.4g}"},
+                    no_improvement=f"{epochs_since_update}/{self.patience}",
+                    refresh=False,
+                )
+                bar.update(1)
+            if epochs_since_update >= self.patience:
+                stopped_early = True
+                break
+        bar.close()
         model.eval()
         if has_val:
             with torch.no_grad():
