@@ -332,3 +332,93 @@ def test_episode_seeded_picks_depend_only_on_seed_and_finished_episodes():
     straight, with_extra_reset = run(False), run(True)
     assert straight == with_extra_reset
     assert len(set(straight)) > 1  # different episodes still get different draws
+
+
+def test_collector_credits_an_episode_before_the_reset_that_picks_the_next():
+    """A Collector steps and resets in one call: the transform credits at "done", before the pick."""
+    tau = 1e-3  # OPS is greedy: the next pick is the member with the largest credited sum
+    posterior = PolicyPosterior(4, mode="ops", temperature=tau, seed=0)
+    env = TransformedEnv(ScriptedEnv(min_len=2, max_len=2, episode_returns=[1.0] * 20),
+                         PosteriorSamplingTransform(posterior=posterior))
+    collector = Collector(env, None, frames_per_batch=2, total_frames=20)
+    try:
+        picks = [int(data["policy_index"][0]) for data in collector]
+    finally:
+        collector.shutdown()
+    assert picks == [picks[0]] * 10  # every pick after the first saw the first episode's credit
+    assert posterior.play_counts[picks[0]] == 10
+
+
+def test_credit_returns_false_only_reports_and_the_caller_credits():
+    def run(credit_returns: bool) -> tuple[PolicyPosterior, list[FinishedEpisode]]:
+        posterior = PolicyPosterior(5, mode="ps", seed=4)
+        ps = PosteriorSamplingTransform(posterior=posterior, credit_returns=credit_returns)
+        env = TransformedEnv(ScriptedEnv((3,), min_len=2, max_len=6), ps)
+        env.rollout(40, break_when_any_done=False)
+        finished = ps.pop_finished_episodes()
+        if not credit_returns:
+            assert posterior.num_episodes == 0 and posterior.play_counts.sum() == 0
+            for ep in finished:  # what the training loop does at episode ends
+                posterior.update(ep.index, ep.ret)
+        return posterior, finished
+
+    by_transform, finished = run(True)
+    by_caller, finished_again = run(False)
+    assert finished == finished_again and len(finished) > 10
+    torch.testing.assert_close(by_caller.cumulative_returns, by_transform.cumulative_returns)
+    assert torch.equal(by_caller.play_counts, by_transform.play_counts)
+
+
+def test_marked_episodes_are_reported_but_neither_credited_nor_played():
+    posterior = PolicyPosterior(3, mode="ops", seed=8)
+    ps = PosteriorSamplingTransform(posterior=posterior)
+    env = TransformedEnv(ScriptedEnv(min_len=3, max_len=3, episode_returns=[5.0, 7.0, 11.0]), ps)
+    with pytest.raises(RuntimeError, match="reset the env first, or pass next_steps > 0"):
+        ps.mark_uncredited()
+    td = env.reset()
+    ps.mark_uncredited()  # e.g. one random action in this episode
+    assert not bool(ps.current_credited)
+    env.rollout(10, auto_reset=False, tensordict=td)
+    assert ps.last_episode == FinishedEpisode(int(td["policy_index"]), pytest.approx(5.0), False)
+    assert posterior.play_counts.sum() == 0 and posterior.num_episodes == 1
+    data = env.rollout(10)  # the mark ended at the reset: this episode is credited
+    index = int(data["policy_index"][0])
+    assert ps.last_episode == FinishedEpisode(index, pytest.approx(7.0), True)
+    assert posterior.cumulative_returns.tolist() == pytest.approx([7.0 * (i == index) for i in range(3)])
+
+
+def test_mark_uncredited_next_steps_covers_every_episode_touching_those_steps():
+    posterior = PolicyPosterior(4, mode="ps", seed=1)
+    ps = PosteriorSamplingTransform(posterior=posterior)
+    env = TransformedEnv(ScriptedEnv(min_len=4, max_len=4), ps)
+    ps.mark_uncredited(next_steps=5)  # before the first reset: steps 1-5
+    env.rollout(12, break_when_any_done=False)  # episodes: steps 1-4, 5-8, 9-12
+    assert [ep.credited for ep in ps.pop_finished_episodes()] == [False, False, True]
+    assert posterior.play_counts.sum() == 1 and posterior.num_episodes == 3
+
+
+def test_mark_uncredited_with_a_mask_marks_only_those_envs():
+    posterior = PolicyPosterior(4, mode="ps", seed=2)
+    ps = PosteriorSamplingTransform(posterior=posterior)
+    env = TransformedEnv(ScriptedEnv((3,), min_len=3, max_len=3), ps)
+    td = env.reset()
+    ps.mark_uncredited(mask=torch.tensor([True, False, True]))
+    env.rollout(3, auto_reset=False, tensordict=td)
+    finished = ps.pop_finished_episodes()
+    assert [ep.credited for ep in finished] == [False, True, False]
+    assert posterior.play_counts.sum() == 1 and posterior.num_episodes == 3
+    with pytest.raises(ValueError, match=r"mask must be a bool tensor of the env's batch shape \[3\]"):
+        ps.mark_uncredited(mask=torch.tensor([True, False]))
+    with pytest.raises(ValueError, match="next_steps must be an int >= 0, got -1"):
+        ps.mark_uncredited(next_steps=-1)
+
+
+def test_transform_takes_a_posterior_or_its_settings_not_both():
+    posterior = PolicyPosterior(3, mode="ops", seed=0)
+    with pytest.raises(ValueError, match=r"got posterior= and also \{'mode': 'ps'\}"):
+        PosteriorSamplingTransform(posterior=posterior, mode="ps")
+    with pytest.raises(ValueError, match="needs num_policies or posterior="):
+        PosteriorSamplingTransform()
+    ps = PosteriorSamplingTransform(posterior=posterior)
+    assert ps.posterior is posterior and ps.num_policies == 3 and ps.mode == "ops"
+    assert POLICY_INDEX_KEY == "policy_index" and ps.out_keys == [POLICY_INDEX_KEY]
