@@ -115,9 +115,13 @@ def load_run(path: str | os.PathLike, label_by: Sequence[str] = ()) -> Run:
         cfg = _read_yaml(cfg_path)
     except Exception as exc:  # yaml syntax, OSError, ...: all mean "cannot read it"
         detail = " ".join(str(exc).split())  # yaml errors span lines: keep the message one line
-        raise ValueError(f"cannot read run config {cfg_path}: {type(exc).__name__}: {detail}") from None
+        raise ValueError(
+            f"cannot read run config {cfg_path}: {type(exc).__name__}: {detail}"
+        ) from None
     if not isinstance(cfg, dict):
-        raise ValueError(f"cannot read run config {cfg_path}: expected a mapping, got {type(cfg).__name__}")
+        raise ValueError(
+            f"cannot read run config {cfg_path}: expected a mapping, got {type(cfg).__name__}"
+        )
 
     def get(key: str, *fallbacks: str):
         for k in (key, *fallbacks):
@@ -128,7 +132,9 @@ def load_run(path: str | os.PathLike, label_by: Sequence[str] = ()) -> Run:
                 return node
         return None
 
-    missing = [k for k in ("variant", "seed", "env.task") if get(k, *(["task"] if k == "env.task" else [])) is None]
+    task = get("env.task", "task")
+    found = {"variant": get("variant"), "seed": get("seed"), "env.task": task}
+    missing = [k for k, v in found.items() if v is None]
     if missing:
         raise ValueError(f"run config {cfg_path} lacks {', '.join(missing)}")
     repeat = get("env.action_repeat", "action_repeat")
@@ -136,12 +142,14 @@ def load_run(path: str | os.PathLike, label_by: Sequence[str] = ()) -> Run:
         seed = int(get("seed"))
         repeat = 1 if repeat is None else int(repeat)
     except (TypeError, ValueError):
-        raise ValueError(f"run config {cfg_path}: seed and env.action_repeat must be integers") from None
+        raise ValueError(
+            f"run config {cfg_path}: seed and env.action_repeat must be integers"
+        ) from None
     if repeat < 1:
         raise ValueError(f"run config {cfg_path}: env.action_repeat must be >= 1, got {repeat}")
     variant = str(get("variant"))
     label = " ".join([variant] + [f"{k}={get(k)}" for k in label_by])
-    return Run(Path(path), str(get("env.task", "task")), variant, label, seed, repeat, cfg)
+    return Run(Path(path), str(task), variant, label, seed, repeat, cfg)
 
 
 def _read_yaml(path: Path):
@@ -240,7 +248,9 @@ def align(curves: Sequence[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, 
     end = min(s[-1] for s, _ in curves)
     grid = np.unique(np.concatenate([s for s, _ in curves]))
     grid = grid[(grid >= start) & (grid <= end)]
-    return grid, np.stack([np.interp(grid, s, v) for s, v in curves]) if len(grid) else np.empty((len(curves), 0))
+    if len(grid) == 0:
+        return grid, np.empty((len(curves), 0))
+    return grid, np.stack([np.interp(grid, s, v) for s, v in curves])
 
 
 def value_at(steps: np.ndarray, values: np.ndarray, mark: float) -> float | None:
@@ -321,9 +331,10 @@ def group_runs(runs: Sequence[Run]) -> dict[str, dict[str, list[Run]]]:
             for a, b in zip(members, members[1:]):
                 if a.seed == b.seed:
                     diff = _differing_keys(a.config, b.config)
-                    hint = f"; keys that differ: {', '.join(diff[:5])} (use --label-by)" if diff else ""
+                    hint = f"; keys that differ: {', '.join(diff[:5])} (use --label-by)"
                     raise ValueError(
-                        f"two runs of {task} {label} with seed {a.seed}: {a.path} and {b.path}{hint}"
+                        f"two runs of {task} {label} with seed {a.seed}: {a.path} and {b.path}"
+                        + (hint if diff else "")
                     )
         groups[task] = dict(sorted(by_label.items(), key=lambda kv: _variant_key(kv[0])))
     return dict(sorted(groups.items()))
@@ -387,7 +398,7 @@ class TaskSummary:
     metaworld: bool
     labels: list[str]
     seeds: dict[str, list[int]]
-    reached: dict[str, tuple[int, int]]  # label -> (min, max) last eval env step over seeds
+    reached: dict[str, tuple[int, int] | None]  # label -> (min, max) over seeds of last eval step
     curves: dict[str, dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]]
     at_marks: dict[str, dict[str, dict[int, Cell]]]  # metric -> label -> mark -> cell
     to_threshold: dict[str, tuple[float, int, int]]  # label -> (mean step, reached, seeds)
@@ -395,6 +406,7 @@ class TaskSummary:
     anchors: dict[str, dict[str, dict[int, np.ndarray]]]  # metric -> algorithm -> step -> values
     marks: tuple[int, ...]
     threshold: float
+    resamples: int = RESAMPLES
 
 
 def summarize(
@@ -419,33 +431,34 @@ def summarize(
     """
     metaworld = task.startswith("metaworld:")
     metrics = {"eval/return": "reward"} | ({"eval/success": "success"} if metaworld else {})
-    s = TaskSummary(task, metaworld, list(by_label), {}, {}, {}, {}, {}, {}, {}, tuple(marks), threshold)
+    s = TaskSummary(task, metaworld, list(by_label), {}, {}, {}, {}, {}, {}, {}, tuple(marks),
+                    threshold, resamples)
+
+    def cell(values: Sequence[float | None]) -> Cell:
+        return Cell.of([v for v in values if v is not None], resamples, seed)
+
     for metric, column in metrics.items():
         s.curves[metric], s.at_marks[metric] = {}, {}
         s.anchors[metric] = load_anchors(anchors, task, column)
         for label, runs in by_label.items():
             logged = [c for c in (r.scalar(metric) for r in runs) if len(c[0])]
-            if logged:
-                grid, ys = align(logged)
-                if len(grid):
-                    m, lo, hi = bootstrap_ci(ys, resamples, seed)
-                    s.curves[metric][label] = (grid, m, lo, hi)
-            s.at_marks[metric][label] = {
-                mark: Cell.of([v for v in (value_at(*c, mark) for c in logged) if v is not None], resamples, seed)
-                for mark in marks
-            }
+            grid, ys = align(logged) if logged else (np.empty(0), None)
+            if len(grid):
+                s.curves[metric][label] = (grid, *bootstrap_ci(ys, resamples, seed))
+            s.at_marks[metric][label] = {m: cell([value_at(*c, m) for c in logged]) for m in marks}
     for label, runs in by_label.items():
         s.seeds[label] = [r.seed for r in runs]
-        curves = [r.scalar("eval/return") for r in runs]
-        lasts = [int(c[0][-1]) for c in curves if len(c[0])]
-        s.reached[label] = (min(lasts), max(lasts)) if lasts else (0, 0)
-        hits = [steps_to_threshold(*c, threshold) for c in curves if len(c[0])]
-        got = [h for h in hits if h is not None]
-        s.to_threshold[label] = (float(np.mean(got)) if got else math.nan, len(got), len(hits))
-        rates = {p: [seconds_per_1k(*read_scalar(r.path, f"time/{p}_s")) for r in runs] for p in PHASES}
-        s.timing[label] = {p: Cell.of([v for v in rates[p] if v is not None], resamples, seed) for p in PHASES}
-        totals = [sum(v for v in vs if v is not None) for vs in zip(*rates.values()) if any(v is not None for v in vs)]
-        s.timing[label]["total"] = Cell.of(totals, resamples, seed)
+        curves = [c for c in (r.scalar("eval/return") for r in runs) if len(c[0])]
+        lasts = [int(steps[-1]) for steps, _ in curves]
+        s.reached[label] = (min(lasts), max(lasts)) if lasts else None
+        hits = [h for h in (steps_to_threshold(*c, threshold) for c in curves) if h is not None]
+        s.to_threshold[label] = (float(np.mean(hits)) if hits else math.nan, len(hits), len(curves))
+        rates = [[seconds_per_1k(*read_scalar(r.path, f"time/{p}_s")) for p in PHASES]
+                 for r in runs]
+        s.timing[label] = {p: cell([r[i] for r in rates]) for i, p in enumerate(PHASES)}
+        totals = [sum(v for v in r if v is not None) if any(v is not None for v in r) else None
+                  for r in rates]
+        s.timing[label]["total"] = cell(totals)
     return s
 
 
@@ -456,50 +469,61 @@ def _slug(task: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", task)
 
 
+def _row(*cells: object) -> str:
+    return "| " + " | ".join(map(str, cells)) + " |"
+
+
 def task_markdown(s: TaskSummary, images: Sequence[str] = ()) -> str:
     """The markdown page of one task: runs, values at the marks, steps to threshold, timing."""
     lines = [f"# {s.task}", ""]
     lines += [f"![{Path(i).stem}]({i})" for i in images] + ([""] if images else [])
     lines += [
         "Values: mean over seeds ± half-width of the 95% percentile-bootstrap CI "
-        f"({RESAMPLES} resamples), n = seeds with a value. Steps are env steps (agent steps x "
-        "action_repeat); a seed's value at a mark is interpolated between its evaluations "
-        "around it, and a seed that stopped before the mark does not count. Curves are drawn "
-        "only over the steps every seed of the variant reached.",
+        f"({s.resamples} resamples over seeds), n = seeds with a value. Steps are env steps "
+        "(agent steps x action_repeat); a seed's value at a mark is interpolated linearly "
+        "between its evaluations around it, and a seed that stopped before the mark does not "
+        "count. Curves are drawn only over the steps every seed of the variant reached (up to "
+        "the smallest 'last eval' below).",
         "",
-        "| variant | seeds | last eval (env steps, min-max over seeds) |",
-        "|---|---|---|",
+        _row("variant", "seeds", "last eval (env steps, min-max over seeds)"),
+        _row("---", "---", "---"),
     ]
     for label in s.labels:
-        lo, hi = s.reached[label]
-        lines.append(f"| {label} | {len(s.seeds[label])} ({', '.join(map(str, s.seeds[label]))}) | {lo}-{hi} |")
+        seeds, reached = s.seeds[label], s.reached[label]
+        span = "-" if reached is None else f"{reached[0]}-{reached[1]}"
+        lines.append(_row(label, f"{len(seeds)} ({', '.join(map(str, seeds))})", span))
     for metric, digits in (("eval/return", 1), ("eval/success", 2)):
         if metric not in s.at_marks:
             continue
         lines += ["", f"## {metric} at env steps", ""]
-        lines.append("| variant | " + " | ".join(f"{m:,}" for m in s.marks) + " |")
-        lines.append("|---" * (len(s.marks) + 1) + "|")
+        lines.append(_row("variant", *(f"{m:,}" for m in s.marks)))
+        lines.append(_row(*["---"] * (len(s.marks) + 1)))
         for label in s.labels:
             cells = s.at_marks[metric][label]
-            lines.append(f"| {label} | " + " | ".join(cells[m].format(digits) for m in s.marks) + " |")
+            lines.append(_row(label, *(cells[m].format(digits) for m in s.marks)))
         for algo, by_step in s.anchors[metric].items():
-            cells = [Cell.of(by_step[m]) if m in by_step else Cell() for m in s.marks]
-            name = ANCHOR_NAMES.get(algo, algo)
-            lines.append(f"| anchor: {name} (TD-MPC2 results) | " + " | ".join(c.format(digits) for c in cells) + " |")
+            cells = [Cell.of(by_step[m], s.resamples) if m in by_step else Cell() for m in s.marks]
+            name = f"anchor: {ANCHOR_NAMES.get(algo, algo)} (TD-MPC2 results)"
+            lines.append(_row(name, *(c.format(digits) for c in cells)))
         if s.anchors[metric]:
             lines += ["", "Anchor rows: published results shipped with the TD-MPC2 repository "
-                      "(their own settings and networks), shown only where they logged the mark."]
+                      "(their own settings, networks and action repeat), shown only at the marks "
+                      "they logged."]
     lines += ["", f"## env steps to eval return >= {s.threshold:g}", "",
-              "| variant | mean env steps (seeds that reached it) | reached |", "|---|---|---|"]
+              _row("variant", "mean env steps (seeds that reached it)", "reached"),
+              _row("---", "---", "---")]
     for label in s.labels:
         mean, got, n = s.to_threshold[label]
-        lines.append(f"| {label} | {'-' if got == 0 else f'{mean:.0f}'} | {got}/{n} |")
+        lines.append(_row(label, "-" if got == 0 else f"{mean:.0f}", f"{got}/{n}"))
     lines += ["", "## wall-clock seconds per 1K agent steps, by phase", "",
-              "| variant | " + " | ".join(PHASES) + " | total |", "|---" * (len(PHASES) + 2) + "|"]
+              _row("variant", *PHASES, "total"), _row(*["---"] * (len(PHASES) + 2))]
     for label in s.labels:
-        t = s.timing[label]
-        lines.append(f"| {label} | " + " | ".join(t[p].format(2) for p in (*PHASES, "total")) + " |")
+        lines.append(_row(label, *(s.timing[label][p].format(2) for p in (*PHASES, "total"))))
     return "\n".join(lines) + "\n"
+
+
+def _seeds(n: int) -> str:
+    return f"{n} seed{'s' if n > 1 else ''}"
 
 
 def _pyplot():
@@ -524,17 +548,18 @@ def plot_metric(s: TaskSummary, metric: str, out: Path) -> Path | None:
             continue
         grid, mean, lo, hi = s.curves[metric][label]
         n = len(s.seeds[label])
-        ax.plot(grid, mean, color=colors(i % 10), label=f"{label} ({n} seed{'s' if n > 1 else ''})")
+        ax.plot(grid, mean, color=colors(i % 10), label=f"{label} ({_seeds(n)})")
         if n > 1:
             ax.fill_between(grid, lo, hi, color=colors(i % 10), alpha=0.2, linewidth=0)
         xmax = max(xmax, float(grid[-1]))
     for algo, marker in zip(s.anchors.get(metric, {}), "sX^Dv"):
         by_step = s.anchors[metric][algo]
-        later = [st for st in by_step if st > xmax]
-        shown = [st for st in by_step if st <= xmax or (later and st == min(later) and xmax < min(later))]
-        if shown:
-            ax.plot(shown, [by_step[st].mean() for st in shown], marker, color="0.3", linestyle="none",
-                    label=f"anchor: {ANCHOR_NAMES.get(algo, algo)} (published, other settings)")
+        shown = [st for st in by_step if st <= xmax]
+        if not any(st > 0 for st in shown):  # a short run still shows the nearest reference
+            shown += [st for st in by_step if st > xmax][:1]
+        ax.plot(shown, [by_step[st].mean() for st in shown], marker, color="0.3",
+                linestyle="none",
+                label=f"anchor: {ANCHOR_NAMES.get(algo, algo)} (published, other settings)")
     ax.set_xlabel(X_LABEL)
     ax.set_ylabel(metric.replace("/", " "))
     ax.set_title(f"{s.task}: mean and 95% bootstrap CI over seeds")
@@ -574,7 +599,7 @@ def plot_ops(task: str, by_label: dict[str, list[Run]], out: Path) -> Path | Non
     for (label, (maxes, seed0, probs0)), (ax_max, ax_p) in zip(data.items(), axes):
         grid, ys = align(maxes)
         if len(grid):
-            ax_max.plot(grid, ys.mean(0), label=f"mean over {len(maxes)} seed{'s' if len(maxes) > 1 else ''}")
+            ax_max.plot(grid, ys.mean(0), label=f"mean over {_seeds(len(maxes))}")
         k = len(probs0)
         if k:
             ax_max.axhline(1 / k, color="0.5", linestyle="--", linewidth=1, label=f"uniform 1/{k}")
@@ -635,12 +660,11 @@ def write_report(
         raise ValueError(f"--label-by takes dotted config keys like policy.action_prior, got {bad}")
     run_dirs, no_config = find_runs(paths)
     if no_config:
-        print(f"note: skipped {len(no_config)} dir(s) with logs/scalars but no config.yaml, e.g. {no_config[0]}",
-              file=sys.stderr)
+        print(f"note: skipped {len(no_config)} dir(s) with logs/scalars but no config.yaml, "
+              f"e.g. {no_config[0]}", file=sys.stderr)
     if not run_dirs:
-        raise ValueError(
-            f"no run dirs (a dir holding config.yaml and logs/scalars/) under {', '.join(map(str, paths))}"
-        )
+        raise ValueError("no run dirs (a dir holding config.yaml and logs/scalars/) under "
+                         + ", ".join(map(str, paths)))
     groups = group_runs([load_run(d, label_by) for d in run_dirs])
     anchors = Path(anchors) if anchors is not None else None
     out = Path(out)
@@ -648,17 +672,15 @@ def write_report(
     pages: dict[str, str] = {}
     index = ["# Results", "", "| task | variants (seeds) | table | plots |", "|---|---|---|---|"]
     for task, by_label in groups.items():
-        s = summarize(task, by_label, tuple(int(m) for m in marks), threshold, anchors, resamples, seed)
+        s = summarize(task, by_label, tuple(int(m) for m in marks), threshold, anchors,
+                      resamples, seed)
         slug = _slug(task)
-        images = [
-            p.name
-            for p in (
-                plot_metric(s, "eval/return", out / f"{slug}_return.png"),
-                plot_metric(s, "eval/success", out / f"{slug}_success.png") if s.metaworld else None,
-                plot_ops(task, by_label, out / f"{slug}_ops.png"),
-            )
-            if p is not None
+        written = [
+            plot_metric(s, "eval/return", out / f"{slug}_return.png"),
+            plot_metric(s, "eval/success", out / f"{slug}_success.png") if s.metaworld else None,
+            plot_ops(task, by_label, out / f"{slug}_ops.png"),
         ]
+        images = [p.name for p in written if p is not None]
         pages[task] = task_markdown(s, images)
         (out / f"{slug}.md").write_text(pages[task])
         variants = ", ".join(f"{label} ({len(s.seeds[label])})" for label in s.labels)
@@ -681,10 +703,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _Parser(description=__doc__.splitlines()[0])
     parser.add_argument("paths", nargs="+", help="run dirs or dirs containing them")
     parser.add_argument("--out", default="docs/results", help="output dir (default docs/results)")
-    parser.add_argument("--marks", type=int, nargs="+", default=list(DEFAULT_MARKS), help="env steps of the tables")
-    parser.add_argument("--threshold", type=float, default=800.0, help="eval return for steps-to-threshold")
-    parser.add_argument("--label-by", default="", help="comma-separated dotted config keys added to the variant name")
-    parser.add_argument("--anchors", default=None, help=f"published anchors dir (default {DEFAULT_ANCHORS})")
+    parser.add_argument("--marks", type=int, nargs="+", default=list(DEFAULT_MARKS),
+                        help="env steps at which the tables report (default 10K 25K 50K 100K)")
+    parser.add_argument("--threshold", type=float, default=800.0,
+                        help="eval return of the steps-to-threshold table (default 800)")
+    parser.add_argument("--label-by", default="",
+                        help="comma-separated dotted config keys appended to the variant name")
+    parser.add_argument("--anchors", default=None,
+                        help=f"published anchors dir (default {DEFAULT_ANCHORS})")
     args = parser.parse_args(argv)
     anchors = Path(args.anchors) if args.anchors else DEFAULT_ANCHORS
     if args.anchors and not anchors.is_dir():
