@@ -17,7 +17,8 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
-    packages=find_packages(include=["components", "components.*"]),
+    packages=find_packages(include=["components", "components.*", "recipes"]),
+    package_data={"recipes": ["conf/*.yaml", "conf/*/*.yaml", "conf/*/*/*.yaml"]},
     install_requires=[
         "torch==2.13.*",
         "torchrl==0.14.1",
@@ -29,6 +30,12 @@ setup(
         "tqdm",
         # matplotlib: learning-curve and regret plots (docs/ and the plot command).
         "matplotlib",
+        # Hydra: structured configs, multirun sweeps and their launchers (recipes/). The
+        # joblib and submitit launchers run sweeps locally in parallel and on SLURM; these
+        # versions install together with omegaconf 2.3 (DESIGN section 4).
+        "hydra-core>=1.3.2,<1.4",
+        "hydra-joblib-launcher==1.2.0",
+        "hydra-submitit-launcher==1.2.0",
     ],
     extras_require={
         "test": ["pytest", "pytest-xdist"],

@@ -1,22 +1,29 @@
-"""Save and restore a whole run: agent, counters, RNG states and the logger.
+"""Save and restore a whole run: the stateful pieces, counters, RNG states and the logger.
 
-A checkpoint is written to a temporary file and renamed over the old one, so a crash or a NaN
-while writing never leaves a broken or missing checkpoint behind.
+A checkpoint is written to a temporary file and renamed over the old one (``os.replace`` is
+atomic), so the previous checkpoint stays complete until the new one is; a crash, a signal or a
+NaN while writing never leaves a broken or missing checkpoint behind.
 """
 
 from __future__ import annotations
 
 import os
+import pickle
 import random
+import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from config import Config, comparable
+from recipes.config import Config, comparable
 
 CHECKPOINT_NAME = "checkpoint.pt"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that is missing, unreadable or written by another config."""
 
 
 def rng_state() -> dict[str, Any]:
@@ -50,18 +57,29 @@ def load_checkpoint(path: str | Path, cfg: Config) -> dict[str, Any]:
     """Load a checkpoint and check that it was written by a run of the same config.
 
     Raises:
-        FileNotFoundError: no checkpoint at ``path``.
-        ValueError: the checkpoint's config differs from ``cfg`` (names the fields).
+        CheckpointError: no checkpoint at ``path``, an empty or unreadable file (named), or a
+            checkpoint of another config (names the fields that differ).
     """
     path = Path(path)
     if path.is_dir():
         path = path / CHECKPOINT_NAME
     if not path.is_file():
-        raise FileNotFoundError(f"No checkpoint at {str(path)!r}.")
-    payload = torch.load(path, map_location=cfg.device, weights_only=False)
+        raise CheckpointError(f"No checkpoint at {str(path)!r}.")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"Checkpoint {str(path)!r} is empty (0 bytes): unreadable.")
+    try:
+        payload = torch.load(path, map_location=cfg.run.device, weights_only=False)
+    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, OSError,
+            ValueError) as err:
+        raise CheckpointError(
+            f"Checkpoint {str(path)!r} is unreadable (truncated or not a checkpoint: "
+            f"{str(err).splitlines()[0] if str(err) else type(err).__name__})."
+        ) from None
+    if not isinstance(payload, dict) or "config" not in payload:
+        raise CheckpointError(f"Checkpoint {str(path)!r} is not a checkpoint of this project.")
     saved, now = payload["config"], comparable(cfg)
     diff = {k: (saved.get(k), now.get(k)) for k in set(saved) | set(now) if saved.get(k) != now.get(k)}
     if diff:
         shown = ", ".join(f"{k}: checkpoint {a!r} vs now {b!r}" for k, (a, b) in sorted(diff.items()))
-        raise ValueError(f"Checkpoint {str(path)!r} was written by another config ({shown}).")
+        raise CheckpointError(f"Checkpoint {str(path)!r} was written by another config ({shown}).")
     return payload

@@ -1,341 +1,491 @@
-"""Configuration of the PS-MBPO training loop: one dataclass, presets, `key=value` overrides.
+"""The training configuration: Hydra structured configs, one typed dataclass per job.
 
-TorchRL's sota-implementations configure their scripts with Hydra. We use a plain dataclass
-with Hydra-style ``key=value`` command-line overrides instead: the whole config is one typed,
-documented object that tests can build directly, and it needs no new dependency (hydra-core
-and omegaconf would be added only to parse ``key=value``). Every default names its source in
-``FIELD_DOCS`` and in docs/algorithm.md.
+Every field carries its meaning and the source of its default in ``metadata["help"]``
+(``--help`` prints them). Groups follow Algorithm 1: ``env`` (the task), ``model`` (line 2),
+``rollout`` (lines 8-10), ``posterior`` (line 3 and 15: N, M and the policy pick), ``policy``
+(lines 11-12: SAC), ``eval`` and ``run``. The dataclass defaults are the paper-scale setting
+(MBPO's published values where the PS-MBPO paper is silent, DESIGN section 5); presets
+(``recipes/conf/preset/*.yaml``) change them for smaller machines.
+
+The variants (``sac``, ``mbpo``, ``ps-mbpo``, ``ops-mbpo``, ``ps-mbpo-fixed``) are
+configurations of one agent: fields whose value the variant decides default to ``None`` and are
+filled by :func:`resolve`; a value the user sets that contradicts the variant is an error
+(:func:`check_overrides`), never silently replaced.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
-import typing
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field
+from typing import Any, Optional
 
 VARIANTS = ("sac", "mbpo", "ps-mbpo", "ops-mbpo", "ps-mbpo-fixed")
 """``sac``: no model, lambda = 1. ``mbpo``: one policy, each imagined step by a random elite.
 ``ps-mbpo``: N*M policies, uniform pick per episode. ``ops-mbpo``: optimistic pick.
-``ps-mbpo-fixed``: the PS-MBPO agent acting always with member 0 (the "without the sampling
-step" ablation of the paper)."""
+``ps-mbpo-fixed``: the PS-MBPO agent always acting with one member (the paper's "without the
+sampling step" ablation)."""
 
-PRESETS = ("paper", "small")
+SAMPLING_MODE = {"sac": "fixed", "mbpo": "fixed", "ps-mbpo": "ps", "ops-mbpo": "ops",
+                 "ps-mbpo-fixed": "fixed"}
 LOGGERS = ("csv", "tensorboard", "wandb")
 MODEL_VAL_METRICS = ("mse", "nll")
+OPS_STATISTICS = ("sum", "mean")
+INFORMATION_SIGNS = ("pessimistic", "optimistic")
+
+
+def _f(default: Any, help: str) -> Any:
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda d=default: type(d)(d), metadata={"help": help})
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass
+class EnvConfig:
+    """The real environment."""
+
+    task: str = _f("dmc:cartpole-swingup", "dmc:<domain>-<task> | gym:<Id> | metaworld:<task>")
+    action_repeat: int = _f(1, "simulator steps per agent step, rewards summed (1 = none; "
+                               "Dreamer/PlaNet use 2-8 on DMC)")
+
+
+@dataclass
+class ModelConfig:
+    """The dynamics ensemble and its training (Algorithm 1, line 2)."""
+
+    members: Optional[int] = _f(None, "ensemble size; None = N (ps/ops) or 7 (mbpo, MBPO's "
+                                      "setting); ps/ops need exactly N")
+    elites: int = _f(5, "elites; MBPO rolls out with a random elite (MBPO: 5 of 7); capped at N "
+                        "for ps/ops")
+    hidden: int = _f(200, "hidden width of each member (MBPO: 200)")
+    depth: int = _f(4, "hidden layers of each member (MBPO: 4)")
+    lr: float = _f(1e-3, "Adam learning rate (MBPO: 1e-3)")
+    weight_decay: float = _f(5e-5, "weight decay (mbrl-lib: 5e-5)")
+    batch_size: int = _f(256, "minibatch (MBPO: 256)")
+    holdout_ratio: float = _f(0.2, "held-out share for early stopping and elites (MBPO: 0.2)")
+    patience: int = _f(5, "epochs without improvement before stopping (MBPO: 5)")
+    max_epochs: Optional[int] = _f(None, "cap on epochs per fit; None = no cap (MBPO)")
+    val_metric: str = _f("mse", "validation loss for early stopping and elites: mse (MBPO) | nll")
+    train_freq: int = _f(250, "agent steps between model fits (MBPO: 250)")
+    predict_delta: bool = _f(True, "predict s' - s instead of s' (MBPO: delta)")
+    normalize_targets: bool = _f(True, "normalise each target dimension ('Fixing That Free "
+                                       "Lunch', 2025)")
+
+
+@dataclass
+class RolloutConfig:
+    """Imagined rollouts (Algorithm 1, lines 8-10)."""
+
+    per_step: int = _f(400, "B: imagined start states per member per agent step (MBPO: 400)")
+    schedule: list[int] = _f([20, 100, 1, 1], "rollout length [min_epoch, max_epoch, min_len, "
+                                              "max_len] (MBPO HalfCheetah: 20,100,1,1)")
+    epoch_length: int = _f(1000, "agent steps per epoch, the unit of the schedule (MBPO: 1000)")
+    retain_epochs: int = _f(1, "epochs of imagined data each model buffer keeps (MBPO: 1)")
+    information_weight: float = _f(0.0, "beta of Marino & Yue's model-likelihood term added to "
+                                        "the imagined reward (0 = off)")
+    information_sign: str = _f("pessimistic", "pessimistic (the paper: favours confident "
+                                              "outcomes) | optimistic (a bonus)")
+
+
+@dataclass
+class PosteriorConfig:
+    """The posterior over policies: N models x M policies, and the pick per episode."""
+
+    num_models: int = _f(5, "N: dynamics models, each with its own M policies (PS-MBPO)")
+    policies_per_model: int = _f(4, "M: policies per model (PS-MBPO)")
+    ops_temperature: float = _f(100.0, "tau of OPS, p(i) ~ exp(score_i / tau), on the scale of "
+                                       "returns (ours)")
+    ops_statistic: str = _f("sum", "OPS score: sum of real returns (the paper) | mean per play")
+    fixed_index: int = _f(0, "the member that acts in ps-mbpo-fixed")
+
+
+@dataclass
+class PolicyConfig:
+    """The N*M SAC agents (Algorithm 1, lines 11-12)."""
+
+    real_ratio: Optional[float] = _f(None, "lambda, real share of each batch; None = 1 (sac) or "
+                                          "0.05 (MBPO)")
+    updates_per_step: int = _f(20, "G: SAC updates of every member per agent step (MBPO: 20)")
+    batch_size: int = _f(256, "SAC batch per member (SAC/MBPO: 256)")
+    actor_hidden: list[int] = _f([256, 256], "actor MLP (SAC: 256,256)")
+    critic_hidden: list[int] = _f([256, 256], "critic MLP (SAC: 256,256)")
+    actor_lr: float = _f(3e-4, "SAC: 3e-4")
+    critic_lr: float = _f(3e-4, "SAC: 3e-4")
+    alpha_lr: float = _f(3e-4, "SAC: 3e-4")
+    gamma: float = _f(0.99, "discount (SAC: 0.99)")
+    tau: float = _f(0.005, "Polyak rate of the target critics (SAC: 0.005)")
+    init_alpha: float = _f(1.0, "initial temperature (TorchRL SACLoss: 1.0)")
+    grad_clip_norm: Optional[float] = _f(None, "clip each member's gradient norm; None = off")
+    real_buffer_size: int = _f(1_000_000, "capacity of the real buffer (MBPO: 1e6)")
+    action_prior: bool = _f(False, "Marino & Yue's learned action prior in place of SAC's "
+                                   "uniform prior")
+    prior_lr: float = _f(1e-4, "learning rate of the action prior (slower than the actor: it "
+                               "consolidates)")
+    target_kl: Optional[float] = _f(None, "temperature target for KL(pi || prior); None = the "
+                                         "component's default")
+
+
+@dataclass
+class EvalConfig:
+    """Deterministic evaluation on a separate env."""
+
+    every: int = _f(5_000, "agent steps between evaluations (and one at the end of every run)")
+    episodes: int = _f(1, "episodes per evaluation")
+    all_members: bool = _f(False, "also evaluate every member (N*M episodes)")
+
+
+@dataclass
+class RunConfig:
+    """Length, device, threads, logging and checkpoints of one run."""
+
+    total_steps: int = _f(100_000, "agent steps (DMC anchors are at 100K simulator steps)")
+    init_random_steps: int = _f(5_000, "uniform random actions before learning (MBPO: 5000)")
+    device: str = _f("cpu", "torch device of networks and buffers: cpu | cuda | cuda:<i>")
+    threads: Optional[int] = _f(None, "torch threads; None = torch's default (all cores), or "
+                                      "cores / jobs under the joblib launcher")
+    logger: str = _f("csv", "csv | tensorboard | wandb")
+    checkpoint_every: int = _f(10_000, "agent steps between checkpoints (and one at the end)")
+    progress: bool = _f(True, "show the tqdm bar")
+    resume_if_exists: bool = _f(False, "continue from the run dir's checkpoint if there is one "
+                                       "(for requeued cluster jobs); else a fresh run refuses a "
+                                       "dir that holds one")
 
 
 @dataclass
 class Config:
-    """Every setting of a run. See ``FIELD_DOCS`` (and ``--help``) for each field's meaning."""
+    """Every setting of a run. ``--help`` lists each field with its default and source."""
 
-    task: str = "dmc:cartpole-swingup"
-    variant: str = "ps-mbpo"
-    preset: str = "paper"
-    seed: int = 0
-    device: str = "cpu"
-    action_repeat: int = 1
-    total_steps: int = 100_000
-    init_random_steps: int = 5_000
-    epoch_length: int = 1_000
-    # posterior: N models x M policies per model
-    num_models: int = 5
-    policies_per_model: int = 4
-    num_elites: int = 5
-    ops_temperature: float = 100.0
-    fixed_policy_index: int = 0
-    # world model (line 2)
-    model_members: int = 0
-    model_hidden: int = 200
-    model_depth: int = 4
-    model_lr: float = 1e-3
-    model_weight_decay: float = 5e-5
-    model_batch_size: int = 256
-    model_holdout_ratio: float = 0.2
-    model_patience: int = 5
-    model_max_epochs: int = 0
-    model_val_metric: str = "mse"
-    model_train_freq: int = 250
-    predict_delta: bool = True
-    normalize_targets: bool = True
-    # imagined rollouts (lines 8-10)
-    rollouts_per_step: int = 400
-    rollout_schedule: tuple[int, int, int, int] = (20, 100, 1, 1)
-    model_retain_epochs: int = 1
-    # policy optimisation (lines 11-12)
-    real_ratio: float = 0.05
-    updates_per_step: int = 20
-    batch_size: int = 256
-    actor_hidden: tuple[int, ...] = (256, 256)
-    critic_hidden: tuple[int, ...] = (256, 256)
-    actor_lr: float = 3e-4
-    critic_lr: float = 3e-4
-    alpha_lr: float = 3e-4
-    gamma: float = 0.99
-    tau: float = 0.005
-    init_alpha: float = 1.0
-    grad_clip_norm: float = 0.0
-    real_buffer_size: int = 1_000_000
-    # evaluation, logging, checkpoints
-    eval_every: int = 5_000
-    eval_episodes: int = 1
-    eval_all_members: bool = False
-    logger: str = "csv"
-    run_dir: str = ""
-    checkpoint_every: int = 10_000
-    resume: str = ""
-    progress: bool = True
+    variant: str = _f("ps-mbpo", f"one of {VARIANTS}")
+    seed: int = _f(0, "seeds torch, the envs (per episode), the buffers and the policy pick")
+    env: EnvConfig = field(default_factory=EnvConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    rollout: RolloutConfig = field(default_factory=RolloutConfig)
+    posterior: PosteriorConfig = field(default_factory=PosteriorConfig)
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+
+    @property
+    def num_policies(self) -> int:
+        return self.posterior.num_models * self.posterior.policies_per_model
+
+    @property
+    def model_based(self) -> bool:
+        return self.variant != "sac"
 
 
-FIELD_DOCS: dict[str, str] = {
-    "task": "dmc:<domain>-<task> | gym:<Id> | metaworld:<task>",
-    "variant": f"one of {VARIANTS}",
-    "preset": "paper (paper-scale defaults) or small (tiny networks, minutes on a laptop CPU)",
-    "seed": "seeds torch, the envs (per episode) and the policy sampler",
-    "device": "torch device of the networks and buffers (cpu, cuda)",
-    "action_repeat": "simulator steps per agent step, rewards summed (1 = none)",
-    "total_steps": "real env steps (DMC anchors in DESIGN are at 100K)",
-    "init_random_steps": "uniform random actions before learning (MBPO: 5000)",
-    "epoch_length": "env steps per MBPO epoch, the unit of the rollout schedule (MBPO: 1000)",
-    "num_models": "N: dynamics models, each with its own M policies (PS-MBPO paper)",
-    "policies_per_model": "M: policies per model (PS-MBPO paper)",
-    "num_elites": "elites among the models; MBPO rolls out with a random elite (MBPO: 5 of 7)",
-    "ops_temperature": "tau of OPS, p(i) ~ exp(sum of returns / tau); on the scale of returns (ours)",
-    "fixed_policy_index": "the member that acts in ps-mbpo-fixed",
-    "model_members": "dynamics ensemble size; 0 = num_models (ps/ops) or 7 (mbpo, MBPO's setting)",
-    "model_hidden": "hidden width of each dynamics MLP (MBPO: 200)",
-    "model_depth": "hidden layers of each dynamics MLP (MBPO: 4)",
-    "model_lr": "dynamics Adam learning rate (MBPO: 1e-3)",
-    "model_weight_decay": "dynamics weight decay (mbrl-lib: 5e-5)",
-    "model_batch_size": "dynamics minibatch (MBPO: 256)",
-    "model_holdout_ratio": "held-out share for early stopping and elites (MBPO: 0.2)",
-    "model_patience": "epochs without improvement before stopping (MBPO: 5)",
-    "model_max_epochs": "cap on dynamics epochs per training; 0 = none (MBPO: none)",
-    "model_val_metric": "validation loss for early stopping, best weights and elites: mse (MBPO) or nll",
-    "model_train_freq": "env steps between model trainings, Algorithm 1 line 2 (MBPO: 250)",
-    "predict_delta": "predict s' - s instead of s' (MBPO: delta)",
-    "normalize_targets": "normalise each target dimension ('Fixing That Free Lunch', 2025)",
-    "rollouts_per_step": "B: imagined start states per member per env step (MBPO: 400)",
-    "rollout_schedule": "[min_epoch, max_epoch, min_len, max_len] (MBPO HalfCheetah: 20,100,1,1)",
-    "model_retain_epochs": "epochs of imagined data each model buffer keeps (MBPO: 1)",
-    "real_ratio": "lambda: share of real data in each policy batch (MBPO: 0.05)",
-    "updates_per_step": "G: SAC updates of every member per env step (MBPO: 20)",
-    "batch_size": "SAC batch per member (MBPO/SAC: 256)",
-    "actor_hidden": "actor MLP (SAC: 256,256)",
-    "critic_hidden": "critic MLP (SAC: 256,256)",
-    "actor_lr": "SAC: 3e-4",
-    "critic_lr": "SAC: 3e-4",
-    "alpha_lr": "SAC: 3e-4",
-    "gamma": "discount (SAC: 0.99)",
-    "tau": "Polyak rate of the target critics (SAC: 0.005)",
-    "init_alpha": "initial entropy temperature (TorchRL SACLoss: 1.0)",
-    "grad_clip_norm": "clip each member's gradient norm; 0 = off",
-    "real_buffer_size": "capacity of the real buffer (MBPO: 1e6)",
-    "eval_every": "env steps between deterministic evaluations",
-    "eval_episodes": "episodes per evaluation",
-    "eval_all_members": "also evaluate every member (slow: N*M episodes)",
-    "logger": f"one of {LOGGERS}",
-    "run_dir": "where logs and checkpoints go; '' = runs/<task>/<variant>/seed<seed>",
-    "checkpoint_every": "env steps between checkpoints (taken at the next episode end)",
-    "resume": "path of a checkpoint (or run dir) to continue",
-    "progress": "show the tqdm bar",
+GROUPS = ("env", "model", "rollout", "posterior", "policy", "eval", "run")
+
+
+def leaf_fields(cls: type = Config, prefix: str = "") -> dict[str, dataclasses.Field]:
+    """Every leaf field by dotted name, e.g. ``"policy.real_ratio"``."""
+    out: dict[str, dataclasses.Field] = {}
+    for f in dataclasses.fields(cls):
+        name = prefix + f.name
+        if dataclasses.is_dataclass(f.type) or f.name in GROUPS:
+            sub = {"env": EnvConfig, "model": ModelConfig, "rollout": RolloutConfig,
+                   "posterior": PosteriorConfig, "policy": PolicyConfig, "eval": EvalConfig,
+                   "run": RunConfig}[f.name]
+            out.update(leaf_fields(sub, name + "."))
+        else:
+            out[name] = f
+    return out
+
+
+def short_names() -> dict[str, str]:
+    """Unambiguous short forms: ``total_steps`` -> ``run.total_steps``, ``task`` -> ``env.task``.
+
+    A leaf name that is unique across the groups may be written without its group; so may
+    ``<group>_<leaf>`` (``model_hidden`` -> ``model.hidden``), the flat names of earlier
+    versions.
+    """
+    leaves = list(leaf_fields())
+    out: dict[str, str] = {}
+    counts: dict[str, int] = {}
+    for name in leaves:
+        counts[name.rsplit(".", 1)[-1]] = counts.get(name.rsplit(".", 1)[-1], 0) + 1
+    for name in leaves:
+        if "." not in name:
+            continue
+        group, leaf = name.split(".", 1)
+        if counts[leaf] == 1:
+            out[leaf] = name
+        out[f"{group}_{leaf}"] = name
+    # flat names of the first versions that do not follow the rule above
+    out.update({"run_dir": "hydra.run.dir", "rollouts_per_step": "rollout.per_step",
+                "rollout_schedule": "rollout.schedule", "num_elites": "model.elites",
+                "model_members": "model.members", "eval_every": "eval.every",
+                "eval_episodes": "eval.episodes", "fixed_policy_index": "posterior.fixed_index",
+                "batch_size": "policy.batch_size"})
+    return out
+
+
+def suggest(name: str) -> str:
+    """`` Did you mean ...?`` for an unknown field, or ``""``."""
+    candidates = list(leaf_fields()) + list(short_names())
+    close = difflib.get_close_matches(name, candidates, n=3, cutoff=0.6)
+    if not close:
+        leaf = name.rsplit(".", 1)[-1]
+        close = [c for c in leaf_fields() if c.rsplit(".", 1)[-1] == leaf]
+    return f" Did you mean {' or '.join(close)}?" if close else ""
+
+
+# ----------------------------------------------------------------------------------------------
+# Variants
+# ----------------------------------------------------------------------------------------------
+
+_VARIANT_FORBIDS: dict[str, tuple[str, ...]] = {
+    "sac": ("posterior.num_models", "posterior.policies_per_model", "model.", "rollout.",
+            "posterior.ops_", "posterior.fixed_index"),
+    "mbpo": ("posterior.num_models", "posterior.policies_per_model", "posterior.ops_",
+             "posterior.fixed_index"),
+    "ps-mbpo": ("posterior.ops_", "posterior.fixed_index"),
+    "ops-mbpo": ("posterior.fixed_index",),
+    "ps-mbpo-fixed": ("posterior.ops_",),
 }
-
-SMALL_PRESET: dict[str, typing.Any] = {
-    "total_steps": 3_000,
-    "init_random_steps": 500,
-    "num_models": 2,
-    "policies_per_model": 2,
-    "num_elites": 2,
-    "model_hidden": 64,
-    "model_depth": 2,
-    "model_max_epochs": 20,
-    "rollouts_per_step": 32,
-    "updates_per_step": 2,
-    "batch_size": 64,
-    "actor_hidden": (64, 64),
-    "critic_hidden": (64, 64),
-    "eval_every": 1_000,
-    "checkpoint_every": 1_000,
-    "real_buffer_size": 100_000,
-}
-"""The ``preset=small`` overrides: a CPU smoke-scale run of any variant in minutes."""
-
-SUITE_DEFAULTS: dict[str, dict[str, typing.Any]] = {
-    "dmc": {"task": "dmc:cartpole-swingup", "total_steps": 100_000},
-    "gym": {"task": "gym:HalfCheetah-v5", "total_steps": 400_000},
-    "metaworld": {"task": "metaworld:window-open-v3", "total_steps": 500_000},
-}
-"""Per-suite defaults of the three recipes (DMC anchors: 100K; MBPO HalfCheetah: 400 epochs)."""
+"""Fields a variant decides or does not use: setting one on the command line is an error."""
 
 
-def _convert(name: str, raw: str, annotation: typing.Any) -> typing.Any:
-    origin = typing.get_origin(annotation)
-    try:
-        if annotation is bool or annotation == "bool":
-            low = raw.lower()
-            if low in ("1", "true", "yes", "on"):
-                return True
-            if low in ("0", "false", "no", "off"):
-                return False
-            raise ValueError(raw)
-        if origin is tuple:
-            return tuple(int(x) for x in raw.replace("[", "").replace("]", "").split(",") if x)
-        if annotation is int or annotation == "int":
-            return int(float(raw)) if "e" in raw.lower() else int(raw)
-        if annotation is float or annotation == "float":
-            return float(raw)
-        return raw
-    except ValueError:
-        raise ValueError(f"Cannot read {name}={raw!r} as {annotation}.") from None
-
-
-def _field_types() -> dict[str, typing.Any]:
-    hints = typing.get_type_hints(Config)
-    return {f.name: hints[f.name] for f in fields(Config)}
-
-
-def make_config(overrides: dict[str, typing.Any] | None = None, **suite_defaults) -> Config:
-    """Build a validated config: defaults, then suite defaults, then the preset, then overrides.
+def check_overrides(variant: str, overridden: dict[str, Any]) -> None:
+    """Refuse a command-line value that contradicts the variant (one line naming both).
 
     Args:
-        overrides: field -> value (strings are converted to the field's type).
-        **suite_defaults: defaults of the calling recipe, applied before the preset.
+        variant: the chosen variant.
+        overridden: dotted field -> value, as the user wrote them.
 
     Raises:
-        ValueError: an unknown field or a bad value, naming it and what is accepted.
+        ValueError: e.g. ``variant=sac`` with ``policy.real_ratio=0.5``.
+    """
+    for key, value in overridden.items():
+        if variant == "sac" and key == "policy.real_ratio" and float(value) != 1.0:
+            raise ValueError(
+                f"policy.real_ratio={value} contradicts variant=sac (SAC learns from real data "
+                "only, lambda = 1); use a model-based variant to mix imagined data."
+            )
+        for prefix in _VARIANT_FORBIDS.get(variant, ()):
+            if key == prefix or (prefix.endswith((".", "_")) and key.startswith(prefix)):
+                if key in ("model.members",) and variant == "mbpo":
+                    continue
+                raise ValueError(
+                    f"{key}={value} contradicts variant={variant}: {variant} "
+                    f"{_WHY[variant]}; drop {key} or choose another variant."
+                )
+
+
+_WHY = {
+    "sac": "has no model and one policy (N = M = 1, lambda = 1)",
+    "mbpo": "has one policy over the whole ensemble (N = M = 1 policies; set model.members)",
+    "ps-mbpo": "picks uniformly (no OPS temperature) and never acts with a fixed member",
+    "ops-mbpo": "picks optimistically, not a fixed member",
+    "ps-mbpo-fixed": "always acts with posterior.fixed_index (no OPS)",
+}
+
+
+def resolve(cfg: Config) -> Config:
+    """Fill the fields the variant decides (``None`` defaults); return a new config.
 
     Examples:
-        >>> cfg = make_config({"preset": "small", "variant": "sac"})
-        >>> cfg.num_models, cfg.real_ratio
-        (1, 1.0)
+        >>> cfg = resolve(Config(variant="sac"))
+        >>> cfg.posterior.num_models, cfg.policy.real_ratio, cfg.model.members
+        (1, 1.0, 0)
+        >>> resolve(Config(variant="mbpo")).model.members
+        7
     """
-    overrides = dict(overrides or {})
-    types = _field_types()
-    for key in list(overrides) + list(suite_defaults):
-        if key not in types:
-            close = [k for k in types if k.startswith(key[:4])]
-            raise ValueError(
-                f"Unknown config field {key!r}."
-                + (f" Did you mean {close}?" if close else "")
-                + f" Accepted: {sorted(types)}"
-            )
-    values: dict[str, typing.Any] = dict(suite_defaults)
-    preset = overrides.get("preset", values.get("preset", "paper"))
-    if preset not in PRESETS:
-        raise ValueError(f"Unknown preset {preset!r}. Accepted: {PRESETS}.")
-    if preset == "small":
-        values.update(SMALL_PRESET)
-    values.update(overrides)
-    for key, val in list(values.items()):
-        if isinstance(val, str) and types[key] is not str:
-            values[key] = _convert(key, val, types[key])
-        elif typing.get_origin(types[key]) is tuple and isinstance(val, list):
-            values[key] = tuple(val)
-    cfg = Config(**values)
-    _apply_variant(cfg, explicit=set(overrides))
-    validate(cfg)
+    cfg = dataclasses.replace(
+        cfg,
+        env=dataclasses.replace(cfg.env), model=dataclasses.replace(cfg.model),
+        rollout=dataclasses.replace(cfg.rollout), posterior=dataclasses.replace(cfg.posterior),
+        policy=dataclasses.replace(cfg.policy), eval=dataclasses.replace(cfg.eval),
+        run=dataclasses.replace(cfg.run),
+    )
+    if cfg.variant in ("sac", "mbpo"):
+        cfg.posterior.num_models = cfg.posterior.policies_per_model = 1
+    if cfg.policy.real_ratio is None:
+        cfg.policy.real_ratio = 1.0 if cfg.variant == "sac" else 0.05
+    if cfg.variant == "sac":
+        cfg.model.members = 0
+    elif cfg.variant == "mbpo":
+        if cfg.model.members is None:
+            cfg.model.members = 7
+        cfg.model.elites = min(cfg.model.elites, cfg.model.members)
+    else:
+        if cfg.model.members is None:
+            cfg.model.members = cfg.posterior.num_models
+        cfg.model.elites = min(cfg.model.elites, cfg.model.members)
     return cfg
 
 
-def _apply_variant(cfg: Config, explicit: set[str]) -> None:
-    """The variants are configurations of one agent (DESIGN section 1)."""
-    if cfg.variant == "sac":
-        cfg.num_models, cfg.policies_per_model = 1, 1
-        cfg.real_ratio = 1.0
-    elif cfg.variant == "mbpo":
-        cfg.policies_per_model = 1
-        if "model_members" not in explicit and cfg.model_members == 0:
-            cfg.model_members = 7 if cfg.preset == "paper" else cfg.num_models
-        cfg.num_models = 1
-    if cfg.model_members == 0:
-        cfg.model_members = cfg.num_models
-    if cfg.variant != "mbpo":
-        # PS-MBPO ties policy group n to model n, so every model is used; SAC has none.
-        cfg.num_elites = min(cfg.num_elites, cfg.model_members)
+# ----------------------------------------------------------------------------------------------
+# Validation: every check runs before any env, model or directory is created
+# ----------------------------------------------------------------------------------------------
+
+def _require(ok: bool, message: str) -> None:
+    if not ok:
+        raise ValueError(message)
 
 
 def validate(cfg: Config) -> None:
-    """Check every field before any training starts; raise ``ValueError`` naming the bad value."""
+    """Check a resolved config; raise ``ValueError`` naming the bad value and what is accepted."""
     from components.envs.factory import parse_task
 
-    parse_task(cfg.task)
-    if cfg.variant not in VARIANTS:
-        raise ValueError(f"Unknown variant {cfg.variant!r}. Accepted: {VARIANTS}.")
-    if cfg.logger not in LOGGERS:
-        raise ValueError(f"Unknown logger {cfg.logger!r}. Accepted: {LOGGERS}.")
-    if not (0.0 <= cfg.real_ratio <= 1.0) or math.isnan(cfg.real_ratio):
-        raise ValueError(f"real_ratio (lambda) must lie in [0, 1], got {cfg.real_ratio}.")
-    if not cfg.ops_temperature > 0:
-        raise ValueError(f"ops_temperature (tau) must be > 0, got {cfg.ops_temperature}.")
-    for name in ("num_models", "policies_per_model", "num_elites", "model_members"):
-        if getattr(cfg, name) < 1:
-            raise ValueError(f"{name} must be >= 1, got {getattr(cfg, name)}.")
-    if cfg.num_elites > cfg.model_members:
-        raise ValueError(
-            f"num_elites ({cfg.num_elites}) cannot exceed the ensemble size ({cfg.model_members})."
-        )
-    positive = (
-        "total_steps", "epoch_length", "model_hidden", "model_depth", "model_batch_size",
-        "model_train_freq", "rollouts_per_step", "updates_per_step", "batch_size",
-        "real_buffer_size", "eval_every", "eval_episodes", "checkpoint_every",
-        "model_retain_epochs", "action_repeat",
+    _require(cfg.variant in VARIANTS, f"Unknown variant {cfg.variant!r}. Accepted: {VARIANTS}.")
+    parse_task(cfg.env.task)
+    _require(cfg.run.logger in LOGGERS, f"Unknown run.logger {cfg.run.logger!r}. Accepted: {LOGGERS}.")
+    _require(cfg.model.val_metric in MODEL_VAL_METRICS,
+             f"Unknown model.val_metric {cfg.model.val_metric!r}. Accepted: {MODEL_VAL_METRICS}.")
+    _require(cfg.posterior.ops_statistic in OPS_STATISTICS,
+             f"Unknown posterior.ops_statistic {cfg.posterior.ops_statistic!r}. "
+             f"Accepted: {OPS_STATISTICS}.")
+    _require(cfg.rollout.information_sign in INFORMATION_SIGNS,
+             f"Unknown rollout.information_sign {cfg.rollout.information_sign!r}. "
+             f"Accepted: {INFORMATION_SIGNS}.")
+    positive_ints = {
+        "env.action_repeat": cfg.env.action_repeat, "run.total_steps": cfg.run.total_steps,
+        "posterior.num_models": cfg.posterior.num_models,
+        "posterior.policies_per_model": cfg.posterior.policies_per_model,
+        "model.hidden": cfg.model.hidden, "model.depth": cfg.model.depth,
+        "model.batch_size": cfg.model.batch_size, "model.train_freq": cfg.model.train_freq,
+        "model.patience": cfg.model.patience, "rollout.per_step": cfg.rollout.per_step,
+        "rollout.epoch_length": cfg.rollout.epoch_length,
+        "rollout.retain_epochs": cfg.rollout.retain_epochs,
+        "policy.updates_per_step": cfg.policy.updates_per_step,
+        "policy.batch_size": cfg.policy.batch_size,
+        "policy.real_buffer_size": cfg.policy.real_buffer_size, "eval.every": cfg.eval.every,
+        "eval.episodes": cfg.eval.episodes, "run.checkpoint_every": cfg.run.checkpoint_every,
+    }
+    if cfg.model_based:
+        positive_ints["model.members"] = cfg.model.members
+        positive_ints["model.elites"] = cfg.model.elites
+    if cfg.model.max_epochs is not None:
+        positive_ints["model.max_epochs"] = cfg.model.max_epochs
+    if cfg.run.threads is not None:
+        positive_ints["run.threads"] = cfg.run.threads
+    for name, value in positive_ints.items():
+        _require(value is not None and value >= 1, f"{name} must be an integer >= 1, got {value}.")
+    for name in ("actor_hidden", "critic_hidden"):
+        sizes = list(getattr(cfg.policy, name))
+        _require(len(sizes) >= 1 and all(s >= 1 for s in sizes),
+                 f"policy.{name} must be a non-empty list of sizes >= 1, got {sizes}.")
+    _require(cfg.run.init_random_steps >= 0,
+             f"run.init_random_steps must be >= 0, got {cfg.run.init_random_steps}.")
+
+    def in_range(name: str, value: float, low: float, high: float, low_open: bool,
+                 high_open: bool) -> None:
+        ok = math.isfinite(value) and (value > low if low_open else value >= low) and (
+            value < high if high_open else value <= high)
+        lo, hi = "(" if low_open else "[", ")" if high_open else "]"
+        _require(ok, f"{name} must lie in {lo}{low}, {high}{hi}, got {value}.")
+
+    in_range("policy.real_ratio", cfg.policy.real_ratio, 0, 1, False, False)
+    in_range("policy.gamma", cfg.policy.gamma, 0, 1, True, False)
+    in_range("policy.tau", cfg.policy.tau, 0, 1, True, False)
+    in_range("model.holdout_ratio", cfg.model.holdout_ratio, 0, 1, True, True)
+    for name in ("policy.actor_lr", "policy.critic_lr", "policy.alpha_lr", "policy.init_alpha",
+                 "policy.prior_lr", "model.lr", "posterior.ops_temperature"):
+        group, leaf = name.split(".")
+        in_range(name, getattr(getattr(cfg, group), leaf), 0, math.inf, True, True)
+    in_range("model.weight_decay", cfg.model.weight_decay, 0, math.inf, False, True)
+    in_range("rollout.information_weight", cfg.rollout.information_weight, 0, math.inf, False,
+             True)
+    if cfg.policy.grad_clip_norm is not None:
+        in_range("policy.grad_clip_norm", cfg.policy.grad_clip_norm, 0, math.inf, True, True)
+    if cfg.policy.target_kl is not None:
+        in_range("policy.target_kl", cfg.policy.target_kl, 0, math.inf, False, True)
+    sched = list(cfg.rollout.schedule)
+    _require(
+        len(sched) == 4 and sched[0] >= 0 and sched[0] <= sched[1] and sched[2] >= 1
+        and sched[3] >= 1,
+        "rollout.schedule must be [min_epoch, max_epoch, min_len, max_len] with "
+        f"0 <= min_epoch <= max_epoch and lengths >= 1, got {sched}.",
     )
-    for name in positive:
-        if getattr(cfg, name) < 1:
-            raise ValueError(f"{name} must be >= 1, got {getattr(cfg, name)}.")
-    if cfg.init_random_steps < 0:
-        raise ValueError(f"init_random_steps must be >= 0, got {cfg.init_random_steps}.")
-    if len(cfg.rollout_schedule) != 4 or cfg.rollout_schedule[2] < 1 or cfg.rollout_schedule[3] < 1:
-        raise ValueError(
-            "rollout_schedule must be [min_epoch, max_epoch, min_len, max_len] with lengths >= 1, "
-            f"got {list(cfg.rollout_schedule)}."
-        )
-    n_policies = cfg.num_models * cfg.policies_per_model
-    if cfg.variant == "ps-mbpo-fixed" and not 0 <= cfg.fixed_policy_index < n_policies:
-        raise ValueError(
-            f"fixed_policy_index must lie in [0, {n_policies}), got {cfg.fixed_policy_index}."
-        )
-    if cfg.model_val_metric not in MODEL_VAL_METRICS:
-        raise ValueError(
-            f"Unknown model_val_metric {cfg.model_val_metric!r}. Accepted: {MODEL_VAL_METRICS}."
-        )
-    if not 0.0 < cfg.model_holdout_ratio < 1.0:
-        raise ValueError(f"model_holdout_ratio must lie in (0, 1), got {cfg.model_holdout_ratio}.")
+    if cfg.model_based:
+        _require(cfg.model.elites <= cfg.model.members,
+                 f"model.elites ({cfg.model.elites}) cannot exceed model.members "
+                 f"({cfg.model.members}).")
+        if cfg.variant != "mbpo":
+            _require(cfg.model.members == cfg.posterior.num_models,
+                     f"model.members={cfg.model.members} must equal posterior.num_models="
+                     f"{cfg.posterior.num_models} for {cfg.variant} (model n trains policies "
+                     "(n, 1..M)).")
+        # the first model fit needs a training and a held-out transition, and a batch to start
+        needed = max(math.ceil(1 / cfg.model.holdout_ratio),
+                     math.ceil(1 / (1 - cfg.model.holdout_ratio))) + 1
+        _require(cfg.run.init_random_steps >= needed,
+                 f"run.init_random_steps={cfg.run.init_random_steps} is too few for "
+                 f"{cfg.variant}: the first model fit needs at least {needed} transitions with "
+                 f"model.holdout_ratio={cfg.model.holdout_ratio}.")
+    if cfg.variant == "ps-mbpo-fixed":
+        _require(0 <= cfg.posterior.fixed_index < cfg.num_policies,
+                 f"posterior.fixed_index must lie in [0, {cfg.num_policies}), got "
+                 f"{cfg.posterior.fixed_index}.")
+    validate_device(cfg.run.device)
 
 
-def parse_overrides(argv: list[str]) -> dict[str, str]:
-    """Read ``key=value`` arguments (Hydra style; ``--key=value`` and ``--key value`` also work)."""
-    out: dict[str, str] = {}
-    it = iter(argv)
-    for arg in it:
-        if "=" in arg:
-            key, value = arg.split("=", 1)
+def validate_device(device: str) -> None:
+    """``cpu``, ``cuda`` or ``cuda:<i>`` that exists on this machine."""
+    import torch
+
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"Unknown run.device {device!r}. Accepted: cpu, cuda, cuda:<index>.") \
+            from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"run.device={device!r} but CUDA is not available on this machine "
+                             "(torch.cuda.is_available() is False); use run.device=cpu.")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(f"run.device={device!r}: this machine has "
+                             f"{torch.cuda.device_count()} CUDA device(s).")
+    elif dev.type != "cpu":
+        raise ValueError(f"Unsupported run.device {device!r}. Accepted: cpu, cuda, cuda:<index>.")
+
+
+def comparable(cfg: Config) -> dict[str, Any]:
+    """The fields a checkpoint must agree on to be resumed (everything that shapes the run)."""
+    free = {"run.total_steps", "run.progress", "run.logger", "eval.every", "eval.episodes",
+            "eval.all_members", "run.checkpoint_every", "run.device",
+            "run.threads", "run.resume_if_exists"}
+    flat = flatten(dataclasses.asdict(cfg))
+    return {k: v for k, v in flat.items() if k not in free}
+
+
+def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(flatten(v, f"{prefix}{k}."))
         else:
-            key, value = arg, next(it, None)
-            if value is None:
-                raise ValueError(f"Missing value for {arg!r}: write {arg.lstrip('-')}=<value>.")
-        out[key.lstrip("-").replace("-", "_")] = value
+            out[f"{prefix}{k}"] = list(v) if isinstance(v, tuple) else v
     return out
 
 
 def help_text() -> str:
-    """The ``--help`` text: every field with its default and source."""
-    lines = ["Override any field with key=value, e.g. preset=small variant=ops-mbpo seed=1", ""]
-    for f in fields(Config):
+    """Every field with its default and where the default comes from."""
+    lines = [
+        "Override any field with key=value (Hydra syntax), e.g.",
+        "  python recipes/psmbpo_dmc.py preset=small variant=ops-mbpo seed=1 policy.batch_size=128",
+        "Sweeps: add -m and comma lists: -m seed=0,1,2 variant=sac,ps-mbpo hydra/launcher=joblib",
+        "Presets (preset=...): paper (default), small, cpu_dmc, cpu_metaworld.",
+        "Short forms: a leaf name unique across groups (total_steps, task, seed, ...) or",
+        "<group>_<leaf> (model_hidden) stands for its dotted name. --cfg job prints the config.",
+        "",
+    ]
+    group = None
+    for name, f in leaf_fields().items():
+        g = name.split(".")[0] if "." in name else ""
+        if g != group:
+            group = g
+            lines.append(f"[{g}]" if g else "[top level]")
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-        lines.append(f"  {f.name}={default!s:<22} {FIELD_DOCS.get(f.name, '')}")
+        lines.append(f"  {name}={default!s:<24} {f.metadata.get('help', '')}")
     return "\n".join(lines)
 
 
-def comparable(cfg: Config) -> dict[str, typing.Any]:
-    """The fields a checkpoint must agree on to be resumed (everything that shapes the run)."""
-    free = {"total_steps", "resume", "progress", "logger", "run_dir", "eval_every",
-            "eval_episodes", "eval_all_members", "checkpoint_every", "device"}
-    return {k: v for k, v in dataclasses.asdict(cfg).items() if k not in free}
-
-
 __all__ = [
-    "Config", "FIELD_DOCS", "VARIANTS", "PRESETS", "SMALL_PRESET", "SUITE_DEFAULTS",
-    "make_config", "validate", "parse_overrides", "help_text", "comparable",
+    "Config", "EnvConfig", "ModelConfig", "RolloutConfig", "PosteriorConfig", "PolicyConfig",
+    "EvalConfig", "RunConfig", "VARIANTS", "SAMPLING_MODE", "resolve", "validate",
+    "check_overrides", "comparable", "help_text", "leaf_fields", "short_names", "suggest",
+    "flatten",
 ]

@@ -5,9 +5,9 @@ from __future__ import annotations
 import torch
 from torchrl.envs import ExplorationType, set_exploration_type
 
-from components.envs.factory import make_env, max_episode_steps
-from components.envs.episode_seeding import EpisodeSeeder
-from components.policy.ensemble import PolicyEnsemble
+from components.envs import make_env, max_episode_steps
+from components.envs import EpisodeSeeder
+from components.policy import PolicyEnsemble
 
 
 class Evaluator:

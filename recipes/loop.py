@@ -1,277 +1,331 @@
 """The one training loop of PS-MBPO / OPS-MBPO (and SAC, MBPO, the no-sampling ablation).
 
-It reads as the paper's Algorithm 1; the comments carry its line numbers:
-
-    2      train the N models on D_E (every ``model_train_freq`` env steps, as MBPO does)
-    3      pick a policy: done by the PosteriorSamplingTransform at every reset of the real env
-    4-7    step the real env with the picked member (a TorchRL Collector); add to D_E
-    8      sample start states from D_E
-    9-10   roll out every model n with each of its policies (n, m) for R steps -> D_M^{n,m}
-    11-12  G SAC updates of every member on lambda real + (1 - lambda) own-model data
-    15     update the optimistic distribution: done by the transform when an episode ends
+:func:`train` reads as the paper's Algorithm 1; each block carries its line numbers. Setup and
+bookkeeping (factories, checkpoints, evaluation, logging, the progress bar) are named helpers,
+one call each. Steps are agent steps (one action; ``env.action_repeat`` simulator steps).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import random
-import time
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from tensordict import TensorDictBase
+from torchrl._utils import timeit
+from torchrl.envs.utils import step_mdp
+from torchrl.record.loggers import Logger, get_logger
 from tqdm import tqdm
-from torchrl.collectors import Collector
-from torchrl.record.loggers import get_logger
 
-from agent import EVAL_SEED_OFFSET, TRANSITION_KEYS, Agent, build_agent
-from checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from components.policy import PolicyEnsemble
+from components.replay import TRANSITION_KEYS, MixedBatchSampler
+from components.sampling.posterior import PolicyPosterior
 from components.world_model.rollout_schedule import rollout_length
-from config import Config, comparable
-from evaluation import Evaluator
+from recipes.build import (
+    EVAL_SEED_OFFSET,
+    WorldModel,
+    make_buffers,
+    make_policies,
+    make_posterior,
+    make_real_env,
+    make_world_model,
+    model_capacity,
+)
+from recipes.checkpoint import rng_state, save_checkpoint, set_rng_state
+from recipes.config import Config, comparable, flatten
+from recipes.evaluation import Evaluator
 
+PHASES = ("env", "model", "rollout", "update")
 
 
 class NonFiniteLossError(FloatingPointError):
     """A loss became NaN or infinite; the run stops and the last checkpoint is kept."""
 
 
-def default_run_dir(cfg: Config) -> Path:
-    return Path("runs") / cfg.task.replace(":", "_") / cfg.variant / f"seed{cfg.seed}"
+@dataclass
+class Progress:
+    """The loop's counters (saved in checkpoints)."""
+
+    step: int = 0
+    episodes: int = 0
+    eval_round: int = 0
+    horizon: int = 0
+    seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(PHASES, 0.0))
+    last_return: float = math.nan
+    last_eval: float = math.nan
+    last_checkpoint_step: int = 0
+    checkpoint: str | None = None
 
 
-def _check_finite(values: torch.Tensor, what: str, step: int, ckpt: Path | None) -> None:
-    if not torch.isfinite(values).all():
-        bad = (~torch.isfinite(values)).nonzero().tolist()
-        kept = f"the last checkpoint {str(ckpt)!r} is left intact" if ckpt else "no checkpoint yet"
-        raise NonFiniteLossError(
-            f"Non-finite {what} at env step {step} (entries {bad[:8]}); stopping, {kept}."
-        )
+def train(cfg: Config, run_dir: str | Path, resume: dict | None = None,
+          stop: Any = None) -> dict[str, Any]:
+    """Run Algorithm 1 for ``cfg.run.total_steps`` agent steps in ``run_dir``.
+
+    Args:
+        cfg: a resolved, validated :class:`recipes.config.Config` (``recipes.cli.compose``).
+        run_dir: where logs and checkpoints go.
+        resume: a loaded checkpoint (``recipes.checkpoint.load_checkpoint``) to continue from.
+        stop: anything truthy once the run must stop (``recipes.cli.StopFlag``); checked once
+            per step, then a checkpoint is written.
+
+    Returns:
+        ``{"step", "episodes", "last_return", "last_eval", "run_dir", "checkpoint", "stopped"}``.
+    """
+    run_dir = Path(run_dir)
+    seed_everything(cfg.seed)
+    posterior = make_posterior(cfg)
+    real = make_real_env(cfg, posterior)
+    obs_dim, act_dim = real.env.observation_spec["observation"].shape[-1], real.env.action_spec.shape[-1]
+    policies = make_policies(cfg, obs_dim, act_dim)
+    world = make_world_model(cfg, obs_dim, act_dim)
+    real_buffer, batch_sampler = make_buffers(cfg, world)
+    stateful = {"posterior": posterior, "seeder": real.seeder, "policies": policies,
+                "real_buffer": real_buffer, "batch_sampler": batch_sampler}
+    if world is not None:
+        stateful.update(model=world.model, model_trainer=world.trainer, model_buffer=world.buffer)
+    evaluator = Evaluator(cfg.env.task, cfg.seed + EVAL_SEED_OFFSET, cfg.eval.episodes,
+                          cfg.run.device, cfg.env.action_repeat)
+    run, logger = restore(cfg, run_dir, resume, stateful)
+    bar = tqdm(total=cfg.run.total_steps, initial=run.step, disable=not cfg.run.progress,
+               desc=cfg.variant)
+    td, random_episode, stopped = None, False, False
+    while run.step < cfg.run.total_steps:
+        if stop:
+            stopped = True
+            break
+        learning = run.step >= cfg.run.init_random_steps
+
+        # Line 2: train the N models on D_E by maximum likelihood (every model.train_freq steps)
+        if world is not None and learning and (run.step - cfg.run.init_random_steps) % cfg.model.train_freq == 0:
+            with timeit("model"):
+                log(logger, train_models(world, real_buffer, run), run.step)
+
+        # Line 3: an episode starts; the stamp transform writes posterior.pick() on its data
+        if td is None:
+            td, random_episode = real.env.reset(), False
+
+        # Lines 6-7: step the real env with the picked member; add the transition to D_E
+        with timeit("env"), torch.no_grad():
+            td = random_action(real.env, td) if not learning else policies.indexed_policy(td)
+            td = real.env.step(td)
+            real_buffer.extend(td.select(*TRANSITION_KEYS).unsqueeze(0))
+        random_episode |= not learning
+        run.step += 1
+
+        if learning:
+            if world is not None:
+                # Lines 8-10: start states s ~ D_E; every (n, m) rolls out its own model
+                with timeit("rollout"):
+                    imagine(world, policies, real_buffer, cfg, run)
+            # Lines 11-12: G SAC updates of every member on lambda real + (1 - lambda) imagined
+            with timeit("update"):
+                losses = update_policies(policies, batch_sampler, cfg.policy.updates_per_step, run)
+
+        if td["next", "done"].item():
+            # Line 15: update the optimistic distribution with the episode's real return
+            metrics = end_episode(posterior, td, credited=not random_episode, run=run)
+            log(logger, metrics | loss_metrics(losses if learning else None) | timing(run), run.step)
+            maybe_checkpoint(cfg, run_dir, run, stateful, logger)
+            td = None
+        else:
+            td = step_mdp(td)
+        maybe_evaluate(cfg, evaluator, policies, posterior, run, logger, bar)
+        bar.update(1)
+
+    if not stopped and run.step % cfg.eval.every != 0:
+        evaluate(evaluator, policies, posterior, run, logger)  # every run ends with an evaluation
+    log(logger, timing(run), run.step)
+    checkpoint(cfg, run_dir, run, stateful, logger)
+    bar.close()
+    return {"step": run.step, "episodes": run.episodes, "last_return": run.last_return,
+            "last_eval": run.last_eval, "run_dir": str(run_dir), "checkpoint": run.checkpoint,
+            "stopped": stopped}
 
 
-def train_model(agent: Agent, step: int, last_ckpt: Path | None) -> dict[str, float]:
-    """Algorithm 1, line 2: maximum likelihood on all real data, early stopping, elites."""
-    metrics = agent.model_trainer.train(agent.real_buffer)
+# ----------------------------------------------------------------------------------------------
+# The algorithm's steps
+# ----------------------------------------------------------------------------------------------
+
+def train_models(world: WorldModel, real_buffer: Any, run: Progress) -> dict[str, float]:
+    """Line 2: maximum likelihood on all real data, early stopping, elites."""
+    metrics = world.trainer.train(real_buffer)
     val = torch.as_tensor(metrics["val_nll"], dtype=torch.float32)
-    _check_finite(val, "dynamics validation loss", step, last_ckpt)
-    return {
-        "model/val_nll": float(val.mean()),
-        "model/val_mse": float(torch.as_tensor(metrics["val_mse"]).float().mean()),
-        "model/epochs": float(metrics["epochs"]),
-    }
+    check_finite(val, "dynamics validation loss", run)
+    return {"model/val_nll": float(val.mean()),
+            "model/val_mse": float(torch.as_tensor(metrics["val_mse"]).float().mean()),
+            "model/epochs": float(metrics["epochs"])}
 
 
-def imagine(agent: Agent, horizon: int) -> None:
-    """Algorithm 1, lines 8-10: start states from D_E, every (n, m) rolls out its own model."""
-    cfg = agent.cfg
-    start = agent.real_buffer.sample(cfg.rollouts_per_step).select("observation")
+def random_action(env: Any, td: TensorDictBase) -> TensorDictBase:
+    """Uniform random action (before learning starts; such episodes are not credited)."""
+    return td.set("action", env.action_spec.rand())
+
+
+def imagine(world: WorldModel, policies: PolicyEnsemble, real_buffer: Any, cfg: Config,
+            run: Progress) -> None:
+    """Lines 8-10: start states from D_E, every (n, m) rolls out its own model for R steps.
+
+    The model buffers follow the rollout length as MBPO's do: when the schedule changes R,
+    each keeps ``per_step * R * retain_epochs * epoch_length`` transitions (newest kept).
+    """
+    horizon = rollout_length(run.step / cfg.rollout.epoch_length, cfg.rollout.schedule)
+    if horizon != run.horizon:
+        world.buffer.resize(model_capacity(cfg, horizon))
+        run.horizon = horizon
+    start = real_buffer.sample(cfg.rollout.per_step).select("observation")
     with torch.no_grad():
-        rollout = agent.model_env.rollout(
-            horizon,
-            agent.policies.ensemble_policy,
-            auto_reset=False,
-            tensordict=agent.model_env.reset(start),
-            break_when_any_done=False,
+        rollout = world.imagined_env.rollout(
+            horizon, policies.ensemble_policy, auto_reset=False,
+            tensordict=world.imagined_env.reset(start), break_when_any_done=False,
         )
-    agent.model_buffer.extend_rollout(rollout)
+    world.buffer.extend_rollout(rollout)
 
 
-def update_policies(agent: Agent, step: int, last_ckpt: Path | None) -> dict[str, float]:
-    """Algorithm 1, lines 11-12: G SAC updates of every member on its own mixed batch."""
-    losses = None
-    for _ in range(agent.cfg.updates_per_step):
-        batch = agent.batch_sampler.sample()
-        losses = agent.policies.update(batch)
-    _check_finite(
-        torch.stack([losses["loss_actor"], losses["loss_qvalue"]]), "SAC loss", step, last_ckpt
-    )
-    out = {
-        "loss/actor": float(losses["loss_actor"].mean()),
-        "loss/qvalue": float(losses["loss_qvalue"].mean()),
-        "loss/alpha": float(losses["loss_alpha"].mean()),
-        "alpha": float(losses["alpha"].mean()),
-        "entropy": float(losses["entropy"].mean()),
-    }
-    agent.last_losses = losses  # per member; logged at episode ends, see log_member_losses
+def update_policies(policies: PolicyEnsemble, batch_sampler: MixedBatchSampler, updates: int,
+                    run: Progress) -> TensorDictBase:
+    """Lines 11-12: G SAC updates of every member, each on its own mixed batch."""
+    for _ in range(updates):
+        losses = policies.update(batch_sampler.sample())
+    check_finite(torch.stack([losses["loss_actor"], losses["loss_qvalue"]]), "SAC loss", run)
+    return losses
+
+
+def end_episode(posterior: PolicyPosterior, td: TensorDictBase, credited: bool,
+                run: Progress) -> dict[str, float]:
+    """Line 15: credit the real return to the member that played (episodes with random actions
+    are no play of anyone: only the episode count advances)."""
+    index = int(td["policy_index"])
+    ret = float(td["next", "episode_reward"])
+    if credited:
+        posterior.update(index, ret)
+    else:
+        posterior.skip()
+    run.episodes += 1
+    run.last_return = ret
+    probs = posterior.probs
+    return {"train/return": ret, "train/policy_index": float(index),
+            "train/credited": float(credited), "ops/max_prob": float(probs.max()),
+            **{f"ops/p{i}": float(p) for i, p in enumerate(probs.tolist())}}
+
+
+# ----------------------------------------------------------------------------------------------
+# Bookkeeping: evaluation, logging, checkpoints
+# ----------------------------------------------------------------------------------------------
+
+def maybe_evaluate(cfg: Config, evaluator: Evaluator, policies: PolicyEnsemble,
+                   posterior: PolicyPosterior, run: Progress, logger: Logger, bar: tqdm) -> None:
+    """Evaluate every ``eval.every`` agent steps (and, in :func:`train`, at the end)."""
+    if run.step % cfg.eval.every == 0:
+        evaluate(evaluator, policies, posterior, run, logger,
+                 all_members=cfg.eval.all_members)
+        bar.set_postfix({"return": round(run.last_return, 1), "eval": round(run.last_eval, 1),
+                         "p_max": round(float(posterior.probs.max()), 3)}, refresh=False)
+
+
+def evaluate(evaluator: Evaluator, policies: PolicyEnsemble, posterior: PolicyPosterior,
+             run: Progress, logger: Logger, all_members: bool = False) -> None:
+    """Deterministic episodes of the member the posterior finds most likely."""
+    best = posterior.most_likely()
+    result = evaluator.evaluate(policies, best, run.eval_round)
+    metrics = {"eval/return": result["return"], "eval/member": float(best)}
+    if "success" in result:
+        metrics["eval/success"] = result["success"]
+    if all_members:
+        for i in range(policies.num_members):
+            metrics[f"eval/return_member{i}"] = evaluator.evaluate(policies, i, run.eval_round)["return"]
+    run.eval_round += 1
+    run.last_eval = result["return"]
+    log(logger, metrics, run.step)
+
+
+def log(logger: Logger, metrics: dict[str, float], step: int) -> None:
+    """One call logs a dict of scalars."""
+    for key, value in metrics.items():
+        logger.log_scalar(key, value, step)
+
+
+def loss_metrics(losses: TensorDictBase | None) -> dict[str, float]:
+    """Mean losses and temperature, and each member's actor and critic loss."""
+    if losses is None:
+        return {}
+    out = {"loss/actor": float(losses["loss_actor"].mean()),
+           "loss/qvalue": float(losses["loss_qvalue"].mean()),
+           "loss/alpha": float(losses["loss_alpha"].mean()),
+           "alpha": float(losses["alpha"].mean()), "entropy": float(losses["entropy"].mean())}
+    for key in ("kl_prior", "loss_prior"):
+        if key in losses.keys():
+            out[f"loss/{key}"] = float(losses[key].mean())
+    if losses["loss_actor"].numel() > 1:
+        for key in ("actor", "qvalue"):
+            for i, v in enumerate(losses[f"loss_{key}"].flatten().tolist()):
+                out[f"loss/{key}_member{i}"] = v
     return out
 
 
-def log_member_losses(agent: Agent, logger, step: int) -> None:
-    """Each member's last actor and critic loss (flat index n * M + m, as the OPS weights)."""
-    losses = agent.last_losses
-    if losses is None or agent.policies.num_members == 1:
-        return
-    for key in ("actor", "qvalue"):
-        for i, v in enumerate(losses[f"loss_{key}"].flatten().tolist()):
-            logger.log_scalar(f"loss/{key}_member{i}", v, step)
+def timing(run: Progress) -> dict[str, float]:
+    """Cumulative seconds per phase (``time/<phase>_s``), resumed runs included."""
+    totals = timeit.todict(percall=False)
+    return {f"time/{p}_s": run.seconds[p] + totals.get(p, 0.0) for p in PHASES}
 
 
-def _write_config(run_dir: Path, cfg: Config) -> None:
-    """``config.yaml`` beside the logs, read by ``recipes/report.py``."""
-    import yaml
-
-    flat = {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(cfg).items()}
-    flat["env"] = {"task": cfg.task, "action_repeat": cfg.action_repeat}
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.yaml").write_text(yaml.safe_dump(flat, sort_keys=False))
-
-
-def train(cfg: Config) -> dict[str, Any]:
-    """Run Algorithm 1 for ``cfg.total_steps`` real env steps; return the final figures.
-
-    Args:
-        cfg: a validated :class:`config.Config` (see ``config.make_config``).
-
-    Returns:
-        ``{"step", "episodes", "last_return", "last_eval", "run_dir", "checkpoint"}``.
-    """
-    run_dir = Path(cfg.run_dir) if cfg.run_dir else default_run_dir(cfg)
-    resume = load_checkpoint(cfg.resume, cfg) if cfg.resume else None  # fails before any work
-    torch.manual_seed(cfg.seed)
-    np.random.seed(cfg.seed % 2**32)
-    random.seed(cfg.seed)
-
-    agent = build_agent(cfg)
-    evaluator = Evaluator(
-        cfg.task, cfg.seed + EVAL_SEED_OFFSET, cfg.eval_episodes, cfg.device, cfg.action_repeat
-    )
-    step, episodes, eval_round = 0, 0, 0
-    logger_state = None
-    if resume is not None:
-        agent.load_state_dict(resume["agent"])
-        step, episodes, eval_round = resume["step"], resume["episodes"], resume["eval_round"]
-        logger_state = resume.get("logger")
-    logger = get_logger(
-        cfg.logger, logger_name=str(run_dir), experiment_name="logs", state_dict=logger_state
-    )
-    if resume is None:
-        logger.log_hparams(dataclasses.asdict(cfg))
-        _write_config(run_dir, cfg)
-
-    ckpt_path: Path | None = Path(cfg.resume) if cfg.resume else None
-    next_ckpt = (step // cfg.checkpoint_every + 1) * cfg.checkpoint_every
-    next_eval = (step // cfg.eval_every + 1) * cfg.eval_every
-    learning_starts = max(cfg.init_random_steps, 1)
-
-    def checkpoint() -> Path:
-        return save_checkpoint(
-            run_dir,
-            {
-                "config": comparable(cfg),
-                "agent": agent.state_dict(),
-                "step": step,
-                "episodes": episodes,
-                "eval_round": eval_round,
-                "rng": rng_state(),
-                "logger": logger.state_dict(),
-            },
+def check_finite(values: torch.Tensor, what: str, run: Progress) -> None:
+    if not torch.isfinite(values).all():
+        bad = (~torch.isfinite(values)).nonzero().tolist()
+        kept = (f"the last checkpoint {run.checkpoint!r} is left intact" if run.checkpoint
+                else "no checkpoint yet")
+        raise NonFiniteLossError(
+            f"Non-finite {what} at agent step {run.step} (entries {bad[:8]}); stopping, {kept}."
         )
 
-    # Lines 4-7: the collector steps the real env with the member picked at each reset (line 3).
-    collector = Collector(
-        agent.env,
-        agent.policies.indexed_policy,
-        frames_per_batch=1,
-        total_frames=max(cfg.total_steps - step, 1),
-        init_random_frames=max(cfg.init_random_steps - step, 0),
-        track_traj_ids=False,
-        auto_register_policy_transforms=False,
-    )
+
+def seed_everything(seed: int) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+    random.seed(seed)
+    timeit.erase()
+
+
+def restore(cfg: Config, run_dir: Path, resume: dict | None,
+            stateful: dict[str, Any]) -> tuple[Progress, Logger]:
+    """Fresh counters and logger, or everything a checkpoint saved (RNG states last)."""
+    run = Progress()
+    logger_state = None
     if resume is not None:
-        # after the collector is built: building it runs the policy once on a dummy input
+        for name, obj in stateful.items():
+            obj.load_state_dict(resume["state"][name])
+        run = Progress(**resume["progress"])
+        run.checkpoint = str(run_dir / "checkpoint.pt")
+        logger_state = resume.get("logger")
+    logger = get_logger(cfg.run.logger, logger_name=str(run_dir), experiment_name="logs",
+                        state_dict=logger_state)
+    if resume is None:
+        logger.log_hparams(flatten(asdict(cfg)))
+    else:
         set_rng_state(resume["rng"])
-    bar = tqdm(total=cfg.total_steps, initial=step, disable=not cfg.progress, desc=cfg.variant)
-    shown: dict[str, float] = {}
-    last: dict[str, float] = {}
-    timers = {"env": 0.0, "model": 0.0, "rollout": 0.0, "update": 0.0}
-    tick = time.perf_counter()
-    try:
-        for data in collector:
-            if step >= cfg.total_steps:
-                break
-            timers["env"] += time.perf_counter() - tick
-            step += 1
-            agent.real_buffer.extend(data.select(*TRANSITION_KEYS))  # line 7
-
-            if step >= learning_starts:
-                if agent.model_based:
-                    if (step - learning_starts) % cfg.model_train_freq == 0:  # line 2
-                        t = time.perf_counter()
-                        last.update(train_model(agent, step, ckpt_path))
-                        timers["model"] += time.perf_counter() - t
-                        for k in ("model/val_nll", "model/val_mse", "model/epochs"):
-                            logger.log_scalar(k, last[k], step)
-                    t = time.perf_counter()
-                    horizon = rollout_length(step / cfg.epoch_length, cfg.rollout_schedule)
-                    imagine(agent, horizon)  # lines 8-10
-                    last["rollout_length"] = float(horizon)
-                    timers["rollout"] += time.perf_counter() - t
-                t = time.perf_counter()
-                last.update(update_policies(agent, step, ckpt_path))  # lines 11-12
-                timers["update"] += time.perf_counter() - t
-
-            if data["next", "done"].any():  # line 15 happened in the transform
-                episodes += 1
-                finished = agent.sampler_transform.last_episode
-                shown["return"] = float(finished["return"])
-                logger.log_scalar("train/return", shown["return"], step)
-                logger.log_scalar("train/policy_index", float(finished["index"]), step)
-                probs = agent.sampler_transform.probs
-                logger.log_scalar("ops/max_prob", float(probs.max()), step)
-                for i, p in enumerate(probs.tolist()):
-                    logger.log_scalar(f"ops/p{i}", p, step)
-                for k, v in last.items():
-                    logger.log_scalar(k, v, step)
-                log_member_losses(agent, logger, step)
-                for k, v in timers.items():
-                    logger.log_scalar(f"time/{k}_s", v, step)
-                shown["p_max"] = float(probs.max())
-                if step >= next_eval:
-                    next_eval = (step // cfg.eval_every + 1) * cfg.eval_every
-                    shown.update(evaluate(agent, evaluator, eval_round, logger, step))
-                    eval_round += 1
-                if step >= next_ckpt:
-                    next_ckpt = (step // cfg.checkpoint_every + 1) * cfg.checkpoint_every
-                    ckpt_path = checkpoint()
-            if "loss/qvalue" in last:
-                shown["q_loss"] = last["loss/qvalue"]
-            bar.update(1)
-            if step % 10 == 0 or step == cfg.total_steps:
-                bar.set_postfix({k: round(v, 3) for k, v in shown.items()}, refresh=False)
-            tick = time.perf_counter()
-    except KeyboardInterrupt:
-        ckpt_path = checkpoint()
-        bar.write(f"Interrupted at env step {step}: checkpoint written to {ckpt_path}")
-        raise
-    finally:
-        bar.close()
-        collector.shutdown()
-    ckpt_path = checkpoint()
-    return {
-        "step": step,
-        "episodes": episodes,
-        "last_return": shown.get("return", math.nan),
-        "last_eval": shown.get("eval_return", math.nan),
-        "run_dir": str(run_dir),
-        "checkpoint": str(ckpt_path),
-    }
+    return run, logger
 
 
-def evaluate(agent: Agent, evaluator: Evaluator, round_index: int, logger, step: int) -> dict:
-    """Deterministic episodes of the member most likely under OPS (ranked by real returns)."""
-    cum = agent.sampler_transform.cumulative_returns
-    best = int(torch.argmax(cum)) if agent.sampler_transform.mode != "fixed" else int(
-        agent.sampler_transform.fixed_index
-    )
-    result = evaluator.evaluate(agent.policies, best, round_index)
-    logger.log_scalar("eval/return", result["return"], step)
-    logger.log_scalar("eval/member", float(best), step)
-    if "success" in result:
-        logger.log_scalar("eval/success", result["success"], step)
-    if agent.cfg.eval_all_members:
-        for i in range(agent.policies.num_members):
-            r = evaluator.evaluate(agent.policies, i, round_index)
-            logger.log_scalar(f"eval/return_member{i}", r["return"], step)
-    return {"eval_return": result["return"]}
+def maybe_checkpoint(cfg: Config, run_dir: Path, run: Progress, stateful: dict[str, Any],
+                     logger: Logger) -> None:
+    """Periodic checkpoints, at the first episode end past each ``run.checkpoint_every``."""
+    every = cfg.run.checkpoint_every
+    if run.step // every > run.last_checkpoint_step // every:
+        checkpoint(cfg, run_dir, run, stateful, logger)
+
+
+def checkpoint(cfg: Config, run_dir: Path, run: Progress, stateful: dict[str, Any],
+               logger: Logger) -> None:
+    """Write everything a resumed run needs (atomically, the previous one kept until done)."""
+    run.seconds = {k[len("time/"):-2]: v for k, v in timing(run).items()}
+    timeit.erase()
+    run.last_checkpoint_step = run.step
+    progress = {k: v for k, v in asdict(run).items() if k != "checkpoint"}
+    path = save_checkpoint(run_dir, {
+        "config": comparable(cfg), "state": {k: v.state_dict() for k, v in stateful.items()},
+        "progress": progress, "rng": rng_state(), "logger": logger.state_dict(),
+    })
+    run.checkpoint = str(path)

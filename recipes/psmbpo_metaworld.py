@@ -1,15 +1,16 @@
 """PS-MBPO / OPS-MBPO on Metaworld (default metaworld:window-open-v3).
 
 Usage:
-    python recipes/psmbpo_metaworld.py                          # paper-scale defaults
-    python recipes/psmbpo_metaworld.py preset=small             # minutes on a laptop CPU
-    python recipes/psmbpo_metaworld.py variant=ops-mbpo seed=1  # any field: key=value
-    python recipes/psmbpo_metaworld.py resume=runs/<run dir>    # continue a run
-    python recipes/psmbpo_metaworld.py --help                   # every field, default and source
+    python recipes/psmbpo_metaworld.py                            # paper-scale defaults
+    python recipes/psmbpo_metaworld.py preset=small               # minutes on a laptop CPU
+    python recipes/psmbpo_metaworld.py variant=ops-mbpo seed=1    # any field: key=value
+    python recipes/psmbpo_metaworld.py -m seed=0,1,2 variant=sac,ps-mbpo hydra/launcher=joblib
+    python recipes/psmbpo_metaworld.py resume=<run dir>           # continue a run
+    python recipes/psmbpo_metaworld.py --help                     # every field, default and source
+    python recipes/psmbpo_metaworld.py --cfg job                  # the composed config
 """
 
-from config import SUITE_DEFAULTS
-from run import main
+from recipes.cli import main
 
 if __name__ == "__main__":
-    main(**SUITE_DEFAULTS["metaworld"])
+    main("metaworld")

@@ -1,0 +1,149 @@
+"""Factories: build each piece of the agent from the config (no recipe logic, no loop state).
+
+The pieces are the package's components, untouched. The variants of ``config.VARIANTS`` differ
+only in how these factories configure them: SAC gets no world model and lambda = 1, MBPO one
+policy over a random-member ensemble, PS/OPS-MBPO N*M policies each on its own model.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import torch
+from torchrl.envs import RewardSum, TransformedEnv
+
+from components.envs import EpisodeSeeder, make_env, termination_fn
+from components.policy import PolicyEnsemble
+from components.replay import (
+    TRANSITION_KEYS,
+    MixedBatchSampler,
+    ModelReplay,
+    make_real_buffer,
+    mbpo_model_capacity,
+)
+from components.sampling import PosteriorSamplingTransform
+from components.sampling.posterior import PolicyPosterior
+from components.world_model import DynamicsEnsemble, DynamicsTrainer, ImaginedRolloutEnv
+from components.world_model.rollout_schedule import rollout_length
+from recipes.config import SAMPLING_MODE, Config
+
+EVAL_SEED_OFFSET = 10_000
+"""The evaluation env's seed is the run's seed plus this (never the training episodes')."""
+
+
+class RealEnv(NamedTuple):
+    env: TransformedEnv
+    seeder: EpisodeSeeder
+    stamp: PosteriorSamplingTransform
+
+
+class WorldModel(NamedTuple):
+    model: DynamicsEnsemble
+    trainer: DynamicsTrainer
+    imagined_env: ImaginedRolloutEnv
+    buffer: ModelReplay
+
+
+def make_posterior(cfg: Config) -> PolicyPosterior:
+    """Line 3 and 15's distribution over the N*M members."""
+    return PolicyPosterior(
+        cfg.num_policies,
+        mode=SAMPLING_MODE[cfg.variant],
+        temperature=cfg.posterior.ops_temperature,
+        fixed_index=cfg.posterior.fixed_index if cfg.variant == "ps-mbpo-fixed" else 0,
+        seed=cfg.seed,
+        episode_seeded=True,  # a resumed run re-makes the pick of the episode it resumes at
+        statistic=cfg.posterior.ops_statistic,
+    )
+
+
+def make_real_env(cfg: Config, posterior: PolicyPosterior) -> RealEnv:
+    """The task's env, reseeded per episode, stamped with the acting member's index."""
+    env = make_env(cfg.env.task, seed=cfg.seed, device=cfg.run.device,
+                   action_repeat=cfg.env.action_repeat)
+    seeder = EpisodeSeeder(cfg.seed)
+    env.append_transform(seeder)
+    stamp = PosteriorSamplingTransform(posterior=posterior, credit_returns=False)
+    env.append_transform(stamp)
+    env.append_transform(RewardSum())  # "episode_reward": the real return R_E of line 15
+    return RealEnv(env, seeder, stamp)
+
+
+def make_policies(cfg: Config, obs_dim: int, act_dim: int) -> PolicyEnsemble:
+    """The N*M SAC agents (1*1 for sac and mbpo)."""
+    extra: dict[str, Any] = {}
+    if cfg.policy.action_prior:
+        extra.update(action_prior=True, prior_lr=cfg.policy.prior_lr)
+        if cfg.policy.target_kl is not None:
+            extra["target_kl"] = cfg.policy.target_kl
+    return PolicyEnsemble(
+        obs_dim,
+        act_dim,
+        ensemble_shape=(cfg.posterior.num_models, cfg.posterior.policies_per_model),
+        actor_hidden=tuple(cfg.policy.actor_hidden),
+        critic_hidden=tuple(cfg.policy.critic_hidden),
+        actor_lr=cfg.policy.actor_lr,
+        critic_lr=cfg.policy.critic_lr,
+        alpha_lr=cfg.policy.alpha_lr,
+        gamma=cfg.policy.gamma,
+        tau=cfg.policy.tau,
+        init_alpha=cfg.policy.init_alpha,
+        grad_clip_norm=cfg.policy.grad_clip_norm,
+        device=torch.device(cfg.run.device),
+        **extra,
+    )
+
+
+def model_capacity(cfg: Config, horizon: int) -> int:
+    """MBPO's model-buffer size: ``per_step * horizon * retain_epochs * epoch_length``."""
+    return mbpo_model_capacity(
+        cfg.rollout.per_step, horizon, cfg.rollout.retain_epochs * cfg.rollout.epoch_length
+    )
+
+
+def make_world_model(cfg: Config, obs_dim: int, act_dim: int) -> WorldModel | None:
+    """The dynamics ensemble, its trainer, the imagined env and the N*M model buffers."""
+    if not cfg.model_based:
+        return None
+    device = torch.device(cfg.run.device)
+    model = DynamicsEnsemble(
+        obs_dim, act_dim, num_members=cfg.model.members, num_elites=cfg.model.elites,
+        hidden=cfg.model.hidden, depth=cfg.model.depth, predict_delta=cfg.model.predict_delta,
+        normalize_targets=cfg.model.normalize_targets, device=device,
+    )
+    trainer = DynamicsTrainer(
+        model, lr=cfg.model.lr, weight_decay=cfg.model.weight_decay,
+        batch_size=cfg.model.batch_size, holdout_ratio=cfg.model.holdout_ratio,
+        patience=cfg.model.patience, val_metric=cfg.model.val_metric,
+        max_epochs=cfg.model.max_epochs, seed=cfg.seed,
+    )
+    extra: dict[str, Any] = {}
+    if cfg.rollout.information_weight > 0:
+        extra.update(information_weight=cfg.rollout.information_weight,
+                     information_sign=cfg.rollout.information_sign)
+    shape = (cfg.posterior.num_models, cfg.posterior.policies_per_model)
+    imagined_env = ImaginedRolloutEnv(
+        model, termination_fn(cfg.env.task), batch_size=(*shape, cfg.rollout.per_step),
+        member_mode="random" if cfg.variant == "mbpo" else "per_model", device=device, **extra,
+    )
+    first = rollout_length(0, cfg.rollout.schedule)
+    buffer = ModelReplay(shape, model_capacity(cfg, first), device=device, seed=cfg.seed + 1,
+                         keys=TRANSITION_KEYS)
+    return WorldModel(model, trainer, imagined_env, buffer)
+
+
+def make_buffers(cfg: Config, world: WorldModel | None) -> tuple[Any, MixedBatchSampler]:
+    """The real buffer D_E and the sampler of lambda-real / (1 - lambda)-imagined batches."""
+    device = torch.device(cfg.run.device)
+    real = make_real_buffer(cfg.policy.real_buffer_size, device=device, seed=cfg.seed)
+    sampler = MixedBatchSampler(
+        real, None if world is None else world.buffer, real_ratio=cfg.policy.real_ratio,
+        batch_size=cfg.policy.batch_size,
+        ensemble_shape=(cfg.posterior.num_models, cfg.posterior.policies_per_model),
+        seed=cfg.seed + 2,
+    )
+    return real, sampler
+
+
+__all__ = ["EVAL_SEED_OFFSET", "RealEnv", "WorldModel", "make_posterior", "make_real_env",
+           "make_policies", "make_world_model", "make_buffers", "model_capacity"]

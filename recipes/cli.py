@@ -1,0 +1,384 @@
+"""Command-line front end of the three suite recipes: Hydra composition, checks, then training.
+
+``python recipes/psmbpo_dmc.py [key=value ...]`` composes ``recipes/conf/<suite>.yaml`` (the
+structured defaults of :mod:`recipes.config`, the suite's task, a preset) with the overrides,
+checks everything, and trains in a run directory of its own. Before Hydra starts, this module:
+
+* prints ``--help`` (every field, its default and its source);
+* rewrites short field names (``total_steps=...`` -> ``run.total_steps=...``);
+* refuses an unknown field with the nearest valid names, and any bad value or a value that
+  contradicts the variant with one ``error:`` line, exit code 1, before any directory exists;
+* continues a run with ``resume=<run dir>`` from the config saved in that directory.
+
+Ctrl-C, SIGTERM and SIGUSR2 (a cluster's preemption) stop at the next step boundary with a
+checkpoint; the process exits with 130 (a submitit job is requeued instead).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from omegaconf import OmegaConf
+
+from recipes.config import (
+    Config,
+    check_overrides,
+    help_text,
+    leaf_fields,
+    resolve,
+    short_names,
+    suggest,
+    validate,
+)
+
+CONF_DIR = Path(__file__).resolve().parent / "conf"
+FREE_ON_RESUME = ("run.total_steps", "run.progress", "run.device", "run.threads", "eval.every",
+                  "eval.episodes", "eval.all_members", "run.checkpoint_every",
+                  "run.logger")
+"""What ``resume=<dir>`` may change; everything else comes from the saved config."""
+
+if not OmegaConf.has_resolver("path_safe"):
+    OmegaConf.register_new_resolver("path_safe", lambda s: re.sub(r"[^A-Za-z0-9_.-]+", "_", s))
+
+
+class UserError(ValueError):
+    """A mistake in the command line: printed as one ``error:`` line, exit code 1."""
+
+
+def _register() -> None:
+    from hydra.core.config_store import ConfigStore
+
+    ConfigStore.instance().store(name="base", node=Config)
+
+
+# ----------------------------------------------------------------------------------------------
+# Before Hydra: short names, unknown fields, early validation
+# ----------------------------------------------------------------------------------------------
+
+_HYDRA_FLAGS_WITH_VALUE = {"--cfg", "-c", "--package", "-p", "--config-name", "-cn",
+                           "--config-path", "-cp", "--config-dir", "-cd", "--info", "-i"}
+
+
+def split_argv(argv: list[str]) -> tuple[list[str], list[str]]:
+    """(Hydra's own flags, ``key=value`` overrides)."""
+    flags, overrides = [], []
+    it = iter(argv)
+    for arg in it:
+        if arg.startswith("-") and "=" not in arg:
+            flags.append(arg)
+            if arg in _HYDRA_FLAGS_WITH_VALUE:
+                nxt = next(it, None)
+                if nxt is not None:
+                    flags.append(nxt)
+        else:
+            overrides.append(arg)
+    return flags, overrides
+
+
+def rewrite_overrides(overrides: list[str]) -> list[str]:
+    """Expand short names and refuse unknown fields (with the nearest valid names)."""
+    leaves = leaf_fields()
+    shorts = short_names()
+    out = []
+    for arg in overrides:
+        if "=" not in arg:
+            raise UserError(f"Cannot read {arg!r}: write key=value, e.g. seed=1 (see --help).")
+        key, value = arg.split("=", 1)
+        prefix = re.match(r"^[+~]*", key).group(0)
+        key = key[len(prefix):].lstrip("-").replace("-", "_") if key.startswith("--") else key[
+            len(prefix):]
+        if key.startswith("hydra") or key == "preset":
+            out.append(f"{prefix}{key}={value}")
+            continue
+        key = shorts.get(key, key)
+        if key not in leaves and not key.startswith("hydra"):
+            raise UserError(f"Unknown config field {key!r}.{suggest(key)} See --help for all "
+                            "fields.")
+        out.append(f"{prefix}{key}={value}")
+    return out
+
+
+def user_overrides(overrides: list[str]) -> dict[str, str]:
+    """dotted field -> value of the overrides that set config fields (not hydra/preset)."""
+    out = {}
+    for arg in overrides:
+        key, value = arg.split("=", 1)
+        key = key.lstrip("+~")
+        if key in leaf_fields():
+            out[key] = value
+    return out
+
+
+def to_config(node: Any) -> Config:
+    """A composed DictConfig (or dict) -> the typed :class:`Config`."""
+    merged = OmegaConf.merge(OmegaConf.structured(Config), node)
+    return OmegaConf.to_object(merged)
+
+
+def prepare(cfg: Config, overrides: dict[str, str]) -> Config:
+    """Check the variant against the overrides, fill the variant's fields, validate."""
+    check_overrides(cfg.variant, overrides)
+    cfg = resolve(cfg)
+    validate(cfg)
+    return cfg
+
+
+def compose(suite: str, overrides: list[str]) -> Config:
+    """Compose the config exactly as the recipe does (for checks, tests and notebooks).
+
+    Examples:
+        >>> cfg = compose("dmc", ["preset=small", "variant=sac"])
+        >>> cfg.env.task, cfg.run.total_steps, cfg.policy.real_ratio
+        ('dmc:cartpole-swingup', 3000, 1.0)
+    """
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    _register()
+    overrides = rewrite_overrides(overrides)
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            node = hydra_compose(config_name=suite, overrides=[
+                o for o in overrides if not o.lstrip("+~").startswith("hydra")])
+    except Exception as err:  # Hydra's composition and OmegaConf's type errors
+        raise UserError(_one_line(err)) from None
+    node = OmegaConf.masked_copy(node, [k for k in node.keys() if k != "hydra"]) \
+        if "hydra" in node else node
+    try:
+        cfg = to_config(node)
+    except Exception as err:
+        raise UserError(_one_line(err)) from None
+    try:
+        return prepare(cfg, user_overrides(overrides))
+    except ValueError as err:
+        raise UserError(str(err)) from None
+
+
+def _one_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    first = text[0] if text else type(err).__name__
+    for line in text[1:]:
+        if line.strip().startswith(("full_key:", "Key '")):
+            first += f" ({line.strip()})"
+    return first
+
+
+# ----------------------------------------------------------------------------------------------
+# Signals: stop at the next step boundary with a checkpoint
+# ----------------------------------------------------------------------------------------------
+
+class StopFlag:
+    """Set by SIGINT/SIGTERM/SIGUSR2; the loop checks it once per step."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self.previous: dict[int, Any] = {}
+
+    def __bool__(self) -> bool:
+        return self.signum is not None
+
+    def install(self) -> None:
+        for sig in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGUSR2", None)):
+            if sig is None:
+                continue
+            try:
+                self.previous[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not the main thread (e.g. a joblib thread backend)
+                pass
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.signum is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt  # a second Ctrl-C: stop now
+        self.signum = signum
+
+    def after_checkpoint(self) -> None:
+        """Hand the signal on (submitit requeues on SIGUSR2), else exit with 130."""
+        prev = self.previous.get(self.signum)
+        if callable(prev) and prev not in (signal.default_int_handler,):
+            prev(self.signum, None)
+        raise SystemExit(130)
+
+
+# ----------------------------------------------------------------------------------------------
+# Running
+# ----------------------------------------------------------------------------------------------
+
+def set_threads(cfg: Config) -> int:
+    """Apply ``run.threads`` (or cores / jobs under the joblib launcher) before any torch work."""
+    import torch
+
+    threads = cfg.run.threads
+    if threads is None:
+        try:
+            from hydra.core.hydra_config import HydraConfig
+            from hydra.types import RunMode
+
+            hc = HydraConfig.get()
+            n_jobs = hc.launcher.get("n_jobs") if hc.mode == RunMode.MULTIRUN else None
+            if n_jobs:
+                cores = os.cpu_count() or 1
+                threads = 1 if n_jobs < 0 else max(1, cores // int(n_jobs))
+        except Exception:  # not under Hydra
+            threads = None
+    if threads is not None:
+        torch.set_num_threads(int(threads))
+    return torch.get_num_threads()
+
+
+def run_in(run_dir: Path, cfg: Config, resume: bool) -> dict[str, Any]:
+    """Train ``cfg`` in ``run_dir`` (refusing to overwrite a run), print the summary line."""
+    from recipes.checkpoint import CHECKPOINT_NAME, CheckpointError, load_checkpoint
+    from recipes.loop import train
+
+    ckpt = run_dir / CHECKPOINT_NAME
+    payload = None
+    if resume or (cfg.run.resume_if_exists and ckpt.is_file()):
+        try:
+            payload = load_checkpoint(ckpt, cfg)
+        except CheckpointError as err:
+            raise UserError(str(err)) from None
+    elif ckpt.is_file():
+        raise UserError(
+            f"Run dir {str(run_dir)!r} already holds a checkpoint: continue it with "
+            f"resume={run_dir}, or start a fresh run in another dir (hydra.run.dir=...)."
+        )
+    set_threads(cfg)
+    stop = StopFlag()
+    stop.install()
+    result = train(cfg, run_dir, resume=payload, stop=stop)
+    if result["stopped"]:
+        print(f"Stopped at agent step {result['step']}: checkpoint written to "
+              f"{result['checkpoint']}", flush=True)
+        stop.after_checkpoint()
+    print(
+        f"done: {result['step']} agent steps, {result['episodes']} episodes, "
+        f"last return {result['last_return']:.1f}, final eval {result['last_eval']:.1f}, "
+        f"logs and checkpoint in {result['run_dir']}",
+        flush=True,
+    )
+    return result
+
+
+def _resume(run_dir: str, overrides: list[str]) -> dict[str, Any]:
+    path = Path(run_dir)
+    if path.suffix == ".pt":
+        path = path.parent
+    saved = path / "config.yaml"
+    if not path.is_dir():
+        raise UserError(f"resume={run_dir}: no such run directory.")
+    if not saved.is_file():
+        raise UserError(f"resume={run_dir}: {saved} is missing; a run dir holds config.yaml "
+                        "and checkpoint.pt.")
+    changes = user_overrides(rewrite_overrides(overrides))
+    fixed = [k for k in changes if k not in FREE_ON_RESUME]
+    if fixed:
+        raise UserError(f"resume: {', '.join(fixed)} cannot change when resuming (it shapes the "
+                        f"run); only {', '.join(FREE_ON_RESUME)} can.")
+    try:
+        node = OmegaConf.load(saved)
+        cfg = to_config(node)
+    except Exception as err:
+        raise UserError(f"resume={run_dir}: {saved} is unreadable ({_one_line(err)}).") from None
+    try:
+        cfg = to_config(OmegaConf.merge(
+            OmegaConf.structured(cfg), OmegaConf.from_dotlist([f"{k}={v}" for k, v in changes.items()])))
+    except Exception as err:
+        raise UserError(_one_line(err)) from None
+    try:
+        validate(cfg)
+    except ValueError as err:
+        raise UserError(str(err)) from None
+    return run_in(path, cfg, resume=True)
+
+
+def main(suite: str, argv: list[str] | None = None) -> dict[str, Any] | None:
+    """Entry point of ``recipes/psmbpo_<suite>.py``.
+
+    Args:
+        suite: ``"dmc"``, ``"gym"`` or ``"metaworld"`` (the primary config in recipes/conf/).
+        argv: the command-line arguments (default: ``sys.argv[1:]``).
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        if any(a in ("-h", "--help") for a in argv):
+            print(help_text())
+            return None
+        flags, overrides = split_argv(argv)
+        resume = [o for o in overrides if o.split("=", 1)[0] in ("resume", "+resume")]
+        if resume:
+            rest = [o for o in overrides if o not in resume]
+            return _resume(resume[-1].split("=", 1)[1], rest)
+        overrides = rewrite_overrides(overrides)
+        multirun = any(f in ("-m", "--multirun") for f in flags)
+        inspecting = any(f in ("--cfg", "-c", "--info", "-i", "--hydra-help") for f in flags)
+        if not multirun and not inspecting:
+            compose(suite, overrides)  # every check, before Hydra creates the run dir
+            explicit = [o for o in overrides if o.startswith("hydra.run.dir=")]
+            if explicit:
+                ckpt = Path(explicit[-1].split("=", 1)[1]) / "checkpoint.pt"
+                if ckpt.is_file() and "run.resume_if_exists=true" not in overrides:
+                    raise UserError(
+                        f"Run dir {str(ckpt.parent)!r} already holds a checkpoint: continue it "
+                        f"with resume={ckpt.parent}, or choose another run dir.")
+    except UserError as err:
+        raise SystemExit(f"error: {err}") from None
+    return _hydra_main(suite, flags + overrides)
+
+
+def _hydra_main(suite: str, argv: list[str]) -> dict[str, Any] | None:
+    import hydra
+
+    _register()
+    results: dict[str, Any] = {}
+
+    @hydra.main(config_path=str(CONF_DIR), config_name=suite, version_base="1.3")
+    def _app(node) -> float:
+        results.update(hydra_task(node))
+        return results.get("last_eval", float("nan"))
+
+    saved = sys.argv
+    sys.argv = [saved[0]] + argv
+    try:
+        _app()
+    finally:
+        sys.argv = saved
+    return results
+
+
+def hydra_task(node) -> dict[str, Any]:
+    """One Hydra job: the composed config -> a checked config -> training in Hydra's run dir."""
+    from hydra.core.hydra_config import HydraConfig
+
+    hc = HydraConfig.get()
+    try:
+        cfg = prepare(to_config(OmegaConf.masked_copy(node, [k for k in node.keys()])),
+                      user_overrides(list(hc.overrides.task)))
+    except ValueError as err:
+        raise SystemExit(f"error: {err}") from None
+    run_dir = Path(hc.runtime.output_dir)
+    try:
+        save_config(run_dir, cfg)
+        return run_in(run_dir, cfg, resume=False)
+    except UserError as err:
+        raise SystemExit(f"error: {err}") from None
+
+
+def save_config(run_dir: Path, cfg: Config) -> None:
+    """``config.yaml``: the resolved config of the run (read by ``resume=`` and the report)."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    target = run_dir / "config.yaml"
+    if (run_dir / "checkpoint.pt").is_file() and target.is_file():
+        return  # a run being resumed keeps the config it started with
+    OmegaConf.save(OmegaConf.structured(dataclasses.asdict(cfg)), target)
+
+
+__all__ = ["main", "compose", "prepare", "to_config", "UserError", "StopFlag", "run_in",
+           "save_config", "set_threads"]
