@@ -168,29 +168,103 @@ def test_resize_keeps_each_members_newest_transitions_in_order():
     assert torch.equal(model.sizes, torch.full((N, M), 3))
 
 
-def test_state_dict_and_dumps_round_trips_reproduce_samples(tmp_path):
+def test_state_dict_round_trip_reproduces_samples():
     real = _real_buffer()
     model = ModelReplay((N, M), 20, seed=3)
     model.extend(_imagined(30))
     sampler = MixedBatchSampler(real, model, 0.25, 16, seed=4)
     sampler.sample()
     states = (real.state_dict(), model.state_dict(), sampler.state_dict())
-    model.dumps(tmp_path / "model")
     expected = [sampler.sample() for _ in range(3)]
 
-    for load_model in ("state_dict", "dumps"):
-        real2 = make_real_buffer(10_000, seed=9)
-        model2 = ModelReplay((N, M), 5, seed=9)
-        real2.load_state_dict(states[0])
-        if load_model == "state_dict":
-            model2.load_state_dict(states[1])
-        else:
-            model2.loads(tmp_path / "model")
-        sampler2 = MixedBatchSampler(real2, model2, 0.25, 16, seed=9)
-        sampler2.load_state_dict(states[2])
-        assert model2.capacity_per_member == 20
-        for batch in expected:
-            assert (sampler2.sample() == batch).all()
+    real2 = make_real_buffer(10_000, seed=9)
+    model2 = ModelReplay((N, M), 5, seed=9)
+    real2.load_state_dict(states[0])
+    model2.load_state_dict(states[1])
+    sampler2 = MixedBatchSampler(real2, model2, 0.25, 16, seed=9)
+    sampler2.load_state_dict(states[2])
+    assert model2.capacity_per_member == 20
+    for batch in expected:
+        assert (sampler2.sample() == batch).all()
+
+
+class _ReferenceBuffers:
+    """Plain Python model of the per-member buffers: each member a list, newest last."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.items = [[[] for _ in range(M)] for _ in range(N)]
+
+    def extend(self, ids: torch.Tensor, mask: torch.Tensor) -> None:
+        for n in range(N):
+            for m in range(M):
+                kept = ids[n, m][mask[n, m]].tolist()
+                self.items[n][m] = (self.items[n][m] + kept)[-self.capacity:]
+
+    def resize(self, capacity: int) -> None:
+        self.capacity = capacity
+        for n in range(N):
+            for m in range(M):
+                self.items[n][m] = self.items[n][m][-capacity:]
+
+
+def _stored_ids(model: ModelReplay) -> list[list[list[int]]]:
+    """Each member's stored ids, sorted (ids grow with time, so sorted = chronological)."""
+    ids = model.data["observation"][..., 1].long()
+    sizes = model.sizes
+    return [
+        [sorted(ids[n, m, : int(sizes[n, m])].tolist()) for m in range(M)] for n in range(N)
+    ]
+
+
+def test_resize_keeps_exactly_the_newest_transitions_through_random_masks_and_wraps():
+    gen = torch.Generator().manual_seed(0)
+    model = ModelReplay((N, M), 7, seed=0)
+    reference = _ReferenceBuffers(7)
+    next_id = 0
+    for capacity in (7, 3, 11, 2, 2, 16, 5):  # shrink, grow, tiny, no-op, grow, shrink
+        model.resize(capacity)
+        reference.resize(capacity)
+        for _ in range(4):
+            k = int(torch.randint(1, 9, (), generator=gen))
+            ids = torch.arange(next_id, next_id + k).expand(N, M, k)
+            next_id += k
+            mask = torch.rand(N, M, k, generator=gen) < 0.7
+            model.extend(_transitions(ids, _member_ids()), mask=mask)
+            reference.extend(ids, mask)
+            assert model.capacity_per_member == capacity
+            assert _stored_ids(model) == reference.items
+            assert model.sizes.tolist() == [[len(x) for x in row] for row in reference.items]
+        if model.min_size:  # every sample comes from its own member's newest transitions
+            batch = model.sample(64)
+            for n in range(N):
+                for m in range(M):
+                    assert (batch["observation"][n, m, :, 0] == n * M + m).all()
+                    assert set(batch["observation"][n, m, :, 1].long().tolist()) <= set(
+                        reference.items[n][m]
+                    )
+
+
+def test_resize_before_data_and_after_a_state_dict_round_trip():
+    empty = ModelReplay((N, M), 10, seed=0)
+    empty.resize(4)
+    empty.extend(_imagined(6))
+    assert empty.capacity_per_member == 4 and _stored_ids(empty)[0][0] == [2, 3, 4, 5]
+
+    model = ModelReplay((N, M), 10, seed=1)
+    model.extend(_imagined(13))
+    model.resize(4)  # newest 9..12
+    restored = ModelReplay((N, M), 50, seed=7)
+    restored.load_state_dict(model.state_dict())
+    for buffer in (model, restored):
+        buffer.extend(_imagined(2, 13))  # overwrites 9, 10
+        buffer.resize(6)
+        buffer.extend(_imagined(3, 15))  # fills up to 6, then overwrites 11
+    assert _stored_ids(model) == _stored_ids(restored)
+    assert _stored_ids(model)[1][2] == [12, 13, 14, 15, 16, 17]
+    assert (model.sample(32) == restored.sample(32)).all()
+    with pytest.raises(ValueError, match="capacity_per_member must be >= 1, got 0"):
+        model.resize(0)
 
 
 def test_lambda_one_needs_no_model_data_and_lambda_zero_no_real_data():

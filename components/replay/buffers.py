@@ -21,9 +21,7 @@ Lines 7, 10 and 11 of PS-MBPO's Algorithm 1 (Wang, Chen & Murphy, 2024)::
 from __future__ import annotations
 
 import numbers
-import os
 from collections.abc import Sequence
-from pathlib import Path
 
 import torch
 from tensordict import TensorDict, TensorDictBase
@@ -485,12 +483,25 @@ class ModelReplay:
     def resize(self, capacity_per_member: int) -> None:
         """Change every member's capacity, keeping its newest transitions in order.
 
-        MBPO allocates a new pool when the rollout length changes and copies the old samples
-        into it (mbrl-lib's ``maybe_replace_sac_buffer`` too); this does the same in place.
-        Shrinking keeps each member's ``capacity_per_member`` most recent transitions.
+        MBPO sizes the model pool for the current rollout length and reallocates it when the
+        length changes, copying the old samples into the new pool (``_reallocate_model_pool``;
+        mbrl-lib's ``maybe_replace_sac_buffer``); this does the same in place. Each member
+        keeps exactly its ``min(size, capacity_per_member)`` most recent transitions, oldest
+        first in slots ``0, 1, ...``, and the next write goes after them; the sampling
+        generator is untouched. Call it when the rollout length changes, with
+        ``mbpo_model_capacity(rollouts_per_step, new_length, steps_kept)``.
 
         Args:
             capacity_per_member: the new capacity (see :func:`mbpo_model_capacity`).
+
+        Examples:
+            >>> rb = ModelReplay((1, 2), capacity_per_member=4, seed=0)
+            >>> _ = rb.extend(TensorDict({"x": torch.arange(12.0).view(1, 2, 6)}, [1, 2, 6]))
+            >>> rb.data["x"][0, 0].tolist()  # wrapped: slots hold 4, 5, 2, 3
+            [4.0, 5.0, 2.0, 3.0]
+            >>> rb.resize(3)
+            >>> rb.data["x"][0, 0].tolist(), rb.sizes.tolist()  # the newest 3, oldest first
+            ([3.0, 4.0, 5.0], [[3, 3]])
         """
         _check_positive_int("capacity_per_member", capacity_per_member)
         if capacity_per_member == self.capacity_per_member:
@@ -542,29 +553,6 @@ class ModelReplay:
         else:
             total = self.num_members * self.capacity_per_member
             self._set_data(TensorDict.from_dict(data, batch_size=[total]).to(self.device).clone())
-
-    def dumps(self, path: str | os.PathLike) -> None:
-        """Save to a directory, the data as memory-mapped tensors (``TensorDict.memmap``).
-
-        For large buffers this avoids pickling gigabytes through :func:`torch.save`.
-        """
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        meta = self.state_dict()
-        meta["data"] = None
-        meta["has_data"] = self._data is not None
-        torch.save(meta, path / "meta.pt")
-        if self._data is not None:
-            self._data.memmap(path / "data")
-
-    def loads(self, path: str | os.PathLike) -> None:
-        """Load what :meth:`dumps` saved."""
-        path = Path(path)
-        meta = torch.load(path / "meta.pt", weights_only=False)
-        has_data = meta.pop("has_data")
-        self.load_state_dict(meta)
-        if has_data:
-            self._set_data(TensorDict.load_memmap(path / "data").to(self.device).clone())
 
 
 class MixedBatchSampler:
