@@ -7,7 +7,8 @@ What is where (each subpackage is one job of the agent; see docs/index.md):
 * :mod:`components.world_model`: :class:`DynamicsEnsemble`, :class:`DynamicsTrainer`,
   :class:`ImaginedRolloutEnv` and ``rollout_length``.
 * :mod:`components.policy`: :class:`PolicyEnsemble`, the N*M SAC agents.
-* :mod:`components.sampling`: :class:`PosteriorSamplingTransform` (PS / OPS pick per episode).
+* :mod:`components.sampling`: :class:`PolicyPosterior` (PS / OPS pick per episode, credit) and
+  :class:`PosteriorSamplingTransform` (picks at every reset of an env).
 * :mod:`components.replay`: the real buffer, :class:`ModelReplay`, :class:`MixedBatchSampler`.
 * :mod:`components.theory`: Example 1 and the tabular experiment (not TorchRL components).
 
@@ -28,7 +29,12 @@ from components.replay import (
     make_real_buffer,
     mbpo_model_capacity,
 )
-from components.sampling import PosteriorSamplingTransform, ops_probabilities
+from components.sampling import (
+    POLICY_INDEX_KEY,
+    PolicyPosterior,
+    PosteriorSamplingTransform,
+    ops_probabilities,
+)
 from components.world_model import (
     DynamicsEnsemble,
     DynamicsTrainer,
@@ -47,7 +53,9 @@ __all__ = [
     "ImaginedRolloutEnv",
     "rollout_length",
     "PolicyEnsemble",
+    "PolicyPosterior",
     "PosteriorSamplingTransform",
+    "POLICY_INDEX_KEY",
     "ops_probabilities",
     "make_real_buffer",
     "ModelReplay",
