@@ -27,6 +27,8 @@ from components.policy._networks import load_member, make_sac_actor, make_sac_cr
 from components.policy._update import BACKENDS, LOSS_FUNCTIONS, LOSS_KEYS, PRIOR_LOSS_KEYS
 from components.sampling import POLICY_INDEX_KEY
 
+__all__ = ["PolicyEnsemble"]
+
 Tensor = torch.Tensor
 _REQUIRED_KEYS = (
     "observation",
