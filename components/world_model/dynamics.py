@@ -22,7 +22,7 @@ from tensordict.nn import TensorDictModuleBase
 from tensordict.utils import NestedKey, unravel_key_list
 from torch import nn
 
-__all__ = ["EnsembleLinear", "DynamicsEnsemble", "SELECTIONS"]
+__all__ = ["EnsembleLinear", "DynamicsEnsemble", "SELECTIONS", "gaussian_log_prob", "information_gain"]
 
 SELECTIONS = ("random", "stacked", "ensemble_mean")
 """Accepted string values of ``selection`` (an ``int`` selects one member)."""
@@ -87,6 +87,44 @@ class EnsembleLinear(nn.Module):
 
     def extra_repr(self) -> str:
         return f"num_members={self.num_members}, in_features={self.in_features}, out_features={self.out_features}"
+
+
+_LOG_2PI = math.log(2 * math.pi)
+
+
+def gaussian_log_prob(value: torch.Tensor, mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """Log-density of a diagonal Gaussian, last dimension summed out (broadcasts).
+
+    Examples:
+        >>> float(gaussian_log_prob(torch.zeros(2), torch.zeros(2), torch.zeros(2)))  # -log(2 pi)
+        -1.8378770351409912
+    """
+    return -0.5 * (((value - mean) ** 2) * torch.exp(-logvar) + logvar + _LOG_2PI).sum(-1)
+
+
+def information_gain(log_probs: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
+    """Marino & Yue's information term of sampled outcomes, from every member's log-density.
+
+    ``info = log p_n(y) - log((1/E) sum_k p_k(y))`` where ``n = source`` is the member that
+    produced the outcome ``y`` and ``p_k`` are the ``E`` members' predictive densities
+    (computed with ``logsumexp``, stable for any log-densities). Its expectation over
+    ``y ~ p_n`` is ``KL(p_n || mixture) >= 0``; it is 0 when all members agree and at most
+    ``log E``.
+
+    Args:
+        log_probs: ``[E, *S]``, member ``k``'s log-density of outcome ``i`` at ``[k, i]``.
+        source: long ``[*S]``, the producing member of each outcome (an index into ``E``).
+
+    Returns:
+        ``[*S]``.
+
+    Examples:
+        >>> lp = torch.tensor([[0.0, -1.0], [0.0, -3.0]])  # 2 members, 2 outcomes
+        >>> information_gain(lp, torch.tensor([0, 0]))
+        tensor([0.0000, 0.5662])
+    """
+    chosen = log_probs.gather(0, source.unsqueeze(0)).squeeze(0)
+    return chosen - (torch.logsumexp(log_probs, 0) - math.log(log_probs.shape[0]))
 
 
 def _check_positive_int(name: str, value: object) -> int:
@@ -546,6 +584,80 @@ class DynamicsEnsemble(TensorDictModuleBase):
             mean = mean + torch.randn_like(mean) * (0.5 * logvar).exp()
         target = self.inverse_transform_targets(mean.clamp(-self.clip, self.clip))
         return self.targets_to_transition(observation, target)
+
+    def predict_with_information(
+        self,
+        observation: torch.Tensor,
+        action: torch.Tensor,
+        *,
+        selection: Literal["stacked", "random"] = "stacked",
+        deterministic: bool | None = None,
+        members: Sequence[int] | torch.Tensor | str | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """:meth:`predict`, plus the information term of each sampled outcome.
+
+        For an outcome ``y = (next_observation, reward)`` sampled from member ``n``,
+        ``info = log p_n(y | s, a) - log((1/E') sum_k p_k(y | s, a))`` over the ``E'`` members
+        in use (:func:`information_gain`): Marino & Yue's marginal log-likelihood term with the
+        member index as the internal state. The densities are those of the normalised targets;
+        the normalisation is the same affine map for every member, so its Jacobian cancels and
+        ``info`` is also the value in raw units. Every member is evaluated on every input
+        (``E'`` times the rows of :meth:`predict`), in one batched pass.
+
+        Args:
+            observation (Tensor): ``[*S, D]`` (``[E', *S, D]`` for ``"stacked"``).
+            action (Tensor): ``[*S, A]`` (``[E', *S, A]`` for ``"stacked"``).
+
+        Keyword Args:
+            selection: ``"stacked"`` (slice ``k`` sampled by member ``k``) or ``"random"`` (a
+                uniformly random member per outcome): the selections where each outcome has
+                one producing member. Draws the same random numbers, in the same order, as
+                :meth:`predict`.
+            deterministic (bool): the producing member's mean instead of a sample.
+            members: the members in use (and in the mixture), as in :meth:`predict`.
+
+        Returns:
+            next observation ``[..., D]``, reward ``[..., 1]`` and information ``[..., 1]``.
+
+        Examples:
+            >>> model = DynamicsEnsemble(3, 1, num_members=4, num_elites=2, hidden=16, depth=2)
+            >>> obs, act = torch.randn(4, 10, 3), torch.rand(4, 10, 1)
+            >>> next_obs, reward, info = model.predict_with_information(obs, act)
+            >>> info.shape
+            torch.Size([4, 10, 1])
+        """
+        if selection not in ("stacked", "random"):
+            raise ValueError(
+                f"selection={selection!r} is not accepted by predict_with_information: the information "
+                f"term needs the member that produced each outcome; accepted: 'stacked', 'random'"
+            )
+        deterministic = self.deterministic if deterministic is None else deterministic
+        idx = self._resolve_members(members)
+        num = self.num_members if idx is None else idx.numel()
+        x = self.transform_inputs(self.make_inputs(observation, action))
+        batch = x.shape[:-1]
+        flat = x.reshape(-1, self.input_dim)
+        rows = flat.shape[0]
+        if selection == "stacked":
+            if x.dim() < 2 or x.shape[0] != num:
+                raise ValueError(
+                    f"stacked input needs a leading dimension of size {num} (one slice per member used), "
+                    f"got observation of shape {tuple(observation.shape)}"
+                )
+            source = torch.arange(num, device=flat.device).repeat_interleave(rows // num)
+        else:
+            source = torch.randint(num, (rows,), device=flat.device)
+        means, logvars = self.network(flat, idx)  # every member on every row: [E', rows, D + 1]
+        means = means.clamp(-self.clip, self.clip)
+        row = torch.arange(rows, device=flat.device)
+        mean, logvar = means[source, row], logvars[source, row]
+        if not deterministic:
+            mean = mean + torch.randn_like(mean) * (0.5 * logvar).exp()
+        sample = mean.clamp(-self.clip, self.clip)
+        info = information_gain(gaussian_log_prob(sample, means, logvars), source)
+        target = self.inverse_transform_targets(sample).reshape(*batch, self.target_dim)
+        next_obs, reward = self.targets_to_transition(observation, target)
+        return next_obs, reward, info.reshape(*batch, 1)
 
     def forward(
         self,

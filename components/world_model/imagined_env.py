@@ -3,7 +3,10 @@
 A TorchRL env with batch size ``[N, M, B]``: ``N`` models, ``M`` policies per model, ``B`` start
 states. In PS-MBPO mode slice ``[n]`` is stepped by ensemble member ``members[n]``; in MBPO mode
 every transition uses a uniformly random member. Rewards come from the model, termination from
-the task's known termination function, and a trajectory stays done once terminated.
+the task's known termination function, and a trajectory stays done once terminated. Two optional
+reward terms: the task's known reward on terminating transitions (carried by a
+:class:`~components.world_model.termination.TerminationRule`) and Marino & Yue's information
+term (``information_weight``; see ``docs/inference_perspective.md``).
 
 torchrl's ``WorldModelEnv`` copies specs with ``base_env.action_spec.expand(batch)``, which fails
 for a batch-less base env with action dim > 1 (DESIGN section 4); the specs here are written out.
@@ -21,10 +24,13 @@ from torchrl.data.replay_buffers.storages import Storage
 from torchrl.envs.model_based import ModelBasedEnvBase
 
 from components.world_model.dynamics import DynamicsEnsemble
+from components.world_model.termination import TerminationRule
 
-__all__ = ["ImaginedRolloutEnv", "MEMBER_MODES"]
+__all__ = ["ImaginedRolloutEnv", "MEMBER_MODES", "INFORMATION_SIGNS"]
 
 MEMBER_MODES = ("per_model", "random")
+INFORMATION_SIGNS = {"pessimistic": -1.0, "optimistic": 1.0}
+"""``information_sign`` -> the sign ``s`` of ``s * information_weight * info`` in the reward."""
 
 TerminationFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 StartStates = Union[ReplayBuffer, Storage, torch.Tensor, TensorDictBase, Callable[[int], Any]]
@@ -63,6 +69,20 @@ class ImaginedRolloutEnv(ModelBasedEnvBase):
             latter two with batch ``[B]`` or ``[N, M, B]``. Draws use torch's global RNG.
             Defaults to ``None``: ``reset()`` then needs start states (or reuses the last
             ones). Can be set later: ``env.start_states = real_buffer``.
+        information_weight (float, optional): ``beta >= 0``; when positive, each transition's
+            information term ``info = log p_n(x', r | s, a) - log((1/E') sum_k p_k(x', r | s, a))``
+            (``n`` the member that produced the outcome, ``k`` over the members in use; see
+            :meth:`~components.world_model.dynamics.DynamicsEnsemble.predict_with_information`)
+            is added to the reward as ``s * beta * info`` and written to ``("next",
+            "information")`` (0 at reset and on frozen steps). It is 0 where the members agree
+            and grows (up to ``log E'``) where the sampled outcome is likely under its member
+            but not under the others. Every member is evaluated on every transition, so a step
+            costs ``E'`` model passes instead of one. Defaults to 0 (off, no extra key).
+        information_sign (str, optional): ``"pessimistic"`` (default, ``s = -1``): penalise
+            outcomes the members disagree on, so rollouts favour outcomes the model is
+            confident about; ``"optimistic"`` (``s = +1``): reward them, an exploration bonus.
+            The sign of the paper's ELBO term is ``+1``; ``docs/inference_perspective.md``
+            says why, with the member index as the internal state, that is the optimistic one.
         action_low (float, optional): lower action bound of the action spec. Defaults to -1.
         action_high (float, optional): upper action bound. Defaults to 1.
         device (torch.device, optional): defaults to the model's device.
@@ -83,6 +103,12 @@ class ImaginedRolloutEnv(ModelBasedEnvBase):
     :func:`components.replay.buffers.valid_after_termination` (what ``ModelReplay.extend_rollout``
     applies) masks those steps out. Automatic partial resets are disabled: :meth:`maybe_reset`
     only resets (broadcasts) tensordicts that carry no done state.
+
+    Terminal reward: when ``termination_fn`` carries a known reward on terminating steps (a
+    :class:`~components.world_model.termination.TerminationRule` with ``terminal_reward``, as
+    ``components.envs.termination_fn`` gives for InvertedPendulum and InvertedDoublePendulum),
+    the transitions that terminate get that reward instead of the model's (plus the information
+    term, when on). Pass the bare function (``rule.fn``) to keep the model's reward.
 
     Before mixing imagined with real transitions (one buffer, or ``torch.cat``), select the
     common entries, ``data.select(*components.TRANSITION_KEYS)``: imagined data also carries
@@ -118,6 +144,8 @@ class ImaginedRolloutEnv(ModelBasedEnvBase):
         deterministic: bool = False,
         differentiable: bool = False,
         start_states: StartStates | None = None,
+        information_weight: float = 0.0,
+        information_sign: Literal["pessimistic", "optimistic"] = "pessimistic",
         action_low: float = -1.0,
         action_high: float = 1.0,
         device: torch.device | str | None = None,
@@ -133,6 +161,16 @@ class ImaginedRolloutEnv(ModelBasedEnvBase):
             raise ValueError(f"member_mode={member_mode!r} is not accepted; accepted: {MEMBER_MODES}")
         if not action_low < action_high:
             raise ValueError(f"action_low={action_low} must be below action_high={action_high}")
+        if (
+            isinstance(information_weight, bool)
+            or not isinstance(information_weight, (int, float))
+            or not 0.0 <= float(information_weight) < float("inf")
+        ):
+            raise ValueError(f"information_weight must be a finite number >= 0, got {information_weight!r}")
+        if information_sign not in INFORMATION_SIGNS:
+            raise ValueError(
+                f"information_sign={information_sign!r} is not accepted; accepted: {tuple(INFORMATION_SIGNS)}"
+            )
         num_models = batch_size[0]
         if members is None:
             members = range(num_models) if member_mode == "per_model" else "elites"
@@ -161,6 +199,8 @@ class ImaginedRolloutEnv(ModelBasedEnvBase):
             device = model.device
         super().__init__(model, device=device, batch_size=batch_size)
         self.termination_fn = termination_fn
+        self.information_weight = float(information_weight)
+        self.information_sign = information_sign
         self.member_mode = member_mode
         self.deterministic = bool(deterministic)
         self.differentiable = bool(differentiable)
@@ -175,6 +215,8 @@ class ImaginedRolloutEnv(ModelBasedEnvBase):
             shape=batch_size,
             device=self.device,
         )
+        if self.information_weight > 0:
+            self.observation_spec["information"] = Unbounded(bs + (1,), dtype=torch.float32, device=self.device)
         self.action_spec = Bounded(
             low=action_low, high=action_high, shape=bs + (act_dim,), dtype=torch.float32, device=self.device
         )
@@ -301,6 +343,8 @@ class ImaginedRolloutEnv(ModelBasedEnvBase):
     def _reset(self, tensordict: TensorDictBase | None = None, **kwargs) -> TensorDictBase:
         out = self.full_done_spec.zero()
         out.set("observation", tensordict.get("observation"))
+        if self.information_weight > 0:
+            out.set("information", self.observation_spec["information"].zero())
         return out
 
     def maybe_reset(self, tensordict: TensorDictBase) -> TensorDictBase:
@@ -356,10 +400,16 @@ class ImaginedRolloutEnv(ModelBasedEnvBase):
         model: DynamicsEnsemble = self.world_model
         members = self._current_members()
         selection = "stacked" if self.member_mode == "per_model" else "random"
+        information = None
         with torch.set_grad_enabled(self.differentiable and torch.is_grad_enabled()):
-            next_obs, reward = model.predict(
-                obs, action, selection=selection, members=members, deterministic=self.deterministic
-            )
+            if self.information_weight > 0:
+                next_obs, reward, information = model.predict_with_information(
+                    obs, action, selection=selection, members=members, deterministic=self.deterministic
+                )
+            else:
+                next_obs, reward = model.predict(
+                    obs, action, selection=selection, members=members, deterministic=self.deterministic
+                )
         terminated = self.termination_fn(obs, action, next_obs)
         expected = tuple(self.batch_size) + (1,)
         if tuple(terminated.shape) != expected:
@@ -368,12 +418,20 @@ class ImaginedRolloutEnv(ModelBasedEnvBase):
                 "(leading dims + (1,))"
             )
         terminated = terminated.to(torch.bool)
+        rule = self.termination_fn
+        if isinstance(rule, TerminationRule) and rule.terminal_reward is not None and terminated.any():
+            known = rule.reward_at_termination(obs, action, next_obs, reward)
+            reward = torch.where(terminated, known, reward)
+        if information is not None:
+            reward = reward + INFORMATION_SIGNS[self.information_sign] * self.information_weight * information
         prev_done = tensordict.get("done", None)
         if prev_done is not None and prev_done.any():
             next_obs = torch.where(prev_done, obs, next_obs)
             reward = torch.where(prev_done, torch.zeros_like(reward), reward)
+            if information is not None:
+                information = torch.where(prev_done, torch.zeros_like(information), information)
             terminated = terminated | prev_done
-        return TensorDict(
+        out = TensorDict(
             {
                 "observation": next_obs,
                 "reward": reward,
@@ -384,6 +442,9 @@ class ImaginedRolloutEnv(ModelBasedEnvBase):
             batch_size=self.batch_size,
             device=self.device,
         )
+        if information is not None:
+            out.set("information", information)
+        return out
 
     def _set_seed(self, seed: int | None) -> None:
         # Randomness comes from torch's global RNG (member choice, Gaussian noise): seeding it is
