@@ -331,10 +331,11 @@ def group_runs(runs: Sequence[Run]) -> dict[str, dict[str, list[Run]]]:
             for a, b in zip(members, members[1:]):
                 if a.seed == b.seed:
                     diff = _differing_keys(a.config, b.config)
-                    hint = f"; keys that differ: {', '.join(diff[:5])} (use --label-by)"
+                    hint = (f"keys that differ: {', '.join(diff[:5])} (use --label-by)" if diff
+                            else "same config: pass only one of them")
                     raise ValueError(
-                        f"two runs of {task} {label} with seed {a.seed}: {a.path} and {b.path}"
-                        + (hint if diff else "")
+                        f"two runs of {task} {label} with seed {a.seed}: {a.path} and {b.path}; "
+                        + hint
                     )
         groups[task] = dict(sorted(by_label.items(), key=lambda kv: _variant_key(kv[0])))
     return dict(sorted(groups.items()))
@@ -501,11 +502,15 @@ def task_markdown(s: TaskSummary, images: Sequence[str] = ()) -> str:
         for label in s.labels:
             cells = s.at_marks[metric][label]
             lines.append(_row(label, *(cells[m].format(digits) for m in s.marks)))
+        anchor_rows = 0
         for algo, by_step in s.anchors[metric].items():
+            if not any(m in by_step for m in s.marks):
+                continue
             cells = [Cell.of(by_step[m], s.resamples) if m in by_step else Cell() for m in s.marks]
             name = f"anchor: {ANCHOR_NAMES.get(algo, algo)} (TD-MPC2 results)"
             lines.append(_row(name, *(c.format(digits) for c in cells)))
-        if s.anchors[metric]:
+            anchor_rows += 1
+        if anchor_rows:
             lines += ["", "Anchor rows: published results shipped with the TD-MPC2 repository "
                       "(their own settings, networks and action repeat), shown only at the marks "
                       "they logged."]

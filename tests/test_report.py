@@ -202,6 +202,7 @@ def test_metaworld_success_table_anchors_and_ops_plot(tmp_path: Path):
     (anchors / "sac_mw-window-open.csv").write_text(
         "step,success,seed\n0,0.0,1\n0,0.0,2\n100000,0.8,1\n100000,1.0,2\n")
     (anchors / "sac_cartpole-swingup.csv").write_text("step,reward,seed\n100000,800,1\n")
+    (anchors / "tdmpc2_mw-window-open.csv").write_text("step,success,seed\n200000,1.0,1\n")
     out = tmp_path / "out"
     pages = report.write_report([root], out, marks=(10_000, 100_000), anchors=tmp_path / "anchors")
     page = pages[task]
@@ -210,6 +211,7 @@ def test_metaworld_success_table_anchors_and_ops_plot(tmp_path: Path):
     lo, hi = hand_ci([0.8, 1.0])
     assert f"| anchor: SAC (TD-MPC2 results) | - | 0.90 ± {(hi - lo) / 2:.2f} (n=2) |" in page
     assert page.count("anchor: SAC") == 1  # success anchor only; the return table has none
+    assert "TD-MPC2 (" not in page  # an anchor with no value at any mark gets no row
     for kind in ("return", "success", "ops"):
         assert (out / f"metaworld_window-open-v3_{kind}.png").stat().st_size > 10_000
     assert "![metaworld_window-open-v3_ops](metaworld_window-open-v3_ops.png)" in page
@@ -238,6 +240,9 @@ def test_duplicate_seed_names_differing_keys_and_label_by_splits(tmp_path: Path)
                                          r"keys that differ: optim\.lr \(use --label-by\)"):
         report.write_report([root], tmp_path / "out", anchors=None)
     pages = report.write_report([root], tmp_path / "out", label_by=["optim.lr"], anchors=None)
+    write_run(root / "r2", TASK, "sac", 0, {}, extra="optim:\n  lr: 0.001\nrun_dir: r2\n")
+    with pytest.raises(ValueError, match=r"r0 and .*r2; same config: pass only one of them"):
+        report.write_report([root], tmp_path / "out", label_by=["optim.lr"], anchors=None)
     assert "| sac optim.lr=0.0003 | 1 (0) |" in pages[TASK]
     assert "| sac optim.lr=0.001 | 1 (0) |" in pages[TASK]
 
