@@ -38,6 +38,8 @@ setup(
         "hydra-submitit-launcher==1.2.0",
     ],
     extras_require={
-        "test": ["pytest", "pytest-xdist"],
+        # pdoc: the API reference (docs/api.md); in "test" too, since tests/test_api_docs.py builds it
+        "test": ["pytest", "pytest-xdist", "pdoc==16.*"],
+        "docs": ["pdoc==16.*"],
     },
 )
