@@ -16,9 +16,8 @@ Statistics (docs/report.md): the 95% confidence interval of a mean over seeds is
 bootstrap over seeds with numpy (2000 resamples, generator seeded with 0, so a report is
 reproducible). rliable (IQM, stratified bootstrap) is not used: ``pip install --dry-run
 rliable`` with our pins would add nine packages (pandas, statsmodels, arch, seaborn, patsy,
-formulaic, ...) for what is here a per-task mean over 3-10 seeds, where the IQM of so few
-seeds is close to the mean of the middle one or two and the stratification over tasks does
-not apply. The step axis is env steps = agent steps * ``env.action_repeat`` (simulator frames).
+formulaic, ...) for what is here a per-task mean over a few seeds: its IQM of 3 seeds trims
+nothing (it is the plain mean) and its stratification over tasks does not apply. The step axis is env steps = agent steps * ``env.action_repeat`` (simulator frames).
 
 Self-contained on purpose: ``recipes/`` was not an importable package when this was written.
 """
