@@ -5,11 +5,13 @@ What is where (each subpackage is one job of the agent; see docs/index.md):
 * :mod:`components.envs`: ``make_env`` for ``dmc:``, ``gym:`` and ``metaworld:`` tasks,
   ``termination_fn``, and :class:`EpisodeSeeder`.
 * :mod:`components.world_model`: :class:`DynamicsEnsemble`, :class:`DynamicsTrainer`,
-  :class:`ImaginedRolloutEnv` and ``rollout_length``.
+  :class:`ImaginedRolloutEnv`, ``rollout_length`` and ``never_terminates``.
 * :mod:`components.policy`: :class:`PolicyEnsemble`, the N*M SAC agents.
 * :mod:`components.sampling`: :class:`PolicyPosterior` (PS / OPS pick per episode, credit) and
   :class:`PosteriorSamplingTransform` (picks at every reset of an env).
-* :mod:`components.replay`: the real buffer, :class:`ModelReplay`, :class:`MixedBatchSampler`.
+* :mod:`components.replay`: the real buffer, :class:`ModelReplay`, :class:`MixedBatchSampler`,
+  ``TRANSITION_KEYS`` (select them before mixing imagined with real data) and
+  ``valid_after_termination`` (the imagined steps to keep).
 * :mod:`components.theory`: Example 1 and the tabular experiment (not TorchRL components).
 
 Examples:
@@ -18,6 +20,8 @@ Examples:
     >>> policies = PolicyEnsemble(5, 1, ensemble_shape=(2, 2), actor_hidden=(8,), critic_hidden=(8,))
     >>> policies.num_members
     4
+    >>> policies.member_index(3)
+    (1, 1)
 """
 
 from components.envs import EpisodeSeeder, make_env, max_episode_steps, parse_task, termination_fn
@@ -29,6 +33,7 @@ from components.replay import (
     make_real_buffer,
     mbpo_model_capacity,
 )
+from components.replay.buffers import valid_after_termination
 from components.sampling import (
     POLICY_INDEX_KEY,
     PolicyPosterior,
@@ -39,6 +44,7 @@ from components.world_model import (
     DynamicsEnsemble,
     DynamicsTrainer,
     ImaginedRolloutEnv,
+    never_terminates,
     rollout_length,
 )
 
@@ -52,6 +58,7 @@ __all__ = [
     "DynamicsTrainer",
     "ImaginedRolloutEnv",
     "rollout_length",
+    "never_terminates",
     "PolicyEnsemble",
     "PolicyPosterior",
     "PosteriorSamplingTransform",
@@ -62,4 +69,5 @@ __all__ = [
     "MixedBatchSampler",
     "mbpo_model_capacity",
     "TRANSITION_KEYS",
+    "valid_after_termination",
 ]
