@@ -222,13 +222,20 @@ def short_names() -> dict[str, str]:
 
 
 def suggest(name: str) -> str:
-    """`` Did you mean ...?`` for an unknown field, or ``""``."""
-    candidates = list(leaf_fields()) + list(short_names())
-    close = difflib.get_close_matches(name, candidates, n=3, cutoff=0.6)
+    """`` Did you mean ...?`` (dotted names) for an unknown field, or ``""``.
+
+    Examples:
+        >>> suggest("actor_lrr")
+        ' Did you mean policy.actor_lr?'
+    """
+    shorts = short_names()
+    candidates = list(leaf_fields()) + list(shorts)
+    close = difflib.get_close_matches(name, candidates, n=4, cutoff=0.6)
     if not close:
         leaf = name.rsplit(".", 1)[-1]
         close = [c for c in leaf_fields() if c.rsplit(".", 1)[-1] == leaf]
-    return f" Did you mean {' or '.join(close)}?" if close else ""
+    dotted = list(dict.fromkeys(shorts.get(c, c) for c in close))[:3]
+    return f" Did you mean {' or '.join(dotted)}?" if dotted else ""
 
 
 # ----------------------------------------------------------------------------------------------
@@ -308,8 +315,7 @@ def resolve(cfg: Config) -> Config:
     elif cfg.variant == "mbpo":
         if cfg.model.members is None:
             cfg.model.members = 7
-        cfg.model.elites = min(cfg.model.elites, cfg.model.members)
-    else:
+    else:  # PS-MBPO ties policy group n to model n: every model is used, elites are moot
         if cfg.model.members is None:
             cfg.model.members = cfg.posterior.num_models
         cfg.model.elites = min(cfg.model.elites, cfg.model.members)

@@ -1,89 +1,125 @@
-"""The training config: presets, variants, key=value overrides, bad input."""
+"""The training config: Hydra composition, presets, variants, short names, bad input."""
 
 from __future__ import annotations
 
 import pytest
 
-from config import Config, help_text, make_config, parse_overrides
+from recipes.cli import UserError, compose, rewrite_overrides
+from recipes.config import Config, help_text, leaf_fields, resolve
 
 
-def test_defaults_are_paper_scale_and_small_preset_is_small():
-    paper = make_config()
-    assert (paper.num_models, paper.policies_per_model) == (5, 4)
-    assert paper.real_ratio == 0.05 and paper.updates_per_step == 20
-    assert paper.rollouts_per_step == 400 and paper.model_hidden == 200 and paper.model_depth == 4
-    small = make_config({"preset": "small"})
-    assert small.total_steps == 3_000 and small.actor_hidden == (64, 64)
+def test_defaults_are_paper_scale_and_presets_compose():
+    paper = compose("dmc", [])
+    assert (paper.posterior.num_models, paper.posterior.policies_per_model) == (5, 4)
+    assert paper.policy.real_ratio == 0.05 and paper.policy.updates_per_step == 20
+    assert paper.rollout.per_step == 400 and paper.model.hidden == 200 and paper.model.depth == 4
+    assert paper.env.task == "dmc:cartpole-swingup" and paper.run.total_steps == 100_000
+    small = compose("dmc", ["preset=small"])
+    assert small.run.total_steps == 3_000 and small.policy.actor_hidden == [64, 64]
+    cpu = compose("dmc", ["preset=cpu_dmc", "variant=mbpo"])
+    assert cpu.env.action_repeat == 4 and cpu.model.members == 2 and cpu.run.threads == 1
+    assert compose("metaworld", []).env.task == "metaworld:window-open-v3"
+    assert compose("gym", []).run.total_steps == 400_000
+
+
+def test_overrides_after_the_preset_win():
+    cfg = compose("dmc", ["preset=small", "policy.batch_size=32", "total_steps=10"])
+    assert cfg.policy.batch_size == 32 and cfg.run.total_steps == 10
 
 
 @pytest.mark.parametrize(
     "variant,expect",
     [
-        ("sac", dict(num_models=1, policies_per_model=1, real_ratio=1.0)),
-        ("mbpo", dict(num_models=1, policies_per_model=1, model_members=7, num_elites=5)),
-        ("ps-mbpo", dict(num_models=5, policies_per_model=4, model_members=5)),
-        ("ops-mbpo", dict(num_models=5, policies_per_model=4, model_members=5)),
+        ("sac", dict(num_models=1, policies_per_model=1, real_ratio=1.0, members=0)),
+        ("mbpo", dict(num_models=1, policies_per_model=1, members=7, elites=5)),
+        ("ps-mbpo", dict(num_models=5, policies_per_model=4, members=5)),
+        ("ops-mbpo", dict(num_models=5, policies_per_model=4, members=5)),
         ("ps-mbpo-fixed", dict(num_models=5, policies_per_model=4)),
     ],
 )
 def test_variants_are_configurations_of_one_agent(variant, expect):
-    cfg = make_config({"variant": variant})
+    cfg = compose("dmc", [f"variant={variant}"])
+    where = {"num_models": cfg.posterior, "policies_per_model": cfg.posterior,
+             "real_ratio": cfg.policy, "members": cfg.model, "elites": cfg.model}
     for key, value in expect.items():
-        assert getattr(cfg, key) == value, key
+        assert getattr(where[key], key) == value, key
 
 
-def test_overrides_are_typed():
-    cfg = make_config(
-        parse_overrides(
-            ["task=gym:Hopper-v5", "--seed=3", "real_ratio=0.5", "rollout_schedule=20,100,1,15",
-             "actor_hidden=[32,32]", "predict_delta=false", "--total-steps", "1e4"]
-        )
-    )
-    assert cfg.task == "gym:Hopper-v5" and cfg.seed == 3 and cfg.real_ratio == 0.5
-    assert cfg.rollout_schedule == (20, 100, 1, 15) and cfg.actor_hidden == (32, 32)
-    assert cfg.predict_delta is False and cfg.total_steps == 10_000
+def test_short_and_legacy_names_map_to_dotted_fields():
+    assert rewrite_overrides(["total_steps=5", "task=gym:Hopper-v5", "model_hidden=8",
+                              "rollout_schedule=[1,2,1,3]", "batch_size=4", "seed=1"]) == [
+        "run.total_steps=5", "env.task=gym:Hopper-v5", "model.hidden=8",
+        "rollout.schedule=[1,2,1,3]", "policy.batch_size=4", "seed=1"]
+    cfg = compose("gym", ["task=gym:Hopper-v5", "seed=3", "real_ratio=0.5",
+                          "rollout.schedule=[20,100,1,15]", "actor_hidden=[32,32]",
+                          "predict_delta=false", "total_steps=10000"])
+    assert cfg.env.task == "gym:Hopper-v5" and cfg.seed == 3 and cfg.policy.real_ratio == 0.5
+    assert cfg.rollout.schedule == [20, 100, 1, 15] and cfg.policy.actor_hidden == [32, 32]
+    assert cfg.model.predict_delta is False and cfg.run.total_steps == 10_000
 
 
 @pytest.mark.parametrize(
     "overrides,fragment",
     [
-        ({"task": "dmc:cartpole-swingupp"}, "Unknown DeepMind Control task: 'dmc:cartpole-swingupp'"),
-        ({"variant": "dreamer"}, "Unknown variant 'dreamer'"),
-        ({"real_ratio": "1.5"}, "real_ratio (lambda) must lie in [0, 1], got 1.5"),
-        ({"real_ratio": "-0.1"}, "got -0.1"),
-        ({"ops_temperature": "0"}, "ops_temperature (tau) must be > 0, got 0.0"),
-        ({"num_models": "0"}, "num_models must be >= 1, got 0"),
-        ({"policies_per_model": "0"}, "policies_per_model must be >= 1, got 0"),
-        ({"num_elites": "9", "variant": "mbpo"}, "num_elites (9) cannot exceed the ensemble size (7)"),
-        ({"preset": "huge"}, "Unknown preset 'huge'"),
-        ({"learning_rate": "1"}, "Unknown config field 'learning_rate'"),
-        ({"seed": "abc"}, "Cannot read seed='abc'"),
-        ({"variant": "ps-mbpo-fixed", "fixed_policy_index": "20"}, "fixed_policy_index must lie in [0, 20)"),
-        ({"rollout_schedule": "1,2,0,1"}, "rollout_schedule must be"),
-        ({"model_val_metric": "mae"}, "Unknown model_val_metric 'mae'. Accepted: ('mse', 'nll')"),
+        (["task=dmc:cartpole-swingupp"], "Unknown DeepMind Control task: 'dmc:cartpole-swingupp'"),
+        (["variant=dreamer"], "Unknown variant 'dreamer'"),
+        (["real_ratio=1.5"], "policy.real_ratio must lie in [0, 1], got 1.5"),
+        (["real_ratio=-0.1"], "got -0.1"),
+        (["variant=ops-mbpo", "ops_temperature=0"], "posterior.ops_temperature must lie in (0, inf)"),
+        (["num_models=0"], "posterior.num_models must be an integer >= 1, got 0"),
+        (["policies_per_model=0"], "posterior.policies_per_model must be an integer >= 1, got 0"),
+        (["variant=mbpo", "model.elites=9"], "model.elites (9) cannot exceed model.members (7)"),
+        (["preset=huge"], "preset"),
+        (["learning_rate=1"], "Unknown config field 'learning_rate'"),
+        (["actor_lrr=1"], "Did you mean policy.actor_lr"),
+        (["seed=abc"], "seed"),
+        (["variant=ps-mbpo-fixed", "posterior.fixed_index=20"], "posterior.fixed_index must lie in [0, 20)"),
+        (["rollout.schedule=[1,2,0,1]"], "rollout.schedule must be"),
+        (["rollout.schedule=[100,20,1,1]"], "0 <= min_epoch <= max_epoch"),
+        (["model.val_metric=mae"], "Unknown model.val_metric 'mae'. Accepted: ('mse', 'nll')"),
+        (["gamma=1.5"], "policy.gamma must lie in (0, 1], got 1.5"),
+        (["tau=0"], "policy.tau must lie in (0, 1], got 0.0"),
+        (["actor_lr=-1"], "policy.actor_lr must lie in (0, inf), got -1.0"),
+        (["run.device=cuda:7"], "run.device='cuda:7'"),
+        (["run.device=tpu"], "run.device"),
+        (["init_random_steps=2"], "run.init_random_steps=2 is too few for ps-mbpo"),
+        (["variant=sac", "real_ratio=0.5"], "policy.real_ratio=0.5 contradicts variant=sac"),
+        (["variant=sac", "model.hidden=8"], "model.hidden=8 contradicts variant=sac"),
+        (["variant=mbpo", "num_models=3"], "posterior.num_models=3 contradicts variant=mbpo"),
+        (["variant=ps-mbpo", "ops_temperature=3"], "posterior.ops_temperature=3 contradicts variant=ps-mbpo"),
+        (["variant=ps-mbpo", "model.members=7"], "model.members=7 must equal posterior.num_models=5"),
+        (["run.threads=0"], "run.threads must be an integer >= 1, got 0"),
+        (["env.action_repeat=0"], "env.action_repeat must be an integer >= 1, got 0"),
     ],
 )
-def test_bad_values_fail_before_training_with_named_value(overrides, fragment):
-    with pytest.raises(ValueError) as err:
-        make_config(overrides)
+def test_bad_values_fail_with_one_line_naming_the_value(overrides, fragment):
+    with pytest.raises(UserError) as err:
+        compose("dmc", overrides)
     assert fragment in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_sac_may_restate_lambda_one_and_mbpo_may_size_its_ensemble():
+    assert compose("dmc", ["variant=sac", "real_ratio=1"]).policy.real_ratio == 1.0
+    assert compose("dmc", ["variant=mbpo", "model.members=4", "model.elites=3"]).model.members == 4
 
 
 def test_help_lists_every_field_with_its_source():
     text = help_text()
-    for name in Config.__dataclass_fields__:
+    for name in leaf_fields():
         assert f"  {name}=" in text
-    assert "MBPO: 400" in text and "MBPO: 0.05" in text
+    assert "MBPO: 400" in text and "MBPO) | nll" in text
 
 
-def test_missing_value_is_reported():
-    with pytest.raises(ValueError, match="Missing value for '--seed'"):
-        parse_overrides(["--seed"])
+def test_resolve_fills_only_what_the_variant_decides():
+    cfg = resolve(Config(variant="ps-mbpo"))
+    assert cfg.model.members == cfg.posterior.num_models == 5
+    assert Config().model.members is None  # resolve returns a new config
 
 
 def test_model_val_metric_reaches_the_trainer():
-    from agent import build_agent
+    from recipes.build import make_world_model
 
-    cfg = make_config({"preset": "small", "variant": "mbpo", "task": "gym:Pendulum-v1",
-                       "model_val_metric": "nll", "real_buffer_size": "1000", "progress": "false"})
-    assert build_agent(cfg).model_trainer.val_metric == "nll"
+    cfg = compose("gym", ["preset=small", "variant=mbpo", "task=gym:Pendulum-v1",
+                          "model.val_metric=nll"])
+    assert make_world_model(cfg, 3, 1).trainer.val_metric == "nll"
