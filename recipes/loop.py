@@ -300,6 +300,8 @@ def restore(cfg: Config, run_dir: Path, resume: dict | None,
         run = Progress(**resume["progress"])
         run.checkpoint = str(run_dir / "checkpoint.pt")
         logger_state = resume.get("logger")
+        if logger_state and "log_dir" in logger_state:  # the run dir may have moved
+            logger_state = dict(logger_state, log_dir=str(run_dir.resolve()))
     logger = get_logger(cfg.run.logger, logger_name=str(run_dir), experiment_name="logs",
                         state_dict=logger_state)
     if resume is None:
