@@ -1,0 +1,101 @@
+"""Diagnose the world model on the states a run visited: one-step error per target dimension.
+
+Loads the real buffer D_E from a run's checkpoint, fits a fresh dynamics ensemble with the
+run's model settings on the older transitions (delta and direct targets, or as configured), and
+reports on the newest ones (the states the current policy visits) the error of the elites' mean
+as a fraction of each target's variance (0 = exact, 1 = no better than the mean), the share of
+rail-limit states for cartpole, and the model's predicted std against its error (calibration).
+Not part of the test run.
+
+Usage:
+    python bench/diagnose_model.py results_runs/cal/cartpole-swingup/sac-g1/seed0
+    python bench/diagnose_model.py <run dir> --targets delta direct --max-epochs 100
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import torch
+from omegaconf import OmegaConf
+
+from components.world_model import DynamicsEnsemble, DynamicsTrainer
+from recipes.build import make_buffers
+from recipes.cli import to_config
+
+
+def load_real_data(run_dir: Path):
+    """The run's config and its real transitions, oldest first."""
+    cfg = to_config(OmegaConf.load(run_dir / "config.yaml"))
+    state = torch.load(run_dir / "checkpoint.pt", weights_only=False)
+    real, _ = make_buffers(cfg, None)
+    real.load_state_dict(state["state"]["real_buffer"])
+    n = len(real)
+    data = real.storage[:n]
+    return cfg, data, state["progress"]["step"]
+
+
+def fraction_unexplained(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    return ((pred - target) ** 2).mean(0) / target.var(0).clamp_min(1e-12)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run_dir", type=Path)
+    parser.add_argument("--targets", nargs="+", default=["delta", "direct"])
+    parser.add_argument("--newest", type=float, default=0.2,
+                        help="share of the newest transitions held out for the report")
+    parser.add_argument("--max-epochs", type=int, default=None)
+    parser.add_argument("--patience", type=int, default=None)
+    parser.add_argument("--split", choices=["newest", "random"], default="newest",
+                        help="report on the newest transitions or on a random share")
+    args = parser.parse_args(argv)
+    torch.manual_seed(0)
+    cfg, data, step = load_real_data(args.run_dir)
+    n = data.shape[0]
+    cut = int(n * (1 - args.newest))
+    if args.split == "random":
+        data = data[torch.randperm(n)]
+    train, test = data[:cut], data[cut:]
+    obs, act = test["observation"], test["action"]
+    nobs, rew = test["next", "observation"], test["next", "reward"]
+    print(f"{args.run_dir}: {n} real transitions up to agent step {step}; fit on the oldest "
+          f"{cut}, report on the newest {n - cut}")
+    if obs.shape[-1] == 5:  # cartpole: position, cos, sin, cart velocity, pole velocity
+        print(f"  share of report states near the rail limits (|x| > 1.7): "
+              f"{(obs[:, 0].abs() > 1.7).float().mean():.3f}")
+    for targets in args.targets:
+        model = DynamicsEnsemble(
+            obs.shape[-1], act.shape[-1], num_members=max(cfg.model.members or 1, 2),
+            num_elites=max(min(cfg.model.elites, cfg.model.members or 1), 1),
+            hidden=cfg.model.hidden, depth=cfg.model.depth,
+            predict_delta=targets == "delta", normalize_targets=cfg.model.normalize_targets,
+        )
+        trainer = DynamicsTrainer(
+            model, lr=cfg.model.lr, weight_decay=cfg.model.weight_decay,
+            batch_size=cfg.model.batch_size, holdout_ratio=cfg.model.holdout_ratio,
+            patience=args.patience or cfg.model.patience, val_metric=cfg.model.val_metric,
+            max_epochs=args.max_epochs if args.max_epochs else cfg.model.max_epochs, seed=0,
+        )
+        t = time.perf_counter()
+        metrics = trainer.train(train)
+        seconds = time.perf_counter() - t
+        with torch.no_grad():  # the elites' mean prediction
+            pred_obs, pred_rew = model.predict(obs, act, selection="ensemble_mean",
+                                               deterministic=True, members="elites")
+        d_obs = fraction_unexplained(pred_obs - obs, nobs - obs)
+        d_rew = fraction_unexplained(pred_rew, rew)
+        if obs.shape[-1] == 5:
+            inner = (obs[:, 0].abs() < 1.6) & (nobs[:, 0].abs() < 1.6)
+            d_in = fraction_unexplained((pred_obs - obs)[inner], (nobs - obs)[inner])
+            print(f"  {targets:6s} away from the rail limits ({int(inner.sum())} transitions): "
+                  f"{[round(v, 4) for v in d_in.tolist()]}")
+        print(f"  {targets:6s} epochs {metrics['epochs']:3d} ({seconds:5.1f} s): unexplained "
+              f"variance of each observation change {[round(v, 4) for v in d_obs.tolist()]}, "
+              f"reward {d_rew.item():.4f}")
+
+
+if __name__ == "__main__":
+    main()
