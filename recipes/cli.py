@@ -250,7 +250,8 @@ def run_in(run_dir: Path, cfg: Config, resume: bool) -> dict[str, Any]:
             f"Run dir {str(run_dir)!r} already holds a checkpoint: continue it with "
             f"resume={run_dir}, or start a fresh run in another dir (hydra.run.dir=...)."
         )
-    set_threads(cfg)
+    threads = set_threads(cfg)
+    print(f"run dir {run_dir} (torch threads: {threads})", flush=True)
     stop = StopFlag()
     stop.install()
     result = train(cfg, run_dir, resume=payload, stop=stop)
