@@ -1,106 +1,69 @@
 """Learning benchmark: sac, mbpo and ps-mbpo side by side on a task where models pay off fast.
 
-Trains each variant with one documented small config on this CPU, prints the evaluation
-return against env steps, the env steps each variant needed to reach the threshold, and the
-wall-clock per 1K env steps; writes a PNG of the curves. Not part of the test run.
+A Hydra multirun of the gym recipe over variants x seeds with one documented small config,
+then the multi-seed report (``recipes/report.py``): evaluation return against env steps with a
+95% bootstrap band, env steps to the threshold and wall-clock per 1K agent steps by phase.
+Not part of the test run.
 
 Usage:
-    python bench/bench_learning.py                                  # InvertedPendulum-v5, 3 variants
-    python bench/bench_learning.py --steps 6000 --seeds 0 1 --variants sac ps-mbpo
-    python bench/bench_learning.py --task dmc:cartpole-balance --threshold 900
+    python bench/bench_learning.py                                   # InvertedPendulum-v5, seed 0
+    python bench/bench_learning.py --seeds 0 1 2 --variants sac ps-mbpo
+    python bench/bench_learning.py --task dmc:cartpole-balance --threshold 900 --suite dmc
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
-import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "recipes"))
-
-from config import make_config  # noqa: E402
-from loop import train  # noqa: E402
-from plot import plot, read_scalar  # noqa: E402
+from recipes.cli import main as recipe_main
+from recipes.report import write_report
 
 # One config for every variant; sources in docs/algorithm.md ("Learning benchmark").
-BENCH_CONFIG = {
-    "init_random_steps": 1000,
-    "epoch_length": 250,
-    "model_train_freq": 250,
-    "rollout_schedule": "1,15,1,1",
-    "num_models": 2,
-    "policies_per_model": 2,
-    "num_elites": 2,
-    "model_hidden": 128,
-    "model_depth": 3,
-    "model_max_epochs": 0,
-    "model_val_metric": "nll",
-    "rollouts_per_step": 100,
-    "updates_per_step": 10,
-    "batch_size": 128,
-    "actor_hidden": "128,128",
-    "critic_hidden": "128,128",
-    "eval_every": 250,
-    "eval_episodes": 1,
-    "checkpoint_every": 100_000,
-    "real_buffer_size": 100_000,
-    "model_retain_epochs": 1,
-}
+BENCH_CONFIG = [
+    "init_random_steps=1000", "rollout.epoch_length=250", "model.train_freq=250",
+    "rollout.schedule=[1,15,1,1]", "posterior.num_models=2", "posterior.policies_per_model=2",
+    "model.hidden=128", "model.depth=3", "model.val_metric=nll", "rollout.per_step=100",
+    "updates_per_step=10", "policy.batch_size=128", "actor_hidden=[128,128]",
+    "critic_hidden=[128,128]", "eval.every=250", "eval.episodes=1", "checkpoint_every=100000",
+    "policy.real_buffer_size=100000", "rollout.retain_epochs=1",
+]
+"""The variant-specific fields (N, M and the model) are set per variant in :func:`overrides`."""
 
 
-def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
+def overrides(variant: str) -> list[str]:
+    args = list(BENCH_CONFIG)
+    if variant in ("sac", "mbpo"):
+        args = [a for a in args if not a.startswith("posterior.")]
+    if variant == "sac":
+        args = [a for a in args if not a.startswith(("model.", "rollout."))]
+    if variant == "mbpo":
+        args += ["model.members=7", "model.elites=2"]
+    return args
+
+
+def main(argv: list[str] | None = None) -> dict[str, str]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--task", default="gym:InvertedPendulum-v5")
+    parser.add_argument("--suite", default="gym", choices=["dmc", "gym", "metaworld"])
     parser.add_argument("--variants", nargs="+", default=["sac", "mbpo", "ps-mbpo"])
     parser.add_argument("--steps", type=int, default=5000)
     parser.add_argument("--threshold", type=float, default=1000.0)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--out", default="bench_runs/learning")
-    parser.add_argument("--set", nargs="*", default=[], help="extra key=value config overrides")
+    parser.add_argument("--set", nargs="*", default=[], help="extra key=value overrides")
     args = parser.parse_args(argv)
-    extra = dict(kv.split("=", 1) for kv in args.set)
-
-    summary: dict[str, dict[str, float]] = {}
-    for variant in args.variants:
-        for seed in args.seeds:
-            run_dir = Path(args.out) / args.task.replace(":", "_") / variant / f"seed{seed}"
-            cfg = make_config(
-                {
-                    **{k: str(v) for k, v in BENCH_CONFIG.items()},
-                    **extra,
-                    "task": args.task,
-                    "variant": variant,
-                    "seed": str(seed),
-                    "total_steps": str(args.steps),
-                    "run_dir": str(run_dir),
-                }
-            )
-            start = time.perf_counter()
-            train(cfg)
-            seconds = time.perf_counter() - start
-            steps, returns = read_scalar(run_dir, "eval/return")
-            reached = [int(s) for s, r in zip(steps, returns) if r >= args.threshold]
-            key = f"{variant}/seed{seed}"
-            summary[key] = {
-                "steps_to_threshold": float(reached[0]) if reached else float("nan"),
-                "final_eval": float(returns[-1]) if len(returns) else float("nan"),
-                "best_eval": float(returns.max()) if len(returns) else float("nan"),
-                "seconds_per_1k_steps": 1000 * seconds / args.steps,
-            }
-            print(f"\n{key}: eval return vs env steps")
-            print("  " + "  ".join(f"{int(s)}:{r:.0f}" for s, r in zip(steps, returns)))
-    print(f"\n{args.task}, threshold {args.threshold}")
-    print(f"{'run':<22}{'steps to threshold':>20}{'best eval':>11}{'final eval':>12}{'s / 1K steps':>14}")
-    for key, row in summary.items():
-        print(
-            f"{key:<22}{row['steps_to_threshold']:>20.0f}{row['best_eval']:>11.1f}"
-            f"{row['final_eval']:>12.1f}{row['seconds_per_1k_steps']:>14.1f}"
-        )
-    png = plot([args.out], "eval/return", str(Path(args.out) / "learning_curves.png"))
-    print(f"curves: {png}")
-    return summary
+    sweep = Path(args.out) / args.task.replace(":", "_")
+    for variant in args.variants:  # one multirun per variant: their overrides differ
+        recipe_main(args.suite, [
+            "-m", *overrides(variant), *args.set, f"task={args.task}", f"variant={variant}",
+            f"seed={','.join(map(str, args.seeds))}", f"total_steps={args.steps}",
+            f"hydra.sweep.dir={sweep / variant}", "hydra.sweep.subdir=seed${seed}",
+        ])
+    tables = write_report([sweep], sweep / "report", marks=[1000, 2500, args.steps],
+                          threshold=args.threshold)
+    print(f"report: {sweep / 'report' / 'index.md'}")
+    return tables
 
 
 if __name__ == "__main__":
