@@ -297,7 +297,12 @@ def _resume(run_dir: str, overrides: list[str]) -> dict[str, Any]:
         validate(cfg)
     except ValueError as err:
         raise UserError(str(err)) from None
-    return run_in(path, cfg, resume=True)
+    from recipes.loop import NonFiniteLossError
+
+    try:
+        return run_in(path, cfg, resume=True)
+    except NonFiniteLossError as err:
+        raise UserError(str(err)) from None
 
 
 def main(suite: str, argv: list[str] | None = None) -> dict[str, Any] | None:
@@ -349,6 +354,12 @@ def _hydra_main(suite: str, argv: list[str]) -> dict[str, Any] | None:
     sys.argv = [saved[0]] + argv
     try:
         _app()
+    except SystemExit:
+        raise
+    except Exception as err:  # Hydra's own checks of its flags and launcher settings
+        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        raise SystemExit(f"error: {_one_line(err)}") from None
     finally:
         sys.argv = saved
     return results
@@ -365,10 +376,12 @@ def hydra_task(node) -> dict[str, Any]:
     except ValueError as err:
         raise SystemExit(f"error: {err}") from None
     run_dir = Path(hc.runtime.output_dir)
+    from recipes.loop import NonFiniteLossError
+
     try:
         save_config(run_dir, cfg)
         return run_in(run_dir, cfg, resume=False)
-    except UserError as err:
+    except (UserError, NonFiniteLossError) as err:
         raise SystemExit(f"error: {err}") from None
 
 
