@@ -123,7 +123,9 @@ class PolicyConfig:
     prior_lr: float = _f(1e-4, "learning rate of the action prior (slower than the actor: it "
                                "consolidates)")
     target_kl: Optional[float] = _f(None, "temperature target for KL(pi || prior); None = the "
-                                         "component's default")
+                                         "component's default (SAC's entropy target's analogue)")
+    prior_rollouts: bool = _f(False, "imagined rollouts act with each member's action prior "
+                                     "instead of its actor (needs action_prior)")
 
 
 @dataclass
@@ -421,6 +423,9 @@ def validate(cfg: Config) -> None:
                  f"run.init_random_steps={cfg.run.init_random_steps} is too few for "
                  f"{cfg.variant}: the first model fit needs at least {needed} transitions with "
                  f"model.holdout_ratio={cfg.model.holdout_ratio}.")
+    _require(not cfg.policy.prior_rollouts or cfg.policy.action_prior,
+             "policy.prior_rollouts=true needs policy.action_prior=true (the rollout policy is "
+             "the learned prior).")
     if cfg.variant == "ps-mbpo-fixed":
         _require(0 <= cfg.posterior.fixed_index < cfg.num_policies,
                  f"posterior.fixed_index must lie in [0, {cfg.num_policies}), got "

@@ -92,7 +92,7 @@ def train(cfg: Config, run_dir: str | Path, resume: dict | None = None,
     run, logger = restore(cfg, run_dir, resume, stateful)
     bar = tqdm(total=cfg.run.total_steps, initial=run.step, disable=not cfg.run.progress,
                desc=cfg.variant)
-    td, random_episode, stopped = None, False, False
+    td, random_episode, stopped, imagined, losses = None, False, False, {}, None
     while run.step < cfg.run.total_steps:
         if stop:
             stopped = True
@@ -120,7 +120,7 @@ def train(cfg: Config, run_dir: str | Path, resume: dict | None = None,
             if world is not None:
                 # Lines 8-10: start states s ~ D_E; every (n, m) rolls out its own model
                 with timeit("rollout"):
-                    imagine(world, policies, real_buffer, cfg, run)
+                    imagined = imagine(world, policies, real_buffer, cfg, run)
             # Lines 11-12: G SAC updates of every member on lambda real + (1 - lambda) imagined
             with timeit("update"):
                 losses = update_policies(policies, batch_sampler, cfg.policy.updates_per_step, run)
@@ -128,7 +128,9 @@ def train(cfg: Config, run_dir: str | Path, resume: dict | None = None,
         if td["next", "done"].item():
             # Line 15: update the optimistic distribution with the episode's real return
             metrics = end_episode(posterior, td, credited=not random_episode, run=run)
-            log(logger, metrics | loss_metrics(losses if learning else None) | timing(run), run.step)
+            if losses is not None:
+                metrics |= loss_metrics(losses) | imagined
+            log(logger, metrics | timing(run), run.step)
             maybe_checkpoint(cfg, run_dir, run, stateful, logger)
             td = None
         else:
@@ -166,11 +168,14 @@ def random_action(env: Any, td: TensorDictBase) -> TensorDictBase:
 
 
 def imagine(world: WorldModel, policies: PolicyEnsemble, real_buffer: Any, cfg: Config,
-            run: Progress) -> None:
+            run: Progress) -> dict[str, float]:
     """Lines 8-10: start states from D_E, every (n, m) rolls out its own model for R steps.
 
     The model buffers follow the rollout length as MBPO's do: when the schedule changes R,
     each keeps ``per_step * R * retain_epochs * epoch_length`` transitions (newest kept).
+    The rollout policy is each member's SAC actor, or its action prior with
+    ``policy.prior_rollouts`` (Marino & Yue). Returns the imagined reward's mean (and the
+    information term's, when it is on) for logging.
     """
     horizon = rollout_length(run.step / cfg.rollout.epoch_length, cfg.rollout.schedule)
     if horizon != run.horizon:
@@ -179,10 +184,14 @@ def imagine(world: WorldModel, policies: PolicyEnsemble, real_buffer: Any, cfg: 
     start = real_buffer.sample(cfg.rollout.per_step).select("observation")
     with torch.no_grad():
         rollout = world.imagined_env.rollout(
-            horizon, policies.ensemble_policy, auto_reset=False,
-            tensordict=world.imagined_env.reset(start), break_when_any_done=False,
+            horizon, policies.prior_policy if cfg.policy.prior_rollouts else policies.ensemble_policy,
+            auto_reset=False, tensordict=world.imagined_env.reset(start), break_when_any_done=False,
         )
     world.buffer.extend_rollout(rollout)
+    out = {"imagined/reward": float(rollout["next", "reward"].mean()), "rollout_length": float(horizon)}
+    if ("next", "information") in rollout.keys(True):
+        out["imagined/information"] = float(rollout["next", "information"].mean())
+    return out
 
 
 def update_policies(policies: PolicyEnsemble, batch_sampler: MixedBatchSampler, updates: int,

@@ -175,3 +175,16 @@ def test_stop_flag_ends_with_a_checkpoint(tmp_path):
     result = train(tiny("ps-mbpo", "total_steps=1000"), tmp_path, stop=StopAt())
     assert result["stopped"] and result["step"] == 150
     assert torch.load(result["checkpoint"], weights_only=False)["progress"]["step"] == 150
+
+
+def test_marino_yue_switches_run_and_are_logged(tmp_path):
+    cfg = tiny("ps-mbpo", "total_steps=230", "policy.action_prior=true",
+               "policy.prior_rollouts=true", "rollout.information_weight=0.1")
+    train(cfg, tmp_path)
+    for name in ("loss/kl_prior", "loss/loss_prior", "imagined/information", "imagined/reward"):
+        values = scalar(tmp_path, name)
+        assert [s for s, _ in values] == [200] and math.isfinite(values[0][1]), name
+    off = tmp_path / "off"
+    train(tiny("ps-mbpo", "total_steps=230"), off)
+    assert not (off / "logs/scalars/imagined/information.csv").exists()
+    assert not (off / "logs/scalars/loss/kl_prior.csv").exists()
