@@ -124,7 +124,8 @@ def make_world_model(cfg: Config, obs_dim: int, act_dim: int) -> WorldModel | No
     shape = (cfg.posterior.num_models, cfg.posterior.policies_per_model)
     imagined_env = ImaginedRolloutEnv(
         model, termination_fn(cfg.env.task), batch_size=(*shape, cfg.rollout.per_step),
-        member_mode="random" if cfg.variant == "mbpo" else "per_model", device=device, **extra,
+        member_mode="random" if cfg.variant == "mbpo" else "per_model",
+        deterministic=cfg.rollout.deterministic, device=device, **extra,
     )
     first = rollout_length(0, cfg.rollout.schedule)
     buffer = ModelReplay(shape, model_capacity(cfg, first), device=device, seed=cfg.seed + 1,
