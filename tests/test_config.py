@@ -123,3 +123,13 @@ def test_model_val_metric_reaches_the_trainer():
     cfg = compose("gym", ["preset=small", "variant=mbpo", "task=gym:Pendulum-v1",
                           "model.val_metric=nll"])
     assert make_world_model(cfg, 3, 1).trainer.val_metric == "nll"
+
+
+def test_rollout_and_information_settings_reach_the_imagined_env():
+    from recipes.build import make_world_model
+
+    cfg = compose("gym", ["preset=small", "task=gym:Pendulum-v1", "rollout.deterministic=true",
+                          "rollout.information_weight=0.5", "rollout.information_sign=optimistic"])
+    env = make_world_model(cfg, 3, 1).imagined_env
+    assert env.deterministic is True
+    assert env.information_weight == 0.5 and env.information_sign == "optimistic"
