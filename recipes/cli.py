@@ -39,7 +39,7 @@ from recipes.config import (
 
 CONF_DIR = Path(__file__).resolve().parent / "conf"
 FREE_ON_RESUME = ("run.total_steps", "run.progress", "run.device", "run.threads", "eval.every",
-                  "eval.episodes", "eval.all_members", "run.checkpoint_every",
+                  "eval.episodes", "eval.all_members", "eval.video", "run.checkpoint_every",
                   "run.logger")
 """What ``resume=<dir>`` may change; everything else comes from the saved config."""
 

@@ -137,6 +137,9 @@ class EvalConfig:
     every: int = _f(5_000, "agent steps between evaluations (and one at the end of every run)")
     episodes: int = _f(1, "episodes per evaluation")
     all_members: bool = _f(False, "also evaluate every member (N*M episodes)")
+    video: bool = _f(False, "record the first episode of every evaluation (TorchRL's "
+                            "VideoRecorder into the run's logger, and a GIF under videos/); "
+                            "needs MuJoCo offscreen rendering (MUJOCO_GL=egl or osmesa)")
 
 
 @dataclass
@@ -458,7 +461,7 @@ def validate_device(device: str) -> None:
 def comparable(cfg: Config) -> dict[str, Any]:
     """The fields a checkpoint must agree on to be resumed (everything that shapes the run)."""
     free = {"run.total_steps", "run.progress", "run.logger", "eval.every", "eval.episodes",
-            "eval.all_members", "run.checkpoint_every", "run.device",
+            "eval.all_members", "eval.video", "run.checkpoint_every", "run.device",
             "run.threads", "run.resume_if_exists"}
     flat = flatten(dataclasses.asdict(cfg))
     return {k: v for k, v in flat.items() if k not in free}

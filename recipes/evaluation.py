@@ -1,12 +1,15 @@
-"""Deterministic evaluation of policy-ensemble members on a separate, seeded env."""
+"""Deterministic evaluation of policy-ensemble members on a separate, seeded env (and videos)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 from torchrl.envs import ExplorationType, set_exploration_type
+from torchrl.record import VideoRecorder
+from torchrl.record.loggers import Logger
 
-from components.envs import make_env, max_episode_steps
-from components.envs import EpisodeSeeder
+from components.envs import EpisodeSeeder, make_env, max_episode_steps
 from components.policy import PolicyEnsemble
 
 
@@ -21,34 +24,61 @@ class Evaluator:
         seed: the evaluation seed (the run's seed plus an offset).
         episodes: episodes per evaluation.
         device: the env's device.
+        action_repeat: as the training env's.
+        video_logger: record the first episode of every evaluation with TorchRL's
+            ``VideoRecorder`` into this logger (``CSVLogger``: a ``[1, T, C, H, W]`` uint8, every second frame
+            tensor under ``logs/videos/``), and as a GIF under ``video_dir``. Needs MuJoCo
+            offscreen rendering (``MUJOCO_GL=egl`` or ``osmesa`` on a machine without a display).
+        video_dir: where the GIFs go (default: none).
     """
 
-    def __init__(
-        self, task: str, seed: int, episodes: int = 1, device: str = "cpu", action_repeat: int = 1
-    ) -> None:
+    def __init__(self, task: str, seed: int, episodes: int = 1, device: str = "cpu",
+                 action_repeat: int = 1, video_logger: Logger | None = None,
+                 video_dir: str | Path | None = None) -> None:
         self.task = task
         self.seed = seed
         self.episodes = episodes
-        self.env = make_env(task, seed=seed, device=device, action_repeat=action_repeat)
+        self.env = make_env(task, seed=seed, device=device, action_repeat=action_repeat,
+                            from_pixels=video_logger is not None)
         self.seeder = EpisodeSeeder(seed)
         self.env.append_transform(self.seeder)
+        self.recorder = None
+        self.video_dir = None if video_dir is None else Path(video_dir)
+        if video_logger is not None:
+            self.recorder = VideoRecorder(video_logger, tag="eval", in_keys=["pixels"], skip=2)
+            self.env.append_transform(self.recorder)
         self.max_steps = -(-max_episode_steps(task) // action_repeat)
 
     @torch.no_grad()
-    def evaluate(self, policies: PolicyEnsemble, member: int, round_index: int) -> dict[str, float]:
+    def evaluate(self, policies: PolicyEnsemble, member: int, round_index: int,
+                 step: int | None = None) -> dict[str, float]:
         """Mean return (and Metaworld success rate) of flat member ``member``'s mean action."""
-        n, m = divmod(int(member), policies.ensemble_shape[1])
-        actor = policies.member(n, m)
+        actor = policies.member(*policies.member_index(int(member)))
         returns, successes = [], []
         # episode k of round r always gets the same initial state
         self.seeder.finished_episodes.fill_(round_index * self.episodes)
         with set_exploration_type(ExplorationType.DETERMINISTIC):
-            for _ in range(self.episodes):
+            for episode in range(self.episodes):
                 td = self.env.rollout(self.max_steps, actor, break_when_any_done=True)
                 returns.append(td["next", "reward"].sum().item())
                 if ("next", "success") in td.keys(True):
                     successes.append(float(td["next", "success"].any()))
+                if self.recorder is not None and episode == 0:
+                    self._dump_video(step if step is not None else round_index)
+                elif self.recorder is not None:
+                    self.recorder.obs = []  # only the first episode of a round is recorded
         out = {"return": sum(returns) / len(returns)}
         if successes:
             out["success"] = sum(successes) / len(successes)
         return out
+
+    def _dump_video(self, step: int) -> None:
+        frames = list(self.recorder.obs)
+        if self.video_dir is not None and frames:
+            from PIL import Image
+
+            self.video_dir.mkdir(parents=True, exist_ok=True)
+            images = [Image.fromarray(f.permute(1, 2, 0).cpu().numpy()) for f in frames]
+            images[0].save(self.video_dir / f"eval_{step}.gif", save_all=True,
+                           append_images=images[1:], duration=80, loop=0)
+        self.recorder.dump(step=step)

@@ -87,9 +87,11 @@ def train(cfg: Config, run_dir: str | Path, resume: dict | None = None,
                 "real_buffer": real_buffer, "batch_sampler": batch_sampler}
     if world is not None:
         stateful.update(model=world.model, model_trainer=world.trainer, model_buffer=world.buffer)
-    evaluator = Evaluator(cfg.env.task, cfg.seed + EVAL_SEED_OFFSET, cfg.eval.episodes,
-                          cfg.run.device, cfg.env.action_repeat)
     run, logger = restore(cfg, run_dir, resume, stateful)
+    evaluator = Evaluator(cfg.env.task, cfg.seed + EVAL_SEED_OFFSET, cfg.eval.episodes,
+                          cfg.run.device, cfg.env.action_repeat,
+                          video_logger=logger if cfg.eval.video else None,
+                          video_dir=run_dir / "videos" if cfg.eval.video else None)
     bar = tqdm(total=cfg.run.total_steps, initial=run.step, disable=not cfg.run.progress,
                desc=cfg.variant)
     td, random_episode, stopped, imagined, losses = None, False, False, {}, None
@@ -239,7 +241,7 @@ def evaluate(evaluator: Evaluator, policies: PolicyEnsemble, posterior: PolicyPo
              run: Progress, logger: Logger, all_members: bool = False) -> None:
     """Deterministic episodes of the member the posterior finds most likely."""
     best = posterior.most_likely()
-    result = evaluator.evaluate(policies, best, run.eval_round)
+    result = evaluator.evaluate(policies, best, run.eval_round, step=run.step)
     metrics = {"eval/return": result["return"], "eval/member": float(best)}
     if "success" in result:
         metrics["eval/success"] = result["success"]
@@ -313,6 +315,9 @@ def restore(cfg: Config, run_dir: Path, resume: dict | None,
             logger_state = dict(logger_state, log_dir=str(run_dir.resolve()))
     logger = get_logger(cfg.run.logger, logger_name=str(run_dir), experiment_name="logs",
                         state_dict=logger_state)
+    for obj in (logger, getattr(logger, "experiment", None)):  # CSV: mp4 would need torchcodec
+        if hasattr(obj, "video_format"):
+            obj.video_format = "pt"
     if resume is None:
         logger.log_hparams(flatten(asdict(cfg)))
     else:

@@ -188,3 +188,21 @@ def test_marino_yue_switches_run_and_are_logged(tmp_path):
     train(tiny("ps-mbpo", "total_steps=230"), off)
     assert not (off / "logs/scalars/imagined/information.csv").exists()
     assert not (off / "logs/scalars/loss/kl_prior.csv").exists()
+
+
+def test_evaluation_videos_are_recorded_when_asked(tmp_path):
+    from components import make_env
+
+    try:
+        make_env("dmc:cartpole-swingup", seed=0, from_pixels=True).rollout(1)
+    except Exception as exc:  # no MuJoCo GL backend on this machine
+        pytest.skip(f"MuJoCo cannot render offscreen here ({exc}); set MUJOCO_GL=egl or osmesa")
+    cfg = compose("dmc", ["variant=sac", "preset=small", "total_steps=60",
+                          "init_random_steps=50", "env.action_repeat=8", "eval.every=60",
+                          "progress=false", "eval.video=true"])
+    train(cfg, tmp_path)
+    gifs = sorted((tmp_path / "videos").glob("eval_*.gif"))
+    assert [g.name for g in gifs] == ["eval_60.gif"]
+    tensors = list((tmp_path / "logs" / "videos").glob("eval_60*"))
+    video = torch.load(tensors[0], weights_only=False)
+    assert video.dtype == torch.uint8 and video.shape[:3] == (1, 63, 3)  # 125 steps, every 2nd
