@@ -17,6 +17,7 @@ checkpoint; the process exits with 130 (a submitit job is requeued instead).
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import os
 import re
 import signal
@@ -163,11 +164,23 @@ def compose(suite: str, overrides: list[str]) -> Config:
 
 
 def _one_line(err: BaseException) -> str:
+    """Hydra's / OmegaConf's error as one line: its first line, the cause it wraps (e.g. why an
+    override could not be merged), the offending key and, for a missing config group option,
+    the options that exist."""
     text = str(err).strip().splitlines()
     first = text[0] if text else type(err).__name__
-    for line in text[1:]:
+    cause = err.__cause__
+    if cause is not None and str(cause).strip():
+        first += f": {str(cause).strip().splitlines()[0]}"
+        text += str(cause).strip().splitlines()[1:]
+    options: list[str] = []
+    for i, line in enumerate(text[1:], 1):
         if line.strip().startswith(("full_key:", "Key '")):
             first += f" ({line.strip()})"
+        if line.startswith("Available options in"):
+            options = list(itertools.takewhile(lambda o: o.startswith("\t"), text[i + 1:]))
+    if options:
+        first += f"; accepted: {', '.join(o.strip() for o in options)}"
     return first
 
 

@@ -53,9 +53,10 @@ BAD = [
     (["policy.batch_size=0"], "error: policy.batch_size must be an integer >= 1, got 0"),
     (["actor_lrr=1"], "error: Unknown config field 'actor_lrr'. Did you mean policy.actor_lr?"),
     (["variant=sac", "real_ratio=0.5"], "error: policy.real_ratio=0.5 contradicts variant=sac"),
-    (["seed=abc"], "error: "),
+    (["seed=abc"], "error: Error merging override seed=abc: Value 'abc' of type 'str' could not "
+                   "be converted to Integer (full_key: seed)"),
     (["task=dmc:cartpole-swing"], "error: Unknown DeepMind Control task: 'dmc:cartpole-swing'"),
-    (["preset=huge"], "error: "),
+    (["preset=huge"], "Could not find 'preset/huge'; accepted: cpu_dmc, cpu_metaworld, paper, small"),
 ]
 
 
