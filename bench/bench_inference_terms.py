@@ -24,19 +24,16 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
-from pathlib import Path
 
 import torch
 from tensordict import TensorDict
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from components.policy.ensemble import PolicyEnsemble  # noqa: E402
-from components.world_model.dynamics import DynamicsEnsemble  # noqa: E402
-from components.world_model.imagined_env import ImaginedRolloutEnv  # noqa: E402
-from components.world_model.termination import never_terminates  # noqa: E402
+from components.policy.ensemble import PolicyEnsemble
+from components.world_model.dynamics import DynamicsEnsemble
+from components.world_model.imagined_env import ImaginedRolloutEnv
+from components.world_model.termination import never_terminates
 
 OBS, ACT = 17, 6
 

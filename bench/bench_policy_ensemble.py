@@ -21,18 +21,15 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
-from pathlib import Path
 
 import torch
 from tensordict import TensorDict
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from torchrl.objectives import SACLoss, SoftUpdate  # noqa: E402
+from torchrl.objectives import SACLoss, SoftUpdate
 
-from components.policy.ensemble import PolicyEnsemble  # noqa: E402
+from components.policy.ensemble import PolicyEnsemble
 
 
 def update_matmul_flops(obs: int, act: int, hidden: int, batch: int) -> float:
