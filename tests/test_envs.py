@@ -185,3 +185,30 @@ def test_pixels_render_when_asked():
         pytest.skip(f"no MuJoCo GL backend here: {exc}")
     assert td["pixels"].dtype == torch.uint8 and td["pixels"].shape[-1] == 3
     assert "pixels" not in make_env("dmc:cartpole-swingup", seed=0).rollout(1).keys()
+
+
+def test_dmc_pixels_are_the_wrappers_frames_rendered_once_per_agent_step():
+    """The kept frame equals what TorchRL's DMControlEnv(from_pixels=True) returns, at one
+    render per agent step instead of one per repeated simulator step."""
+    from torchrl.envs import DMControlEnv
+
+    ours = make_env("dmc:cartpole-swingup", seed=3, from_pixels=True, action_repeat=4)
+    try:
+        theirs = DMControlEnv("cartpole", "swingup", from_pixels=True, pixels_only=False,
+                              frame_skip=4)
+        theirs.set_seed(3)
+        ours.reset()
+    except Exception as exc:  # pragma: no cover - depends on the machine's GL stack
+        pytest.skip(f"no MuJoCo GL backend here: {exc}")
+    physics = ours.base_env._env.physics
+    render, calls = physics.render, []
+    physics.render = lambda *a, **k: calls.append(1) or render(*a, **k)
+    a, b = ours.reset(), theirs.reset()
+    with theirs._env.physics.reset_context():  # the same start state (seeding paths differ)
+        theirs._env.physics.set_state(physics.get_state())
+    for action in torch.linspace(-1, 1, 5):
+        a = ours.step(a.set("action", action.reshape(1)))
+        b = theirs.step(b.set("action", action.reshape(1).double()))
+        torch.testing.assert_close(a["next", "pixels"], b["next", "pixels"])
+        a, b = a["next"], b["next"]
+    assert len(calls) == 1 + 5  # the reset and one per agent step (theirs: 1 + 5 * 4)
