@@ -37,14 +37,20 @@ GRID = {
 
 
 def finished(run_dir: Path) -> bool:
-    """A run whose checkpoint reached its config's ``run.total_steps``."""
+    """A run that reached its config's ``run.total_steps``: by its checkpoint or, in a fresh
+    clone where git kept only the scalar logs, by its final evaluation (every run ends with one
+    at ``run.total_steps``)."""
     from omegaconf import OmegaConf
 
     ckpt, cfg = run_dir / "checkpoint.pt", run_dir / "config.yaml"
-    if not (ckpt.is_file() and cfg.is_file()):
+    if not cfg.is_file():
         return False
-    step = torch.load(ckpt, map_location="cpu", weights_only=False)["progress"]["step"]
-    return step >= OmegaConf.load(cfg).run.total_steps
+    total = OmegaConf.load(cfg).run.total_steps
+    if ckpt.is_file():
+        return torch.load(ckpt, map_location="cpu", weights_only=False)["progress"]["step"] >= total
+    evals = run_dir / "logs" / "scalars" / "eval" / "return.csv"
+    lines = evals.read_text().split() if evals.is_file() else []
+    return bool(lines) and int(float(lines[-1].split(",")[0])) >= total
 
 
 def main(argv: list[str] | None = None) -> None:
