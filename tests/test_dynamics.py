@@ -199,6 +199,31 @@ def test_sampling_noise_matches_predicted_variance():
 
 
 # ---------------------------------------------------------------------------- training machinery
+def test_retraining_keeps_a_trained_epoch_unless_asked_to_keep_the_start():
+    """MBPO's bnn.py: each call's snapshots start empty, so a retraining always ends with weights
+    it trained, even when the (redrawn) held-out split favours the weights it started from.
+    With a learning rate so large that every epoch makes things worse, ``keep_start_weights``
+    (mbrl-lib) ends where it started; the default does not."""
+    data = pendulum_data(600)
+    for keep in (False, True):
+        torch.manual_seed(0)
+        model = small_model()
+        trainer = DynamicsTrainer(model, seed=0, patience=2, max_epochs=50, batch_size=64,
+                                  keep_start_weights=keep)
+        trainer.train(data)
+        start = {k: v.clone() for k, v in model.layers.state_dict().items()}
+        for group in trainer.optimizer.param_groups:
+            group["lr"] = 10.0
+        metrics = trainer.train(data)
+        unchanged = all(torch.equal(start[k], v) for k, v in model.layers.state_dict().items())
+        if keep:
+            assert (metrics["best_epoch"] == 0).all() and metrics["epochs"] == 2 and unchanged
+            torch.testing.assert_close(metrics["val_mse"], torch.tensor(metrics["history"][0]))
+        else:
+            assert (metrics["best_epoch"] >= 1).all() and not unchanged
+            assert (metrics["val_mse"] > torch.tensor(metrics["history"][0])).all()
+
+
 def test_early_stopping_restores_each_members_best_weights():
     model = small_model()
     trainer = DynamicsTrainer(model, seed=0, patience=2, max_epochs=500, batch_size=64)
@@ -207,7 +232,7 @@ def test_early_stopping_restores_each_members_best_weights():
     history = torch.tensor(metrics["history"])  # [epochs + 1, E], row 0 = before training
     assert history.shape == (metrics["epochs"] + 1, 5)
     best = metrics["best_epoch"]
-    assert (best <= metrics["epochs"] - 2).all()
+    assert (best >= 1).all() and (best <= metrics["epochs"] - 2).all()
     # The restored weights reproduce each member's best recorded validation loss.
     restored = history[best, torch.arange(5)]
     torch.testing.assert_close(metrics["val_mse"], restored, rtol=1e-4, atol=1e-6)

@@ -102,6 +102,13 @@ class DynamicsTrainer:
             0.01 (MBPO).
         val_metric (str, optional): ``"mse"`` (MBPO, mbrl-lib) or ``"nll"``: the validation loss
             used for early stopping, best-weight snapshots and elites. Defaults to ``"mse"``.
+        keep_start_weights (bool, optional): whether the weights a :meth:`train` call starts
+            from count as a candidate for the best snapshot (mbrl-lib), so that a retraining can
+            end with the weights it started from. Defaults to ``False``, as MBPO's ``bnn.py``
+            (its snapshots restart at 1e10 on every call): every call keeps a trained epoch.
+            With ``True`` and the held-out split redrawn on every call, the held-out points
+            were mostly trained on by the previous call, the starting weights look best, and a
+            model retrained every episode can stop learning (docs/world_model.md).
         progress (bool, optional): show a tqdm bar per :meth:`train` call (on stderr) with the
             epoch, the members' mean training NLL and mean validation loss (``val_metric``), and
             the epochs since the last improvement. Defaults to ``False``; can be switched later
@@ -141,6 +148,7 @@ class DynamicsTrainer:
         improvement_threshold: float = 0.01,
         val_metric: str = "mse",
         progress: bool = False,
+        keep_start_weights: bool = False,
     ) -> None:
         if not isinstance(model, DynamicsEnsemble):
             raise TypeError(f"model must be a DynamicsEnsemble, got {type(model).__name__}")
@@ -187,6 +195,7 @@ class DynamicsTrainer:
         self.improvement_threshold = improvement_threshold
         self.val_metric = val_metric
         self.progress = bool(progress)
+        self.keep_start_weights = bool(keep_start_weights)
         if seed is None:
             seed = int(torch.randint(0, 2**62, (1,)).item())
         self.generator = torch.Generator().manual_seed(seed)
@@ -317,7 +326,8 @@ class DynamicsTrainer:
             a dict with ``epochs`` (run in this call), ``stopped_early``, ``num_train``,
             ``num_val``, ``train_nll`` / ``train_mse`` (per member, running means over the last
             epoch), ``val_nll`` / ``val_mse`` (per member, with the restored best weights),
-            ``best_epoch`` (per member, 0 = the weights the call started from), ``elites`` and
+            ``best_epoch`` (per member; 0 = the weights the call started from, only possible with
+            ``keep_start_weights=True``), ``elites`` and
             ``history`` (per-epoch validation losses).
         """
         model = self.model
@@ -351,12 +361,14 @@ class DynamicsTrainer:
             nll, mse = self.evaluate(x_val, y_val)
             return (mse if self.val_metric == "mse" else nll), nll, mse
 
+        best_loss = torch.full((num,), float("inf"), device=device)
+        history: list[list[float]] = []
         if has_val:
-            best_loss, _, _ = val_loss()
-        else:
-            best_loss = torch.full((num,), float("inf"), device=device)
+            start_loss, _, _ = val_loss()
+            history.append(start_loss.tolist())
+            if self.keep_start_weights:
+                best_loss = start_loss
         best_epoch = torch.zeros(num, dtype=torch.long)
-        history: list[list[float]] = [best_loss.tolist()] if has_val else []
         epochs_since_update = 0
         epoch = 0
         stopped_early = False
@@ -393,7 +405,8 @@ class DynamicsTrainer:
                 continue
             current, _, _ = val_loss()
             history.append(current.tolist())
-            improved = (best_loss - current) / best_loss.abs().clamp_min(1e-12) > self.improvement_threshold
+            relative = (best_loss - current) / best_loss.abs().clamp_min(1e-12)
+            improved = torch.isinf(best_loss) | (relative > self.improvement_threshold)
             if improved.any():
                 with torch.no_grad():
                     for k, p in params.items():
