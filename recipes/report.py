@@ -99,8 +99,14 @@ def find_runs(paths: Sequence[str | os.PathLike]) -> tuple[list[Path], list[Path
     return sorted(runs), sorted(no_config)
 
 
+LABEL_DIR = "dir"  # --label-by key: the name of the run dir's parent, e.g. mbpo-oracle/seed0
+
+
 def load_run(path: str | os.PathLike, label_by: Sequence[str] = ()) -> Run:
     """Read ``<path>/config.yaml`` into a :class:`Run`.
+
+    ``label_by`` keys are dotted config keys, or ``"dir"`` for the name of the directory that
+    holds the run dir (``<task>/<name>/seed<k>/``: runs that differ in code, not in config).
 
     ``env.task`` and ``env.action_repeat`` fall back to top-level ``task`` / ``action_repeat``
     (flat configs); ``action_repeat`` defaults to 1.
@@ -147,7 +153,8 @@ def load_run(path: str | os.PathLike, label_by: Sequence[str] = ()) -> Run:
     if repeat < 1:
         raise ValueError(f"run config {cfg_path}: env.action_repeat must be >= 1, got {repeat}")
     variant = str(get("variant"))
-    label = " ".join([variant] + [f"{k}={get(k)}" for k in label_by])
+    label = " ".join([variant] + [f"{k}={Path(path).resolve().parent.name if k == LABEL_DIR else get(k)}"
+                                  for k in label_by])
     return Run(Path(path), str(task), variant, label, seed, repeat, cfg)
 
 
@@ -712,7 +719,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--threshold", type=float, default=800.0,
                         help="eval return of the steps-to-threshold table (default 800)")
     parser.add_argument("--label-by", default="",
-                        help="comma-separated dotted config keys appended to the variant name")
+                        help="comma-separated dotted config keys appended to the variant name "
+                             "('dir': the name of the dir holding each run dir)")
     parser.add_argument("--anchors", default=None,
                         help=f"published anchors dir (default {DEFAULT_ANCHORS})")
     args = parser.parse_args(argv)

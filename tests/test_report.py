@@ -247,6 +247,17 @@ def test_duplicate_seed_names_differing_keys_and_label_by_splits(tmp_path: Path)
     assert "| sac optim.lr=0.001 | 1 (0) |" in pages[TASK]
 
 
+def test_label_by_dir_splits_runs_that_differ_only_in_code(tmp_path: Path):
+    root = tmp_path / "calibration" / "dmc_cartpole-swingup"
+    for name, value in (("mbpo", 1.0), ("mbpo-oracle", 2.0)):
+        write_run(root / name / "seed0", TASK, "mbpo", 0, {"eval/return": ([0, 10], [value, value])})
+    with pytest.raises(ValueError, match="same config: pass only one of them"):
+        report.write_report([root], tmp_path / "out", anchors=None)
+    pages = report.write_report([root], tmp_path / "out", label_by=["dir"], anchors=None)
+    assert "| mbpo dir=mbpo | 1 (0) |" in pages[TASK]
+    assert "| mbpo dir=mbpo-oracle | 1 (0) |" in pages[TASK]
+
+
 def test_bad_configs_name_the_file(tmp_path: Path):
     bad = tmp_path / "bad"
     write_run(bad, TASK, "sac", 0, {})
