@@ -26,6 +26,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from components.envs import make_env
 from recipes.build import EVAL_SEED_OFFSET, make_policies, make_posterior
 from recipes.checkpoint import CheckpointError, load_checkpoint
 from recipes.cli import to_config
@@ -63,7 +64,8 @@ def record(run_dir: str | Path, out: str | Path, episodes: int = 1, member: int 
     with tempfile.TemporaryDirectory() as tmp:
         from torchrl.record.loggers import CSVLogger
 
-        try:
+        try:  # one render on a throwaway env: fails here without an OpenGL context
+            make_env(cfg.env.task, seed=0, from_pixels=True).reset()
             evaluator = Evaluator(cfg.env.task, cfg.seed + EVAL_SEED_OFFSET, episodes, "cpu",
                                   cfg.env.action_repeat, video_logger=CSVLogger("video", tmp),
                                   video_dir=tmp)
