@@ -153,8 +153,8 @@ def load_run(path: str | os.PathLike, label_by: Sequence[str] = ()) -> Run:
     if repeat < 1:
         raise ValueError(f"run config {cfg_path}: env.action_repeat must be >= 1, got {repeat}")
     variant = str(get("variant"))
-    label = " ".join([variant] + [f"{k}={Path(path).resolve().parent.name if k == LABEL_DIR else get(k)}"
-                                  for k in label_by])
+    holder = Path(path).resolve().parent.name
+    label = " ".join([variant] + [f"{k}={holder if k == LABEL_DIR else get(k)}" for k in label_by])
     return Run(Path(path), str(task), variant, label, seed, repeat, cfg)
 
 
