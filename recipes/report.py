@@ -5,7 +5,9 @@ run dir is any directory holding ``config.yaml`` and ``logs/scalars/``), groups 
 task and variant (plus any config keys named with ``--label-by``) and writes, per task, to
 ``--out``: ``<task>.md`` (tables; also printed), ``<task>_return.png`` (eval return curves,
 mean and 95% band over seeds, published anchors as markers), ``<task>_success.png``
-(Metaworld), ``<task>_ops.png`` (OPS probabilities of ``ops-mbpo`` runs); and ``index.md``.
+(Metaworld), ``<task>_ops.png`` (OPS probabilities of ``ops-mbpo`` runs),
+``<task>_members.png`` (every member's eval return, for runs made with
+``eval.all_members=true``); and ``index.md``.
 
 Usage:
     python recipes/report.py runs/ --out docs/results
@@ -414,6 +416,21 @@ class TaskSummary:
     marks: tuple[int, ...]
     threshold: float
     resamples: int = RESAMPLES
+    # label -> ("worst" | "mean" | "best") -> mark -> cell, over the members of each seed
+    members: dict[str, dict[str, dict[int, Cell]]] = field(default_factory=dict)
+
+
+def member_curves(run: Run) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``eval/return_member<i>`` of every member ``i`` (runs with ``eval.all_members=true``),
+    in member order; empty when the run did not log them."""
+    found = (run.path / "logs" / "scalars" / "eval").glob("return_member*.csv")
+    index = sorted(int(f.stem[len("return_member"):]) for f in found
+                   if f.stem[len("return_member"):].isdigit())
+    curves = [run.scalar(f"eval/return_member{i}") for i in index]
+    return [c for c in curves if len(c[0])]
+
+
+MEMBER_STATS = {"worst": np.min, "mean": np.mean, "best": np.max}
 
 
 def summarize(
@@ -466,6 +483,14 @@ def summarize(
         totals = [sum(v for v in r if v is not None) if any(v is not None for v in r) else None
                   for r in rates]
         s.timing[label]["total"] = cell(totals)
+        per_seed = [c for c in (member_curves(r) for r in runs) if len(c) > 1]
+        if per_seed:
+            at = [[[value_at(*c, m) for c in curves] for m in marks] for curves in per_seed]
+            s.members[label] = {
+                name: {m: cell([None if None in vals else float(stat(vals)) for vals in
+                                (seed_at[j] for seed_at in at)])
+                       for j, m in enumerate(marks)}
+                for name, stat in MEMBER_STATS.items()}
     return s
 
 
@@ -520,6 +545,17 @@ def task_markdown(s: TaskSummary, images: Sequence[str] = ()) -> str:
             lines += ["", "Anchor rows: published results shipped with the TD-MPC2 repository "
                       "(their own settings, networks and action repeat), shown only at the marks "
                       "they logged."]
+    if s.members:
+        lines += ["", "## every member's eval return at env steps", "",
+                  "Runs made with `eval.all_members=true`: each seed's worst, mean and best "
+                  "member (deterministic episodes of every member at every evaluation), then "
+                  "mean ± CI of those over seeds. The `eval/return` table above evaluates one "
+                  "member per round, the posterior's most likely.", "",
+                  _row("variant: member", *(f"{m:,}" for m in s.marks)),
+                  _row(*["---"] * (len(s.marks) + 1))]
+        for label, by_stat in s.members.items():
+            for name, cells in by_stat.items():
+                lines.append(_row(f"{label}: {name}", *(cells[m].format(1) for m in s.marks)))
     lines += ["", f"## env steps to eval return >= {s.threshold:g}", "",
               _row("variant", "mean env steps (seeds that reached it)", "reached"),
               _row("---", "---", "---")]
@@ -631,6 +667,36 @@ def plot_ops(task: str, by_label: dict[str, list[Run]], out: Path) -> Path | Non
     return out
 
 
+def plot_members(task: str, by_label: dict[str, list[Run]], out: Path) -> Path | None:
+    """Every member's eval return over time, one panel per (group, seed) that logged them,
+    with the posterior's evaluated member (``eval/return``) dashed; None if no run did."""
+    panels = [(label, r, member_curves(r)) for label, runs in by_label.items() for r in runs]
+    panels = [p for p in panels if len(p[2]) > 1]
+    if not panels:
+        return None
+    plt = _pyplot()
+    cols = min(len(panels), 3)
+    rows = -(-len(panels) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.4 * rows), squeeze=False)
+    for ax, (label, run, curves) in zip(axes.flat, panels):
+        for i, (st, v) in enumerate(curves):
+            ax.plot(st, v, linewidth=1, label=f"member {i}")
+        st, v = run.scalar("eval/return")
+        ax.plot(st, v, color="k", linestyle="--", linewidth=1, label="eval/return")
+        ax.set_title(f"{label}, seed {run.seed}", fontsize=9)
+        ax.set_xlabel(X_LABEL, fontsize=8)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, ncol=2)
+    for ax in list(axes.flat)[len(panels):]:
+        ax.axis("off")
+    fig.suptitle(f"{task}: every member's deterministic eval return")
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
 def write_report(
     paths: Sequence[str | os.PathLike],
     out: str | os.PathLike = "docs/results",
@@ -690,6 +756,7 @@ def write_report(
             plot_metric(s, "eval/return", out / f"{slug}_return.png"),
             plot_metric(s, "eval/success", out / f"{slug}_success.png") if s.metaworld else None,
             plot_ops(task, by_label, out / f"{slug}_ops.png"),
+            plot_members(task, by_label, out / f"{slug}_members.png"),
         ]
         images = [p.name for p in written if p is not None]
         pages[task] = task_markdown(s, images)

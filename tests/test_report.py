@@ -231,6 +231,37 @@ def test_missing_metrics_are_tolerated(tmp_path: Path):
     assert not (tmp_path / "out" / "dmc_cartpole-swingup_ops.png").exists()  # no ops/p* logged
 
 
+def test_every_member_table_and_plot_from_all_members_runs(tmp_path: Path, runs: Path):
+    # ps-mbpo with eval.all_members=true: 3 members, seeds 0-2; agent steps = env steps here.
+    root = tmp_path / "members"
+    steps = [0, 10_000, 25_000]
+    members = {0: ([0, 100, 700], [0, 300, 900], [0, 200, 800]),
+               1: ([0, 50, 600], [0, 150, 650], [0, 250, 500]),
+               2: ([0, 400, 950], [0, 500, 900], [0, 0, 850])}
+    for seed, curves in members.items():
+        write_run(root / f"s{seed}", TASK, "ps-mbpo", seed, {
+            "eval/return": (steps, curves[0]),
+            **{f"eval/return_member{i}": (steps, c) for i, c in enumerate(curves)},
+        })
+    write_run(root / "sac", TASK, "sac", 0, {"eval/return": (steps, [0, 10, 20])})
+    out = tmp_path / "out"
+    page = report.write_report([root], out, marks=(10_000, 25_000), anchors=None)[TASK]
+    # seed by seed at 25K: worst 700, 500, 850; mean 800, 583.3, 900; best 900, 650, 950
+    for name, values in (("worst", [700, 500, 850]), ("mean", [800, 1750 / 3, 2700 / 3]),
+                         ("best", [900, 650, 950])):
+        lo, hi = hand_ci(values)
+        assert f"| ps-mbpo: {name} | " in page
+        row = next(line for line in page.splitlines() if line.startswith(f"| ps-mbpo: {name} |"))
+        assert row.endswith(f"| {np.mean(values):.1f} ± {(hi - lo) / 2:.1f} (n=3) |"), row
+    assert "| sac: worst" not in page  # sac logged one member only
+    assert (out / "dmc_cartpole-swingup_members.png").stat().st_size > 10_000
+    assert "![dmc_cartpole-swingup_members](dmc_cartpole-swingup_members.png)" in page
+    # runs without per-member logs: no section, no plot
+    plain = report.write_report([runs], tmp_path / "plain", marks=MARKS, anchors=None)[TASK]
+    assert "every member" not in plain
+    assert not (tmp_path / "plain" / "dmc_cartpole-swingup_members.png").exists()
+
+
 def test_duplicate_seed_names_differing_keys_and_label_by_splits(tmp_path: Path):
     root = tmp_path / "runs"
     for i, lr in enumerate((0.001, 0.0003)):
