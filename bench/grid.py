@@ -1,16 +1,29 @@
-"""The learning grid of docs/results.md: every (task, variant, seed) on the CPU protocol.
+"""The learning grid of docs/results.md, and the Marino & Yue comparison, on the CPU protocol.
 
-Each task is one Hydra multirun of its suite's recipe through the joblib launcher, two runs at
-a time (one torch thread each: the ``cpu_*`` presets set ``run.threads=1``), into
-``bench/results/runs/<task>/<variant>/seed<k>/``. Runs that already finished are skipped; runs
-that were interrupted continue from their checkpoint (``run.resume_if_exists=true``). Only
-``config.yaml`` and the scalar logs of each run go into git (see .gitignore). Then
-``python recipes/report.py bench/results/runs --out docs/results`` rebuilds every table and
-plot.
+Each (task, arm) is one Hydra multirun of its suite's recipe through the joblib launcher, two
+runs at a time (one torch thread each: the ``cpu_*`` presets set ``run.threads=1``), into
+``bench/results/<comparison dir>/<task>/<arm>/seed<k>/``. Runs that already finished are
+skipped; runs that were interrupted continue from their checkpoint
+(``run.resume_if_exists=true``). Only ``config.yaml`` and the scalar logs of each run go into
+git (see .gitignore).
+
+Comparisons (``--comparison``):
+
+* ``grid`` (default, ``bench/results/runs/``): sac, mbpo, ps-mbpo, ops-mbpo (and the
+  no-sampling ablation) on the three tasks of docs/results.md;
+* ``inference`` (``bench/results/inference/``): ps-mbpo with Marino & Yue's terms
+  (docs/inference_perspective.md): the action prior, the information term (beta = 1, the ELBO's
+  unit weight), both, on the dense task; the information term with either sign on the sparse
+  task. The arm with neither term is the grid's ``ps-mbpo`` (the same config), so it is not
+  run again.
+
+Then ``python recipes/report.py bench/results/runs --out docs/results`` rebuilds the grid's
+tables and plots (docs/results.md section 6 has the inference comparison's command).
 
 Usage:
     python bench/grid.py                                  # the whole grid (days on 2 cores)
     python bench/grid.py --tasks dmc:cartpole-swingup --variants sac ps-mbpo --seeds 0 1
+    python bench/grid.py --comparison inference           # the Marino & Yue comparison
     python bench/grid.py --dry-run                        # print the commands only
 """
 
@@ -24,16 +37,79 @@ import torch
 
 from recipes.cli import main as recipe_main
 
-ROOT = Path(__file__).resolve().parent / "results" / "runs"
-GRID = {
-    # task: (suite, preset, variants, seeds)
-    "dmc:cartpole-swingup": ("dmc", "cpu_dmc",
-                             ["sac", "mbpo", "ps-mbpo", "ops-mbpo", "ps-mbpo-fixed"], range(5)),
-    "dmc:cartpole-swingup_sparse": ("dmc", "cpu_dmc", ["sac", "mbpo", "ps-mbpo", "ops-mbpo"],
-                                    range(3)),
-    "metaworld:window-open-v3": ("metaworld", "cpu_metaworld",
-                                 ["sac", "mbpo", "ps-mbpo", "ops-mbpo"], range(3)),
+RESULTS = Path(__file__).resolve().parent / "results"
+ROOT = RESULTS / "runs"
+SUITES = {"dmc": "cpu_dmc", "metaworld": "cpu_metaworld"}  # suite -> its CPU protocol preset
+
+
+def _variants(*names: str) -> dict[str, list[str]]:
+    return {name: [f"variant={name}"] for name in names}
+
+
+PRIOR = ["policy.action_prior=true"]
+INFO = ["rollout.information_weight=1.0"]
+COMPARISONS: dict[str, tuple[Path, dict[str, tuple[dict[str, list[str]], range]]]] = {
+    # comparison: (its results dir, {task: ({arm: overrides}, seeds)})
+    "grid": (ROOT, {
+        "dmc:cartpole-swingup": (
+            _variants("sac", "mbpo", "ps-mbpo", "ops-mbpo", "ps-mbpo-fixed"), range(5)),
+        "dmc:cartpole-swingup_sparse": (_variants("sac", "mbpo", "ps-mbpo", "ops-mbpo"), range(3)),
+        "metaworld:window-open-v3": (_variants("sac", "mbpo", "ps-mbpo", "ops-mbpo"), range(3)),
+    }),
+    "inference": (RESULTS / "inference", {
+        "dmc:cartpole-swingup": ({
+            "ps-mbpo+prior": ["variant=ps-mbpo", *PRIOR],
+            "ps-mbpo+info": ["variant=ps-mbpo", *INFO],
+            "ps-mbpo+prior+info": ["variant=ps-mbpo", *PRIOR, *INFO],
+        }, range(3)),
+        "dmc:cartpole-swingup_sparse": ({
+            "ps-mbpo+info": ["variant=ps-mbpo", *INFO],
+            "ps-mbpo+info-optimistic": ["variant=ps-mbpo", *INFO,
+                                        "rollout.information_sign=optimistic"],
+        }, range(3)),
+    }),
 }
+GRID = COMPARISONS["grid"][1]
+
+
+def commands(comparison: str = "grid", tasks: list[str] | None = None,
+             arms: list[str] | None = None, seeds: list[int] | None = None,
+             jobs: int = 2) -> list[tuple[str, list[str]]]:
+    """``[(suite, recipe argv)]``: one multirun per (task, arm) with the seeds not finished yet.
+
+    Raises:
+        ValueError: an unknown comparison, task or arm (the message lists the accepted ones).
+    """
+    if comparison not in COMPARISONS:
+        raise ValueError(f"unknown comparison {comparison!r}; accepted: {list(COMPARISONS)}")
+    root, table = COMPARISONS[comparison]
+    for task in tasks or []:
+        if task not in table:
+            raise ValueError(f"unknown task {task!r} for --comparison {comparison}; "
+                             f"accepted: {list(table)}")
+    known = sorted({arm for by_arm, _ in table.values() for arm in by_arm})
+    for arm in arms or []:
+        if arm not in known:
+            raise ValueError(f"unknown variant {arm!r} for --comparison {comparison}; "
+                             f"accepted: {known}")
+    out = []
+    for task in tasks or list(table):
+        by_arm, task_seeds = table[task]
+        suite = task.split(":", 1)[0]
+        for arm, overrides in by_arm.items():
+            if arms is not None and arm not in arms:
+                continue
+            arm_dir = root / task.replace(":", "_") / arm
+            todo = [s for s in task_seeds if (seeds is None or s in seeds)
+                    and not finished(arm_dir / f"seed{s}")]
+            if todo:
+                out.append((suite, [
+                    "-m", f"preset={SUITES[suite]}", f"task={task}", *overrides,
+                    f"seed={','.join(map(str, todo))}", "progress=false",
+                    "run.resume_if_exists=true", "hydra/launcher=joblib",
+                    f"hydra.launcher.n_jobs={jobs}", f"hydra.sweep.dir={arm_dir}",
+                    "hydra.sweep.subdir=seed${seed}"]))
+    return out
 
 
 def finished(run_dir: Path) -> bool:
@@ -53,34 +129,27 @@ def finished(run_dir: Path) -> bool:
     return bool(lines) and int(float(lines[-1].split(",")[0])) >= total
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tasks", nargs="+", default=list(GRID))
-    parser.add_argument("--variants", nargs="+", default=None)
+    parser.add_argument("--comparison", default="grid", help=f"one of {list(COMPARISONS)}")
+    parser.add_argument("--tasks", nargs="+", default=None)
+    parser.add_argument("--variants", nargs="+", default=None, help="arms (dir names) to run")
     parser.add_argument("--seeds", nargs="+", type=int, default=None)
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--dry-run", action="store_true")
     args = parser.parse_args(argv)
-    for task in args.tasks:
-        if task not in GRID:
-            raise SystemExit(f"error: unknown grid task {task!r}; accepted: {list(GRID)}")
-        suite, preset, variants, seeds = GRID[task]
-        variants = [v for v in variants if args.variants is None or v in args.variants]
-        seeds = [s for s in seeds if args.seeds is None or s in args.seeds]
-        for variant in variants:
-            todo = [s for s in seeds
-                    if not finished(ROOT / task.replace(":", "_") / variant / f"seed{s}")]
-            if not todo:
-                continue
-            argv_ = ["-m", f"preset={preset}", f"task={task}", f"variant={variant}",
-                     f"seed={','.join(map(str, todo))}", "progress=false",
-                     "run.resume_if_exists=true", "hydra/launcher=joblib",
-                     f"hydra.launcher.n_jobs={args.jobs}",
-                     f"hydra.sweep.dir={ROOT / task.replace(':', '_') / variant}",
-                     "hydra.sweep.subdir=seed${seed}"]
-            print(f"python recipes/psmbpo_{suite}.py " + " ".join(argv_), flush=True)
-            if not args.dry_run:
-                recipe_main(suite, argv_)
+    try:
+        todo = commands(args.comparison, args.tasks, args.variants, args.seeds, args.jobs)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    if not todo:
+        print("nothing left to run: every selected run has finished")
+    for suite, argv_ in todo:
+        print(f"python recipes/psmbpo_{suite}.py " + " ".join(argv_), flush=True)
+        if not args.dry_run:
+            recipe_main(suite, argv_)
+    return 0
 
 
 if __name__ == "__main__":

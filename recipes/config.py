@@ -86,8 +86,9 @@ class RolloutConfig:
                                     "sample (MBPO samples; see docs/results.md)")
     information_weight: float = _f(0.0, "beta of Marino & Yue's model-likelihood term added to "
                                         "the imagined reward (0 = off)")
-    information_sign: str = _f("pessimistic", "pessimistic (the paper: favours confident "
-                                              "outcomes) | optimistic (a bonus)")
+    information_sign: str = _f("pessimistic", "pessimistic (reward - beta*info: favours outcomes "
+                                              "the members agree on) | optimistic (reward + "
+                                              "beta*info: the paper's sign, a bonus)")
 
 
 @dataclass
