@@ -682,7 +682,7 @@ def plot_members(task: str, by_label: dict[str, list[Run]], out: Path) -> Path |
         for i, (st, v) in enumerate(curves):
             ax.plot(st, v, linewidth=1, label=f"member {i}")
         st, v = run.scalar("eval/return")
-        ax.plot(st, v, color="k", linestyle="--", linewidth=1, label="eval/return")
+        ax.plot(st, v, color="k", linestyle="--", linewidth=1, label="eval/return (evaluated member)")
         ax.set_title(f"{label}, seed {run.seed}", fontsize=9)
         ax.set_xlabel(X_LABEL, fontsize=8)
         ax.grid(alpha=0.3)
