@@ -18,6 +18,7 @@ imagined step of B = 400 start states per member, rollout length 1 early in MBPO
 Prints figures; it is not a test.
 
     .venv/bin/python bench/bench_inference_terms.py --rounds 7 --agent-step
+    .venv/bin/python bench/bench_inference_terms.py --prior-widths --rounds 9 --reps 20
 """
 
 from __future__ import annotations
@@ -51,7 +52,14 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=10)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--agent-step", action="store_true")
+    parser.add_argument("--prior-widths", action="store_true",
+                        help="only: one update on the CPU protocol's shapes without a prior and "
+                             "with priors of 128x128, 64x64 and 32x32")
     args = parser.parse_args()
+    if args.prior_widths:
+        torch.set_num_threads(args.threads)
+        prior_widths(args)
+        return
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
 
@@ -111,6 +119,32 @@ def main() -> None:
         print(f"extra for '{b}': median {100 * med:+.0f}%, best {100 * best:+.0f}%")
     if args.agent_step:
         agent_step(args)
+
+
+def prior_widths(args) -> None:
+    """The CPU protocol (cpu_dmc on cartpole): K = 2x2, 128x128 actors and critics, b = 256,
+    observation 5, action 1; update without a prior and with priors of three widths."""
+    torch.manual_seed(0)
+    obs, act = 5, 1
+    batch = TensorDict({
+        "observation": torch.randn(2, 2, 256, obs), "action": torch.rand(2, 2, 256, act) * 2 - 1,
+        "next": {"observation": torch.randn(2, 2, 256, obs), "reward": torch.randn(2, 2, 256, 1),
+                 "terminated": torch.zeros(2, 2, 256, 1, dtype=torch.bool)}}, [2, 2, 256])
+    widths = {"no prior": None, "prior 128x128": (128, 128), "prior 64x64": (64, 64),
+              "prior 32x32": (32, 32)}
+    ensembles = {name: PolicyEnsemble(obs, act, (2, 2), actor_hidden=(128, 128),
+                                      critic_hidden=(128, 128), action_prior=w is not None,
+                                      **({"prior_hidden": w} if w else {}))
+                 for name, w in widths.items()}
+    times = {name: [] for name in ensembles}
+    for _ in range(args.rounds):
+        for name, ens in ensembles.items():
+            times[name].append(timed(lambda: ens.update(batch), args.reps))
+    base = statistics.median(times["no prior"])
+    print(f"torch {torch.__version__}, {args.threads} thread(s), {args.rounds} rounds x {args.reps} reps")
+    for name, values in times.items():
+        print(f"{name:14s} median {1e3 * statistics.median(values):6.2f} ms   best "
+              f"{1e3 * min(values):6.2f} ms   {100 * (statistics.median(values) / base - 1):+.0f}%")
 
 
 def agent_step(args) -> None:

@@ -69,11 +69,19 @@ def make_real_env(cfg: Config, posterior: PolicyPosterior) -> RealEnv:
     return RealEnv(env, seeder, stamp)
 
 
+def prior_widths(cfg: Config) -> list[int]:
+    """The action prior's hidden widths: ``policy.prior_hidden``, or half the actor's."""
+    if cfg.policy.prior_hidden is not None:
+        return list(cfg.policy.prior_hidden)
+    return [max(1, w // 2) for w in cfg.policy.actor_hidden]
+
+
 def make_policies(cfg: Config, obs_dim: int, act_dim: int) -> PolicyEnsemble:
     """The N*M SAC agents (1*1 for sac and mbpo)."""
     extra: dict[str, Any] = {}
     if cfg.policy.action_prior:
-        extra.update(action_prior=True, prior_lr=cfg.policy.prior_lr)
+        extra.update(action_prior=True, prior_lr=cfg.policy.prior_lr,
+                     prior_hidden=tuple(prior_widths(cfg)))
         if cfg.policy.target_kl is not None:
             extra["target_kl"] = cfg.policy.target_kl
     return PolicyEnsemble(

@@ -123,6 +123,9 @@ class PolicyConfig:
     real_buffer_size: int = _f(1_000_000, "capacity of the real buffer (MBPO: 1e6)")
     action_prior: bool = _f(False, "Marino & Yue's learned action prior in place of SAC's "
                                    "uniform prior")
+    prior_hidden: Optional[list[int]] = _f(None, "action prior MLP; None = half the actor's "
+                                                 "widths (ours, for cost: see "
+                                                 "docs/inference_perspective.md)")
     prior_lr: float = _f(1e-4, "learning rate of the action prior (slower than the actor: it "
                                "consolidates)")
     target_kl: Optional[float] = _f(None, "temperature target for KL(pi || prior); None = the "
@@ -377,7 +380,9 @@ def validate(cfg: Config) -> None:
         positive_ints["run.threads"] = cfg.run.threads
     for name, value in positive_ints.items():
         _require(value is not None and value >= 1, f"{name} must be an integer >= 1, got {value}.")
-    for name in ("actor_hidden", "critic_hidden"):
+    for name in ("actor_hidden", "critic_hidden", "prior_hidden"):
+        if getattr(cfg.policy, name) is None:
+            continue
         sizes = list(getattr(cfg.policy, name))
         _require(len(sizes) >= 1 and all(s >= 1 for s in sizes),
                  f"policy.{name} must be a non-empty list of sizes >= 1, got {sizes}.")

@@ -133,3 +133,18 @@ def test_rollout_and_information_settings_reach_the_imagined_env():
     env = make_world_model(cfg, 3, 1).imagined_env
     assert env.deterministic is True
     assert env.information_weight == 0.5 and env.information_sign == "optimistic"
+
+
+def test_action_prior_widths_default_to_half_the_actors_and_are_checked():
+    from recipes.build import make_policies
+
+    cfg = compose("dmc", ["preset=cpu_dmc", "policy.action_prior=true"])
+    assert cfg.policy.prior_hidden is None
+    policies = make_policies(cfg, 5, 1)
+    assert policies.prior_hidden == (64, 64) and policies.actor_hidden == (128, 128)
+    cfg = compose("dmc", ["preset=cpu_dmc", "policy.action_prior=true", "policy.prior_hidden=[32,8]"])
+    assert make_policies(cfg, 5, 1).prior_hidden == (32, 8)
+    for bad in ("[0]", "[]"):
+        with pytest.raises(UserError, match=r"policy\.prior_hidden must be a non-empty list of "
+                                             r"sizes >= 1, got \["):
+            compose("dmc", [f"policy.prior_hidden={bad}"])
