@@ -422,12 +422,12 @@ class TaskSummary:
 
 def member_curves(run: Run) -> list[tuple[np.ndarray, np.ndarray]]:
     """``eval/return_member<i>`` of every member ``i`` (runs with ``eval.all_members=true``),
-    in member order; empty when the run did not log them."""
+    in member order (a member with no rows yet: empty arrays); empty when the run did not
+    log them."""
     found = (run.path / "logs" / "scalars" / "eval").glob("return_member*.csv")
     index = sorted(int(f.stem[len("return_member"):]) for f in found
                    if f.stem[len("return_member"):].isdigit())
-    curves = [run.scalar(f"eval/return_member{i}") for i in index]
-    return [c for c in curves if len(c[0])]
+    return [run.scalar(f"eval/return_member{i}") for i in index]
 
 
 MEMBER_STATS = {"worst": np.min, "mean": np.mean, "best": np.max}
