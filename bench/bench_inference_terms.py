@@ -39,6 +39,15 @@ from components.world_model.termination import never_terminates
 OBS, ACT = 17, 6
 
 
+def update_batch(obs: int, act: int) -> TensorDict:
+    """A random ``[2, 2, 256]`` batch of transitions for ``PolicyEnsemble.update``."""
+    shape = (2, 2, 256)
+    return TensorDict({
+        "observation": torch.randn(*shape, obs), "action": torch.rand(*shape, act) * 2 - 1,
+        "next": {"observation": torch.randn(*shape, obs), "reward": torch.randn(*shape, 1),
+                 "terminated": torch.zeros(*shape, 1, dtype=torch.bool)}}, list(shape))
+
+
 def timed(fn, reps: int) -> float:
     start = time.perf_counter()
     for _ in range(reps):
@@ -56,25 +65,13 @@ def main() -> None:
                         help="only: one update on the CPU protocol's shapes without a prior and "
                              "with priors of 128x128, 64x64 and 32x32")
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
     if args.prior_widths:
-        torch.set_num_threads(args.threads)
         prior_widths(args)
         return
-    torch.set_num_threads(args.threads)
     torch.manual_seed(0)
 
-    batch = TensorDict(
-        {
-            "observation": torch.randn(2, 2, 256, OBS),
-            "action": torch.rand(2, 2, 256, ACT) * 2 - 1,
-            "next": {
-                "observation": torch.randn(2, 2, 256, OBS),
-                "reward": torch.randn(2, 2, 256, 1),
-                "terminated": torch.zeros(2, 2, 256, 1, dtype=torch.bool),
-            },
-        },
-        [2, 2, 256],
-    )
+    batch = update_batch(OBS, ACT)
     ensembles = {
         prior: PolicyEnsemble(
             OBS, ACT, (2, 2), actor_hidden=(128, 128), critic_hidden=(128, 128), action_prior=prior
@@ -126,10 +123,7 @@ def prior_widths(args) -> None:
     observation 5, action 1; update without a prior and with priors of three widths."""
     torch.manual_seed(0)
     obs, act = 5, 1
-    batch = TensorDict({
-        "observation": torch.randn(2, 2, 256, obs), "action": torch.rand(2, 2, 256, act) * 2 - 1,
-        "next": {"observation": torch.randn(2, 2, 256, obs), "reward": torch.randn(2, 2, 256, 1),
-                 "terminated": torch.zeros(2, 2, 256, 1, dtype=torch.bool)}}, [2, 2, 256])
+    batch = update_batch(obs, act)
     widths = {"no prior": None, "prior 128x128": (128, 128), "prior 64x64": (64, 64),
               "prior 32x32": (32, 32)}
     ensembles = {name: PolicyEnsemble(obs, act, (2, 2), actor_hidden=(128, 128),

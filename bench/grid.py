@@ -69,7 +69,6 @@ COMPARISONS: dict[str, tuple[Path, dict[str, tuple[dict[str, list[str]], range]]
         }, range(3)),
     }),
 }
-GRID = COMPARISONS["grid"][1]
 
 
 def commands(comparison: str = "grid", tasks: list[str] | None = None,

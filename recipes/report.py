@@ -485,12 +485,13 @@ def summarize(
         s.timing[label]["total"] = cell(totals)
         per_seed = [c for c in (member_curves(r) for r in runs) if len(c) > 1]
         if per_seed:
-            at = [[[value_at(*c, m) for c in curves] for m in marks] for curves in per_seed]
-            s.members[label] = {
-                name: {m: cell([None if None in vals else float(stat(vals)) for vals in
-                                (seed_at[j] for seed_at in at)])
-                       for j, m in enumerate(marks)}
-                for name, stat in MEMBER_STATS.items()}
+            s.members[label] = {name: {} for name in MEMBER_STATS}
+            for m in marks:
+                # each seed's members at mark m; a seed missing any member there does not count
+                at_m = [[value_at(*c, m) for c in curves] for curves in per_seed]
+                at_m = [vals for vals in at_m if None not in vals]
+                for name, stat in MEMBER_STATS.items():
+                    s.members[label][name][m] = cell([float(stat(vals)) for vals in at_m])
     return s
 
 
@@ -573,6 +574,15 @@ def _seeds(n: int) -> str:
     return f"{n} seed{'s' if n > 1 else ''}"
 
 
+def _save(fig, out: Path) -> Path:
+    """Lay out, write and close ``fig``; return ``out``."""
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    _pyplot().close(fig)
+    return out
+
+
 def _pyplot():
     import matplotlib
 
@@ -612,11 +622,7 @@ def plot_metric(s: TaskSummary, metric: str, out: Path) -> Path | None:
     ax.set_title(f"{s.task}: mean and 95% bootstrap CI over seeds")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return _save(fig, out)
 
 
 def plot_ops(task: str, by_label: dict[str, list[Run]], out: Path) -> Path | None:
@@ -660,11 +666,7 @@ def plot_ops(task: str, by_label: dict[str, list[Run]], out: Path) -> Path | Non
             ax.grid(alpha=0.3)
             ax.legend(fontsize=7, ncol=2)
     fig.suptitle(f"{task}: OPS probabilities over time")
-    fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return _save(fig, out)
 
 
 def plot_members(task: str, by_label: dict[str, list[Run]], out: Path) -> Path | None:
@@ -690,11 +692,7 @@ def plot_members(task: str, by_label: dict[str, list[Run]], out: Path) -> Path |
     for ax in list(axes.flat)[len(panels):]:
         ax.axis("off")
     fig.suptitle(f"{task}: every member's deterministic eval return")
-    fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return _save(fig, out)
 
 
 def write_report(
