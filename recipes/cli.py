@@ -189,11 +189,25 @@ def _one_line(err: BaseException) -> str:
 # ----------------------------------------------------------------------------------------------
 
 class StopFlag:
-    """Set by SIGINT/SIGTERM/SIGUSR2; the loop checks it once per step."""
+    """Set by SIGINT/SIGTERM/SIGUSR2; the loop checks it once per agent step.
 
-    def __init__(self) -> None:
+    The first signal says on stderr that the run stops after the agent step in progress (at
+    paper scale the step that holds a model fit can take minutes) and writes a checkpoint
+    then; a second Ctrl-C stops at once with exit code 130, keeping the last checkpoint.
+
+    Args:
+        run_dir: the run's directory, named in the messages (optional).
+
+    Examples:
+        >>> flag = StopFlag()
+        >>> bool(flag)
+        False
+    """
+
+    def __init__(self, run_dir: Path | str | None = None) -> None:
         self.signum: int | None = None
         self.previous: dict[int, Any] = {}
+        self.run_dir = run_dir
 
     def __bool__(self) -> bool:
         return self.signum is not None
@@ -207,9 +221,22 @@ class StopFlag:
             except ValueError:  # not the main thread (e.g. a joblib thread backend)
                 pass
 
+    def uninstall(self) -> None:
+        """Put back the handlers that were there before :meth:`install`."""
+        for sig, prev in self.previous.items():
+            signal.signal(sig, prev)
+        self.previous = {}
+
     def _handle(self, signum: int, frame: Any) -> None:
+        where = f" in {self.run_dir}" if self.run_dir is not None else ""
         if self.signum is not None and signum == signal.SIGINT:
-            raise KeyboardInterrupt  # a second Ctrl-C: stop now
+            print(f"Stopped at once (second Ctrl-C): no new checkpoint; the last one{where} "
+                  "is kept.", file=sys.stderr, flush=True)
+            raise SystemExit(130)
+        if self.signum is None:
+            again = "; Ctrl-C again stops at once" if signum == signal.SIGINT else ""
+            print(f"{signal.Signals(signum).name}: stopping after the agent step in progress, "
+                  f"then writing a checkpoint{where}{again}.", file=sys.stderr, flush=True)
         self.signum = signum
 
     def after_checkpoint(self) -> None:
@@ -265,7 +292,7 @@ def run_in(run_dir: Path, cfg: Config, resume: bool) -> dict[str, Any]:
         )
     threads = set_threads(cfg)
     print(f"run dir {run_dir} (torch threads: {threads})", flush=True)
-    stop = StopFlag()
+    stop = StopFlag(run_dir)
     stop.install()
     result = train(cfg, run_dir, resume=payload, stop=stop)
     if result["stopped"]:

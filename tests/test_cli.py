@@ -4,6 +4,7 @@ that files already saved are left untouched."""
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -170,3 +171,46 @@ def test_signal_writes_a_checkpoint_that_resumes(tmp_path, sig):
     resumed = run(f"resume={run_dir}", f"total_steps={step + 20}", cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
     assert f"done: {step + 20} agent steps" in resumed.stdout
+
+
+def test_stop_flag_says_what_happens_and_a_second_ctrl_c_stops_at_once(tmp_path, capsys):
+    """First Ctrl-C: a line saying a checkpoint follows the step; second: exit 130 at once."""
+    from recipes.cli import StopFlag
+
+    flag = StopFlag(tmp_path)
+    flag.install()
+    try:
+        assert not flag
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.05)  # the handler runs between bytecodes of the main thread
+        assert flag and flag.signum == signal.SIGINT
+        err = capsys.readouterr().err
+        assert err == (f"SIGINT: stopping after the agent step in progress, then writing a "
+                       f"checkpoint in {tmp_path}; Ctrl-C again stops at once.\n")
+        with pytest.raises(SystemExit) as exc:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)
+        assert exc.value.code == 130
+        assert capsys.readouterr().err == (
+            f"Stopped at once (second Ctrl-C): no new checkpoint; the last one in {tmp_path} "
+            "is kept.\n")
+    finally:
+        flag.uninstall()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_a_cluster_signal_is_announced_once(capsys):
+    from recipes.cli import StopFlag
+
+    flag = StopFlag()
+    flag.install()
+    try:
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.05)
+        os.kill(os.getpid(), signal.SIGTERM)  # a repeated SIGTERM does not stop mid-step
+        time.sleep(0.05)
+        assert flag.signum == signal.SIGTERM
+        assert capsys.readouterr().err == (
+            "SIGTERM: stopping after the agent step in progress, then writing a checkpoint.\n")
+    finally:
+        flag.uninstall()
