@@ -34,7 +34,7 @@ import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -699,7 +699,7 @@ def write_report(
     paths: Sequence[str | os.PathLike],
     out: str | os.PathLike = "docs/results",
     marks: Sequence[int] = DEFAULT_MARKS,
-    threshold: float = 800.0,
+    threshold: float | Mapping[str, float] = 800.0,
     label_by: Sequence[str] = (),
     anchors: str | os.PathLike | None = DEFAULT_ANCHORS,
     resamples: int = RESAMPLES,
@@ -711,7 +711,9 @@ def write_report(
         paths: run dirs, or dirs that contain them (a Hydra multirun dir, a ``runs/`` tree).
         out: output dir.
         marks: env steps at which the tables report eval return (and success).
-        threshold: eval return for the steps-to-threshold table.
+        threshold: eval return for the steps-to-threshold table: one number for every task,
+            or ``{task: number}`` with an optional ``""`` entry for the other tasks
+            (default 800), e.g. ``{"": 800, "dmc:cartpole-swingup_sparse": 300}``.
         label_by: dotted config keys whose values are appended to the variant name.
         anchors: dir of the published anchors; None or a missing dir: no anchors.
         resamples: bootstrap resamples.
@@ -726,8 +728,10 @@ def write_report(
     """
     if not marks or any(int(m) <= 0 for m in marks):
         raise ValueError(f"marks must be positive env steps, got {list(marks)}")
-    if not math.isfinite(threshold):
-        raise ValueError(f"threshold must be a finite number, got {threshold}")
+    thresholds = dict(threshold) if isinstance(threshold, Mapping) else {"": threshold}
+    bad_t = {k: v for k, v in thresholds.items() if not math.isfinite(float(v))}
+    if bad_t:
+        raise ValueError(f"threshold must be a finite number, got {bad_t}")
     if resamples < 1:
         raise ValueError(f"resamples must be >= 1, got {resamples}")
     bad = [k for k in label_by if not re.fullmatch(r"[A-Za-z0-9_\-]+(\.[A-Za-z0-9_\-]+)*", k)]
@@ -741,13 +745,18 @@ def write_report(
         raise ValueError("no run dirs (a dir holding config.yaml and logs/scalars/) under "
                          + ", ".join(map(str, paths)))
     groups = group_runs([load_run(d, label_by) for d in run_dirs])
+    unknown = sorted(k for k in thresholds if k and k not in groups)
+    if unknown:
+        raise ValueError(f"--threshold names task(s) {unknown} that no run has; the runs' tasks: "
+                         f"{sorted(groups)}")
     anchors = Path(anchors) if anchors is not None else None
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     pages: dict[str, str] = {}
     index = ["# Results", "", "| task | variants (seeds) | table | plots |", "|---|---|---|---|"]
     for task, by_label in groups.items():
-        s = summarize(task, by_label, tuple(int(m) for m in marks), threshold, anchors,
+        s = summarize(task, by_label, tuple(int(m) for m in marks),
+                      float(thresholds.get(task, thresholds.get("", 800.0))), anchors,
                       resamples, seed)
         slug = _slug(task)
         written = [
@@ -769,6 +778,26 @@ def write_report(
 # ---------------------------------------------------------------- CLI
 
 
+def parse_thresholds(items: Sequence[str]) -> dict[str, float]:
+    """``["800", "dmc:cartpole-swingup_sparse=300"]`` -> ``{"": 800.0, "dmc:...": 300.0}``.
+
+    Examples:
+        >>> parse_thresholds(["800", "dmc:cartpole-swingup_sparse=300"])
+        {'': 800.0, 'dmc:cartpole-swingup_sparse': 300.0}
+    """
+    out: dict[str, float] = {}
+    for item in items:
+        task, _, value = item.rpartition("=")
+        try:
+            number = float(value)
+        except ValueError:
+            number = math.nan
+        if not math.isfinite(number) or (not task and "=" in item):
+            raise ValueError(f"--threshold takes a number or TASK=NUMBER, got {item!r}")
+        out[task] = number
+    return out
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):  # one line, no usage block
         self.exit(2, f"error: {message} (see --help)\n")
@@ -781,8 +810,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", default="docs/results", help="output dir (default docs/results)")
     parser.add_argument("--marks", type=int, nargs="+", default=list(DEFAULT_MARKS),
                         help="env steps at which the tables report (default 10K 25K 50K 100K)")
-    parser.add_argument("--threshold", type=float, default=800.0,
-                        help="eval return of the steps-to-threshold table (default 800)")
+    parser.add_argument("--threshold", nargs="+", default=["800"], metavar="[TASK=]RETURN",
+                        help="eval return of the steps-to-threshold table: one number for every "
+                             "task and/or TASK=NUMBER per task, e.g. --threshold 800 "
+                             "dmc:cartpole-swingup_sparse=300 (default 800)")
     parser.add_argument("--label-by", default="",
                         help="comma-separated dotted config keys appended to the variant name "
                              "('dir': the name of the dir holding each run dir)")
@@ -794,7 +825,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"note: anchors dir {anchors} not found; no anchors drawn", file=sys.stderr)
     label_by = [k.strip() for k in args.label_by.split(",") if k.strip()]
     try:
-        pages = write_report(args.paths, args.out, args.marks, args.threshold, label_by, anchors)
+        thresholds = parse_thresholds(args.threshold)
+        pages = write_report(args.paths, args.out, args.marks, thresholds, label_by, anchors)
     except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

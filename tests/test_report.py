@@ -336,3 +336,30 @@ def test_cli_errors_are_one_line(tmp_path: Path):
     assert res.stderr.splitlines() == [
         "error: argument --marks: invalid int value: 'ten' (see --help)"
     ]
+
+
+def test_threshold_per_task(runs: Path, tmp_path: Path, capsys):
+    """--threshold 800 TASK=300: the sparse task's table counts 300, the others 800."""
+    sparse = "dmc:cartpole-swingup_sparse"
+    write_run(runs / "9", sparse, "sac", 0, {"eval/return": (SAC_STEPS, [0, 100, 350, 700])})
+    out = tmp_path / "out"
+    args = [str(runs), "--out", str(out), "--anchors", str(tmp_path / "none")]
+    assert report.main(args + ["--threshold", "800", f"{sparse}=300"]) == 0
+    dense = (out / "dmc_cartpole-swingup.md").read_text()
+    assert "## env steps to eval return >= 800" in dense and "| sac | 37500 | 2/3 |" in dense
+    page = (out / "dmc_cartpole-swingup_sparse.md").read_text()
+    assert "## env steps to eval return >= 300" in page and "| sac | 25000 | 1/1 |" in page
+    capsys.readouterr()
+
+    elsewhere = tmp_path / "not-written"
+    bad = [str(runs), "--out", str(elsewhere), "--threshold", "800", "dmc:walker-walk=300"]
+    assert report.main(bad) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: --threshold names task(s) ['dmc:walker-walk'] that no run has")
+    assert sparse in err and len(err.strip().splitlines()) == 1
+    assert not elsewhere.exists()
+    for item in ("high", "=300", f"{sparse}=", "nan"):
+        assert report.main([str(runs), "--out", str(elsewhere), "--threshold", item]) == 1
+        assert capsys.readouterr().err == (
+            f"error: --threshold takes a number or TASK=NUMBER, got {item!r}\n")
+    assert not elsewhere.exists()
