@@ -230,8 +230,11 @@ class StopFlag:
     def _handle(self, signum: int, frame: Any) -> None:
         where = f" in {self.run_dir}" if self.run_dir is not None else ""
         if self.signum is not None and signum == signal.SIGINT:
-            print(f"Stopped at once (second Ctrl-C): no new checkpoint; the last one{where} "
-                  "is kept.", file=sys.stderr, flush=True)
+            if self.run_dir is not None and not (Path(self.run_dir) / "checkpoint.pt").is_file():
+                kept = f"no checkpoint{where} yet (the first is written at run.checkpoint_every)"
+            else:
+                kept = f"no new checkpoint; the last one{where} is kept"
+            print(f"Stopped at once (second Ctrl-C): {kept}.", file=sys.stderr, flush=True)
             raise SystemExit(130)
         if self.signum is None:
             again = "; Ctrl-C again stops at once" if signum == signal.SIGINT else ""

@@ -193,6 +193,14 @@ def test_stop_flag_says_what_happens_and_a_second_ctrl_c_stops_at_once(tmp_path,
             time.sleep(0.05)
         assert exc.value.code == 130
         assert capsys.readouterr().err == (
+            f"Stopped at once (second Ctrl-C): no checkpoint in {tmp_path} yet (the first is "
+            "written at run.checkpoint_every).\n")
+        (tmp_path / "checkpoint.pt").write_bytes(b"")  # a run that has one
+        flag.signum = signal.SIGINT
+        with pytest.raises(SystemExit):
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)
+        assert capsys.readouterr().err == (
             f"Stopped at once (second Ctrl-C): no new checkpoint; the last one in {tmp_path} "
             "is kept.\n")
     finally:
