@@ -230,7 +230,9 @@ class StopFlag:
     def _handle(self, signum: int, frame: Any) -> None:
         where = f" in {self.run_dir}" if self.run_dir is not None else ""
         if self.signum is not None and signum == signal.SIGINT:
-            if self.run_dir is not None and not (Path(self.run_dir) / "checkpoint.pt").is_file():
+            from recipes.checkpoint import CHECKPOINT_NAME
+
+            if self.run_dir is not None and not (Path(self.run_dir) / CHECKPOINT_NAME).is_file():
                 kept = f"no checkpoint{where} yet (the first is written at run.checkpoint_every)"
             else:
                 kept = f"no new checkpoint; the last one{where} is kept"
