@@ -416,6 +416,9 @@ class TaskSummary:
     marks: tuple[int, ...]
     threshold: float
     resamples: int = RESAMPLES
+    success_threshold: float = 0.9
+    # label -> (mean step, reached, seeds) of eval/success >= success_threshold (Metaworld)
+    to_success: dict[str, tuple[float, int, int]] = field(default_factory=dict)
     # label -> ("worst" | "mean" | "best") -> mark -> cell, over the members of each seed
     members: dict[str, dict[str, dict[int, Cell]]] = field(default_factory=dict)
 
@@ -441,6 +444,7 @@ def summarize(
     anchors: Path | None = None,
     resamples: int = RESAMPLES,
     seed: int = CI_SEED,
+    success_threshold: float = 0.9,
 ) -> TaskSummary:
     """Curves, values at ``marks``, steps to ``threshold`` and timings of one task's groups.
 
@@ -452,11 +456,13 @@ def summarize(
         anchors: the anchors dir (None: no anchors).
         resamples: bootstrap resamples of every interval.
         seed: bootstrap generator seed (each interval restarts from it).
+        success_threshold: eval success rate whose first reaching (per seed) the table
+            reports for Metaworld tasks.
     """
     metaworld = task.startswith("metaworld:")
     metrics = {"eval/return": "reward"} | ({"eval/success": "success"} if metaworld else {})
     s = TaskSummary(task, metaworld, list(by_label), {}, {}, {}, {}, {}, {}, {}, tuple(marks),
-                    threshold, resamples)
+                    threshold, resamples, success_threshold)
 
     def cell(values: Sequence[float | None]) -> Cell:
         return Cell.of([v for v in values if v is not None], resamples, seed)
@@ -477,6 +483,12 @@ def summarize(
         s.reached[label] = (min(lasts), max(lasts)) if lasts else None
         hits = [h for h in (steps_to_threshold(*c, threshold) for c in curves) if h is not None]
         s.to_threshold[label] = (float(np.mean(hits)) if hits else math.nan, len(hits), len(curves))
+        if metaworld:
+            rates_ = [c for c in (r.scalar("eval/success") for r in runs) if len(c[0])]
+            hits = [h for h in (steps_to_threshold(*c, success_threshold) for c in rates_)
+                    if h is not None]
+            s.to_success[label] = (float(np.mean(hits)) if hits else math.nan, len(hits),
+                                   len(rates_))
         rates = [[seconds_per_1k(*read_scalar(r.path, f"time/{p}_s")) for p in PHASES]
                  for r in runs]
         s.timing[label] = {p: cell([r[i] for r in rates]) for i, p in enumerate(PHASES)}
@@ -563,6 +575,13 @@ def task_markdown(s: TaskSummary, images: Sequence[str] = ()) -> str:
     for label in s.labels:
         mean, got, n = s.to_threshold[label]
         lines.append(_row(label, "-" if got == 0 else f"{mean:.0f}", f"{got}/{n}"))
+    if s.to_success:
+        lines += ["", f"## env steps to eval success >= {s.success_threshold:g}", "",
+                  _row("variant", "mean env steps (seeds that reached it)", "reached"),
+                  _row("---", "---", "---")]
+        for label in s.labels:
+            mean, got, n = s.to_success.get(label, (math.nan, 0, 0))
+            lines.append(_row(label, "-" if got == 0 else f"{mean:.0f}", f"{got}/{n}"))
     lines += ["", "## wall-clock seconds per 1K agent steps, by phase", "",
               _row("variant", *PHASES, "total"), _row(*["---"] * (len(PHASES) + 2))]
     for label in s.labels:
@@ -704,6 +723,7 @@ def write_report(
     anchors: str | os.PathLike | None = DEFAULT_ANCHORS,
     resamples: int = RESAMPLES,
     seed: int = CI_SEED,
+    success_threshold: float = 0.9,
 ) -> dict[str, str]:
     """Write every task's page and plots and ``index.md`` under ``out``; return the pages.
 
@@ -718,13 +738,16 @@ def write_report(
         anchors: dir of the published anchors; None or a missing dir: no anchors.
         resamples: bootstrap resamples.
         seed: bootstrap generator seed.
+        success_threshold: eval success rate in [0, 1] for the steps-to-success table of
+            Metaworld tasks (default 0.9, the learning-results issue's target).
 
     Returns:
         ``{task: markdown of its page}``.
 
     Raises:
         ValueError: no runs under ``paths``, a path does not exist, a config cannot be read,
-            or two runs collide on (task, label, seed).
+            or two runs collide on (task, label, seed), or ``success_threshold`` is not in
+            [0, 1].
     """
     if not marks or any(int(m) <= 0 for m in marks):
         raise ValueError(f"marks must be positive env steps, got {list(marks)}")
@@ -732,6 +755,8 @@ def write_report(
     bad_t = {k: v for k, v in thresholds.items() if not math.isfinite(float(v))}
     if bad_t:
         raise ValueError(f"threshold must be a finite number, got {bad_t}")
+    if not 0.0 <= float(success_threshold) <= 1.0:
+        raise ValueError(f"--success-threshold is a success rate in [0, 1], got {success_threshold:g}")
     if resamples < 1:
         raise ValueError(f"resamples must be >= 1, got {resamples}")
     bad = [k for k in label_by if not re.fullmatch(r"[A-Za-z0-9_\-]+(\.[A-Za-z0-9_\-]+)*", k)]
@@ -757,7 +782,7 @@ def write_report(
     for task, by_label in groups.items():
         s = summarize(task, by_label, tuple(int(m) for m in marks),
                       float(thresholds.get(task, thresholds.get("", 800.0))), anchors,
-                      resamples, seed)
+                      resamples, seed, success_threshold)
         slug = _slug(task)
         written = [
             plot_metric(s, "eval/return", out / f"{slug}_return.png"),
@@ -814,6 +839,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="eval return of the steps-to-threshold table: one number for every "
                              "task and/or TASK=NUMBER per task, e.g. --threshold 800 "
                              "dmc:cartpole-swingup_sparse=300 (default 800)")
+    parser.add_argument("--success-threshold", type=float, default=0.9, metavar="RATE",
+                        help="eval success rate of the steps-to-success table of Metaworld "
+                             "tasks, in [0, 1] (default 0.9)")
     parser.add_argument("--label-by", default="",
                         help="comma-separated dotted config keys appended to the variant name "
                              "('dir': the name of the dir holding each run dir)")
@@ -826,7 +854,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     label_by = [k.strip() for k in args.label_by.split(",") if k.strip()]
     try:
         thresholds = parse_thresholds(args.threshold)
-        pages = write_report(args.paths, args.out, args.marks, thresholds, label_by, anchors)
+        pages = write_report(args.paths, args.out, args.marks, thresholds, label_by, anchors,
+                             success_threshold=args.success_threshold)
     except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

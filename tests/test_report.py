@@ -118,7 +118,7 @@ def test_table_values_are_exact_means_with_bootstrap_ci(runs: Path):
     assert "| ps-mbpo | 500.0 ± " in page and "925.0 ± 25.0 (n=2) | - |" in page
     assert "| sac | 3 (0, 1, 2) | 50000-50000 |" in page
     assert "| ps-mbpo | 3 (0, 1, 2) | 25000-50000 |" in page
-    assert "eval/success" not in page  # DMC: no success table
+    assert "eval/success" not in page and "success >=" not in page  # DMC: no success tables
 
 
 def test_steps_to_threshold_and_timing(runs: Path):
@@ -215,6 +215,11 @@ def test_metaworld_success_table_anchors_and_ops_plot(tmp_path: Path):
     for kind in ("return", "success", "ops"):
         assert (out / f"metaworld_window-open-v3_{kind}.png").stat().st_size > 10_000
     assert "![metaworld_window-open-v3_ops](metaworld_window-open-v3_ops.png)" in page
+    # steps to 0.9 success (the issue's target): seeds 0, 1 at 25K, seed 2 never (best 0.75)
+    assert "## env steps to eval success >= 0.9" in page and "| ops-mbpo | 25000 | 2/3 |" in page
+    half = report.write_report([root], tmp_path / "half", marks=(10_000,), anchors=None,
+                               success_threshold=0.5)[task]
+    assert "## env steps to eval success >= 0.5" in half and "| ops-mbpo | 15000 | 3/3 |" in half
 
 
 def test_missing_metrics_are_tolerated(tmp_path: Path):
@@ -363,3 +368,12 @@ def test_threshold_per_task(runs: Path, tmp_path: Path, capsys):
         assert capsys.readouterr().err == (
             f"error: --threshold takes a number or TASK=NUMBER, got {item!r}\n")
     assert not elsewhere.exists()
+
+
+def test_success_threshold_out_of_range_is_one_line(runs: Path, tmp_path: Path, capsys):
+    """--success-threshold 90 (a percentage, not a rate): one line, nothing written."""
+    out = tmp_path / "not-written"
+    assert report.main([str(runs), "--out", str(out), "--success-threshold", "90"]) == 1
+    assert capsys.readouterr().err == (
+        "error: --success-threshold is a success rate in [0, 1], got 90\n")
+    assert not out.exists()
