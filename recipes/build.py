@@ -123,7 +123,7 @@ def make_world_model(cfg: Config, obs_dim: int, act_dim: int) -> WorldModel | No
         model, lr=cfg.model.lr, weight_decay=cfg.model.weight_decay,
         batch_size=cfg.model.batch_size, holdout_ratio=cfg.model.holdout_ratio,
         patience=cfg.model.patience, val_metric=cfg.model.val_metric,
-        max_epochs=cfg.model.max_epochs, seed=cfg.seed,
+        max_epochs=cfg.model.max_epochs, seed=cfg.seed, nll_beta=cfg.model.nll_beta,
     )
     extra: dict[str, Any] = {}
     if cfg.rollout.information_weight > 0:

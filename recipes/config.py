@@ -67,6 +67,9 @@ class ModelConfig:
     patience: int = _f(5, "epochs without improvement before stopping (MBPO: 5)")
     max_epochs: Optional[int] = _f(None, "cap on epochs per fit; None = no cap (MBPO)")
     val_metric: str = _f("mse", "validation loss for early stopping and elites: mse (MBPO) | nll")
+    nll_beta: float = _f(0.0, "beta-NLL's beta in [0, 1] (Seitzer et al. 2022): 0 = MBPO's "
+                          "Gaussian NLL; 0.5 keeps a sparse reward's mean from being explained "
+                          "as variance (docs/world_model.md)")
     train_freq: int = _f(250, "agent steps between model fits (MBPO: 250)")
     predict_delta: bool = _f(True, "predict s' - s instead of s' (MBPO: delta)")
     normalize_targets: bool = _f(True, "normalise each target dimension ('Fixing That Free "
@@ -400,6 +403,7 @@ def validate(cfg: Config) -> None:
     in_range("policy.gamma", cfg.policy.gamma, 0, 1, True, False)
     in_range("policy.tau", cfg.policy.tau, 0, 1, True, False)
     in_range("model.holdout_ratio", cfg.model.holdout_ratio, 0, 1, True, True)
+    in_range("model.nll_beta", cfg.model.nll_beta, 0, 1, False, False)
     for name in ("policy.actor_lr", "policy.critic_lr", "policy.alpha_lr", "policy.init_alpha",
                  "policy.prior_lr", "model.lr", "posterior.ops_temperature"):
         group, leaf = name.split(".")

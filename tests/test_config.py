@@ -78,6 +78,7 @@ def test_short_and_legacy_names_map_to_dotted_fields():
         (["rollout.schedule=[100,20,1,1]"], "0 <= min_epoch <= max_epoch"),
         (["model.val_metric=mae"], "Unknown model.val_metric 'mae'. Accepted: ('mse', 'nll')"),
         (["gamma=1.5"], "policy.gamma must lie in (0, 1], got 1.5"),
+        (["variant=mbpo", "model.nll_beta=2"], "model.nll_beta must lie in [0, 1], got 2.0"),
         (["tau=0"], "policy.tau must lie in (0, 1], got 0.0"),
         (["actor_lr=-1"], "policy.actor_lr must lie in (0, inf), got -1.0"),
         (["run.device=cuda:7"], "run.device='cuda:7'"),
@@ -123,6 +124,15 @@ def test_model_val_metric_reaches_the_trainer():
     cfg = compose("gym", ["preset=small", "variant=mbpo", "task=gym:Pendulum-v1",
                           "model.val_metric=nll"])
     assert make_world_model(cfg, 3, 1).trainer.val_metric == "nll"
+
+
+def test_model_nll_beta_reaches_the_trainer():
+    from recipes.build import make_world_model
+
+    cfg = compose("gym", ["preset=small", "variant=mbpo", "task=gym:Pendulum-v1",
+                          "model.nll_beta=0.5"])
+    assert make_world_model(cfg, 3, 1).trainer.nll_beta == 0.5
+    assert compose("gym", ["preset=small", "variant=mbpo"]).model.nll_beta == 0.0  # MBPO's
 
 
 def test_rollout_and_information_settings_reach_the_imagined_env():

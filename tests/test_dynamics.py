@@ -462,3 +462,35 @@ def test_default_epoch_cap_is_200():
     assert trainer.max_epochs == 200
     metrics = trainer.train(pendulum_data(80))
     assert metrics["epochs"] == 200 and not metrics["stopped_early"]
+
+
+def _sparse_reward_data(n: int, generator: torch.Generator) -> TensorDict:
+    """A reward of 4 on ~3% of the inputs (a sharp corner of the box), 0 elsewhere."""
+    obs = torch.rand(n, 3, generator=generator) * 2 - 1
+    act = torch.rand(n, 1, generator=generator) * 2 - 1
+    reward = 4.0 * ((obs[:, 0] > 0.8) & (obs[:, 1] > 0.4)).float()[:, None]
+    return TensorDict({"observation": obs, "action": act,
+                       "next": {"observation": obs + 0.1 * act, "reward": reward}}, [n])
+
+
+def test_beta_nll_fits_a_sparse_reward_that_the_plain_nll_explains_as_variance():
+    """The sparse-task finding (docs/world_model.md): MBPO's NLL (beta 0) leaves the mean of a
+    rare reward far below it, and beta-NLL's beta = 0.5 fits it."""
+    g = torch.Generator().manual_seed(0)
+    train, test = _sparse_reward_data(4000, g), _sparse_reward_data(2000, g)
+    hit = test["next", "reward"].reshape(-1) > 0
+    predicted = {}
+    for beta in (0.0, 0.5):
+        torch.manual_seed(0)
+        model = DynamicsEnsemble(3, 1, num_members=2, num_elites=2, hidden=128, depth=3)
+        DynamicsTrainer(model, max_epochs=60, seed=0, nll_beta=beta).train(train)
+        with torch.no_grad():
+            _, reward = model.predict(test["observation"], test["action"],
+                                      selection="ensemble_mean", deterministic=True)
+        predicted[beta] = (reward.reshape(-1)[hit].mean().item(),
+                           reward.reshape(-1)[~hit].mean().item())
+    assert predicted[0.0][0] < 1.5  # true mean 4: the plain NLL's variance absorbs it
+    assert predicted[0.5][0] > 2.0 and abs(predicted[0.5][1]) < 0.1
+    for bad in (-0.1, 1.5, True, "0.5"):
+        with pytest.raises(ValueError, match=r"nll_beta must be a number in \[0, 1\]"):
+            DynamicsTrainer(small_model(), nll_beta=bad)

@@ -109,13 +109,21 @@ class DynamicsTrainer:
             With ``True`` and the held-out split redrawn on every call, the held-out points
             were mostly trained on by the previous call, the starting weights look best, and a
             model retrained every episode can stop learning (docs/world_model.md).
+        nll_beta (float, optional): the beta of beta-NLL (Seitzer et al., "On the pitfalls of
+            heteroscedastic uncertainty estimation with probabilistic neural networks", ICLR
+            2022): each element's loss term is weighted by ``stop_grad(var ** beta)``. 0 is
+            MBPO's Gaussian NLL; 1 gives the mean the gradient of a squared error. With 0 a
+            member can explain a rare, sharply located target (a sparse reward) by a large
+            variance instead of fitting its mean, and a model retrained from its previous
+            weights keeps doing so (docs/world_model.md). Must be in [0, 1]. Defaults to 0.
         progress (bool, optional): show a tqdm bar per :meth:`train` call (on stderr) with the
             epoch, the members' mean training NLL and mean validation loss (``val_metric``), and
             the epochs since the last improvement. Defaults to ``False``; can be switched later
             with ``trainer.progress = True``.
 
-    The loss of a minibatch is ``sum_e mean_{b,d}[(mu - y)^2 exp(-logvar) + logvar]`` over members
-    ``e`` (MBPO's form; normalised targets), plus ``logvar_penalty * sum(max_logvar - min_logvar)``.
+    The loss of a minibatch is ``sum_e mean_{b,d}[w * ((mu - y)^2 exp(-logvar) + logvar)]`` over
+    members ``e`` (MBPO's form; normalised targets; ``w = stop_grad(exp(nll_beta * logvar))``, 1
+    by default), plus ``logvar_penalty * sum(max_logvar - min_logvar)``.
     Members share no parameter, so member ``e``'s loss moves only member ``e``.
 
     Examples:
@@ -149,6 +157,7 @@ class DynamicsTrainer:
         val_metric: str = "mse",
         progress: bool = False,
         keep_start_weights: bool = False,
+        nll_beta: float = 0.0,
     ) -> None:
         if not isinstance(model, DynamicsEnsemble):
             raise TypeError(f"model must be a DynamicsEnsemble, got {type(model).__name__}")
@@ -168,6 +177,10 @@ class DynamicsTrainer:
             raise ValueError("holdout_ratio=0 leaves no validation data for early stopping: set max_epochs")
         if val_metric not in ("mse", "nll"):
             raise ValueError(f"val_metric={val_metric!r} is not accepted; accepted: 'mse', 'nll'")
+        if isinstance(nll_beta, bool) or not isinstance(nll_beta, (int, float)) \
+                or not 0.0 <= nll_beta <= 1.0:
+            raise ValueError(f"nll_beta must be a number in [0, 1] (0: MBPO's NLL, 0.5: "
+                             f"beta-NLL's usual choice), got {nll_beta!r}")
         n_layers = len(model.layers)
         if weight_decay is None:
             decays = mbpo_weight_decay(model.depth)
@@ -196,6 +209,7 @@ class DynamicsTrainer:
         self.val_metric = val_metric
         self.progress = bool(progress)
         self.keep_start_weights = bool(keep_start_weights)
+        self.nll_beta = float(nll_beta)
         if seed is None:
             seed = int(torch.randint(0, 2**62, (1,)).item())
         self.generator = torch.Generator().manual_seed(seed)
@@ -286,8 +300,10 @@ class DynamicsTrainer:
         """Per-member MBPO loss term and squared error, both ``[E]`` (means over batch and dims)."""
         mean, logvar = self.model.network(x)
         sq = (mean - y).pow(2)
-        nll_term = (sq * torch.exp(-logvar) + logvar).mean((1, 2))
-        return nll_term, sq.mean((1, 2))
+        term = sq * torch.exp(-logvar) + logvar
+        if self.nll_beta:
+            term = term * torch.exp(self.nll_beta * logvar.detach())
+        return term.mean((1, 2)), sq.mean((1, 2))
 
     @torch.no_grad()
     def evaluate(self, x: torch.Tensor, y: torch.Tensor, chunk: int = 8192) -> tuple[torch.Tensor, torch.Tensor]:

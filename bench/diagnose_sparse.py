@@ -1,0 +1,109 @@
+"""Sparse-reward diagnostic: did a run find the reward, and does its world model predict it?
+
+For each run dir, loads the checkpoint's real buffer D_E and world model and reports
+
+- **exploration**: per window of env steps, the share of real transitions with a reward
+  (reward > 0; on ``dmc:cartpole-swingup_sparse`` an agent step earns up to
+  ``env.action_repeat``, one per simulator step with the pole upright and the cart centred);
+- **the model's reward on them** (model-based runs): the elites' mean predicted reward on the
+  newest rewarded and unrewarded real transitions, against the true mean. A model that
+  predicts ~0 where the reward was earned gives the imagined data (a share 1 - lambda of every
+  batch) no reward to propagate.
+
+Not part of the test run.
+
+Usage:
+    python bench/diagnose_sparse.py bench/results/runs/dmc_cartpole-swingup_sparse/*/seed0
+    python bench/diagnose_sparse.py <run dir> ... --window 10000 --out diag.md
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import torch
+from omegaconf import OmegaConf
+
+from recipes.build import make_buffers, make_world_model
+from recipes.cli import to_config
+
+
+def load(run_dir: Path):
+    """The run's config, real transitions (oldest first), world model (None for sac), step."""
+    cfg = to_config(OmegaConf.load(run_dir / "config.yaml"))
+    state = torch.load(run_dir / "checkpoint.pt", weights_only=False)
+    # D_E alone: without a model replay the buffers build only with real_ratio = 1
+    cfg.policy.real_ratio = 1.0
+    real, _ = make_buffers(cfg, None)
+    real.load_state_dict(state["state"]["real_buffer"])
+    data = real.storage[: len(real)]
+    world = None
+    if "model" in state["state"] and cfg.variant != "sac":
+        world = make_world_model(cfg, data["observation"].shape[-1], data["action"].shape[-1])
+        world.model.load_state_dict(state["state"]["model"])
+    return cfg, data, world, state["progress"]["step"]
+
+
+def main(argv: list[str] | None = None) -> str:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run_dirs", type=Path, nargs="+")
+    parser.add_argument("--window", type=int, default=20_000, help="env steps per window")
+    parser.add_argument("--newest", type=float, default=0.2,
+                        help="share of the newest transitions the model is checked on")
+    parser.add_argument("--out", type=Path, default=None, help="also write the tables here")
+    args = parser.parse_args(argv)
+    missing = [str(d) for d in args.run_dirs if not (d / "checkpoint.pt").is_file()]
+    if missing:
+        raise SystemExit(f"error: no checkpoint.pt in {', '.join(missing)}")
+    torch.manual_seed(0)
+    explore, model_rows, header = [], [], None
+    for run_dir in args.run_dirs:
+        cfg, data, world, step = load(run_dir)
+        repeat = cfg.env.action_repeat
+        reward = data["next", "reward"].reshape(-1)
+        per_window = max(1, args.window // repeat)
+        n = reward.numel()
+        shares = [float((reward[i:i + per_window] > 0).float().mean())
+                  for i in range(0, n, per_window)]
+        if header is None:
+            header = [f"{(i + 1) * args.window // 1000}K" for i in range(len(shares))]
+        name = f"{cfg.variant} seed {cfg.seed}"
+        explore.append((name, shares, int((reward > 0).sum()), n))
+        if world is not None:
+            new = slice(int(n * (1 - args.newest)), n)
+            obs, act, rew = data["observation"][new], data["action"][new], reward[new]
+            with torch.no_grad():
+                _, pred = world.model.predict(obs, act, selection="ensemble_mean",
+                                              deterministic=True, members="elites")
+            pred = pred.reshape(-1)
+            hit = rew > 0
+            row = [name, int(hit.sum())]
+            for mask in (hit, ~hit):
+                row += ([f"{float(rew[mask].mean()):.3f}", f"{float(pred[mask].mean()):.3f}"]
+                        if mask.any() else ["-", "-"])
+            model_rows.append(row)
+        print(f"{run_dir}: step {step}, {n} real transitions", flush=True)
+    lines = ["| run | " + " | ".join(f"env steps to {h}" for h in header)
+             + " | rewarded / all transitions |",
+             "|---" * (len(header) + 2) + "|"]
+    for name, shares, hits, n in explore:
+        cells = [f"{s:.3f}" for s in shares] + ["-"] * (len(header) - len(shares))
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {hits} / {n} |")
+    if model_rows:
+        lines += ["", f"World model's reward on the newest {args.newest:.0%} of D_E "
+                  "(elites' mean prediction):", "",
+                  "| run | rewarded transitions | true mean | predicted mean "
+                  "| unrewarded: true mean | predicted mean |",
+                  "|---|---|---|---|---|---|"]
+        lines += ["| " + " | ".join(map(str, r)) + " |" for r in model_rows]
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text)
+    return text
+
+
+if __name__ == "__main__":
+    main()
