@@ -10,6 +10,7 @@ Not part of the test run.
 Usage:
     python bench/diagnose_model.py results_runs/cal/cartpole-swingup/sac-g1/seed0
     python bench/diagnose_model.py <run dir> --targets delta direct --max-epochs 100
+    python bench/diagnose_model.py <sparse run dir> --targets delta --split random --nll-beta 0 0.5 1
 """
 
 from __future__ import annotations
@@ -30,7 +31,10 @@ def load_real_data(run_dir: Path):
     """The run's config and its real transitions, oldest first."""
     cfg = to_config(OmegaConf.load(run_dir / "config.yaml"))
     state = torch.load(run_dir / "checkpoint.pt", weights_only=False)
+    model_real_ratio = cfg.policy.real_ratio
+    cfg.policy.real_ratio = 1.0  # D_E alone (any variant): no model replay to mix with
     real, _ = make_buffers(cfg, None)
+    cfg.policy.real_ratio = model_real_ratio
     real.load_state_dict(state["state"]["real_buffer"])
     n = len(real)
     data = real.storage[:n]
@@ -47,6 +51,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--targets", nargs="+", default=["delta", "direct"])
     parser.add_argument("--newest", type=float, default=0.2,
                         help="share of the newest transitions held out for the report")
+    parser.add_argument("--nll-beta", type=float, nargs="+", default=None,
+                        help="beta-NLL betas to compare (default: the run's model.nll_beta)")
     parser.add_argument("--max-epochs", type=int, default=None)
     parser.add_argument("--patience", type=int, default=None)
     parser.add_argument("--split", choices=["newest", "random"], default="newest",
@@ -61,12 +67,15 @@ def main(argv: list[str] | None = None) -> None:
     train, test = data[:cut], data[cut:]
     obs, act = test["observation"], test["action"]
     nobs, rew = test["next", "observation"], test["next", "reward"]
-    print(f"{args.run_dir}: {n} real transitions up to agent step {step}; fit on the oldest "
-          f"{cut}, report on the newest {n - cut}")
+    which = ("the oldest", "the newest") if args.split == "newest" else ("a random", "the other")
+    print(f"{args.run_dir}: {n} real transitions up to agent step {step}; fit on {which[0]} "
+          f"{cut}, report on {which[1]} {n - cut}")
     if obs.shape[-1] == 5:  # cartpole: position, cos, sin, cart velocity, pole velocity
         print(f"  share of report states near the rail limits (|x| > 1.7): "
               f"{(obs[:, 0].abs() > 1.7).float().mean():.3f}")
-    for targets in args.targets:
+    betas = args.nll_beta if args.nll_beta is not None else [cfg.model.nll_beta]
+    for targets, beta in ((t, b) for t in args.targets for b in betas):
+        torch.manual_seed(0)
         model = DynamicsEnsemble(
             obs.shape[-1], act.shape[-1], num_members=max(cfg.model.members or 1, 2),
             num_elites=max(min(cfg.model.elites, cfg.model.members or 1), 1),
@@ -78,6 +87,7 @@ def main(argv: list[str] | None = None) -> None:
             batch_size=cfg.model.batch_size, holdout_ratio=cfg.model.holdout_ratio,
             patience=args.patience or cfg.model.patience, val_metric=cfg.model.val_metric,
             max_epochs=args.max_epochs if args.max_epochs else cfg.model.max_epochs, seed=0,
+            nll_beta=beta,
         )
         t = time.perf_counter()
         metrics = trainer.train(train)
@@ -92,9 +102,14 @@ def main(argv: list[str] | None = None) -> None:
             d_in = fraction_unexplained((pred_obs - obs)[inner], (nobs - obs)[inner])
             print(f"  {targets:6s} away from the rail limits ({int(inner.sum())} transitions): "
                   f"{[round(v, 4) for v in d_in.tolist()]}")
-        print(f"  {targets:6s} epochs {metrics['epochs']:3d} ({seconds:5.1f} s): unexplained "
-              f"variance of each observation change {[round(v, 4) for v in d_obs.tolist()]}, "
-              f"reward {d_rew.item():.4f}")
+        print(f"  {targets:6s} nll_beta {beta:g} epochs {metrics['epochs']:3d} ({seconds:5.1f} s): "
+              f"unexplained variance of each observation change "
+              f"{[round(v, 4) for v in d_obs.tolist()]}, reward {d_rew.item():.4f}")
+        hit = rew.reshape(-1) > 0
+        if 0 < int(hit.sum()) < hit.numel():  # a sparse reward: is its mean fitted?
+            print(f"  {targets:6s} nll_beta {beta:g} on the {int(hit.sum())} rewarded transitions: "
+                  f"true mean {rew.reshape(-1)[hit].mean():.3f}, predicted "
+                  f"{pred_rew.reshape(-1)[hit].mean():.3f}")
 
 
 if __name__ == "__main__":

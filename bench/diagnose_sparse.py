@@ -5,10 +5,11 @@ For each run dir, loads the checkpoint's real buffer D_E and world model and rep
 - **exploration**: per window of env steps, the share of real transitions with a reward
   (reward > 0; on ``dmc:cartpole-swingup_sparse`` an agent step earns up to
   ``env.action_repeat``, one per simulator step with the pole upright and the cart centred);
-- **the model's reward on them** (model-based runs): the elites' mean predicted reward on the
-  newest rewarded and unrewarded real transitions, against the true mean. A model that
-  predicts ~0 where the reward was earned gives the imagined data (a share 1 - lambda of every
-  batch) no reward to propagate.
+- **the model's reward on them** (model-based runs): the elites' mean predicted reward and
+  predicted standard deviation on the newest rewarded and unrewarded real transitions, against
+  the true mean. A model that predicts ~0 with a large standard deviation where the reward was
+  earned has explained the reward as noise: the imagined data (a share 1 - lambda of every
+  batch) then carries no expected reward there.
 
 Not part of the test run.
 
@@ -67,7 +68,8 @@ def main(argv: list[str] | None = None) -> str:
         shares = [float((reward[i:i + per_window] > 0).float().mean())
                   for i in range(0, n, per_window)]
         if header is None:
-            header = [f"{(i + 1) * args.window // 1000}K" for i in range(len(shares))]
+            header = [f"{i * args.window // 1000}-{(i + 1) * args.window // 1000}K"
+                      for i in range(len(shares))]
         name = f"{cfg.variant} seed {cfg.seed}"
         explore.append((name, shares, int((reward > 0).sum()), n))
         if world is not None:
@@ -76,15 +78,18 @@ def main(argv: list[str] | None = None) -> str:
             with torch.no_grad():
                 _, pred = world.model.predict(obs, act, selection="ensemble_mean",
                                               deterministic=True, members="elites")
+                _, logvar = world.model.gaussian(obs, act, members="elites")
             pred = pred.reshape(-1)
+            std = logvar[..., -1].mul(0.5).exp().mean(0).reshape(-1)  # elites' mean reward std
             hit = rew > 0
             row = [name, int(hit.sum())]
             for mask in (hit, ~hit):
-                row += ([f"{float(rew[mask].mean()):.3f}", f"{float(pred[mask].mean()):.3f}"]
-                        if mask.any() else ["-", "-"])
+                row += ([f"{float(rew[mask].mean()):.3f}", f"{float(pred[mask].mean()):.3f}",
+                         f"{float(std[mask].mean()):.3f}"] if mask.any() else ["-"] * 3)
             model_rows.append(row)
         print(f"{run_dir}: step {step}, {n} real transitions", flush=True)
-    lines = ["| run | " + " | ".join(f"env steps to {h}" for h in header)
+    lines = ["Share of real transitions with a reward, per window of env steps:", "",
+             "| run | " + " | ".join(f"{h}" for h in header)
              + " | rewarded / all transitions |",
              "|---" * (len(header) + 2) + "|"]
     for name, shares, hits, n in explore:
@@ -93,9 +98,9 @@ def main(argv: list[str] | None = None) -> str:
     if model_rows:
         lines += ["", f"World model's reward on the newest {args.newest:.0%} of D_E "
                   "(elites' mean prediction):", "",
-                  "| run | rewarded transitions | true mean | predicted mean "
-                  "| unrewarded: true mean | predicted mean |",
-                  "|---|---|---|---|---|---|"]
+                  "| run | rewarded transitions | true mean | predicted mean | predicted std "
+                  "| unrewarded: true mean | predicted mean | predicted std |",
+                  "|---|---|---|---|---|---|---|---|"]
         lines += ["| " + " | ".join(map(str, r)) + " |" for r in model_rows]
     text = "\n".join(lines) + "\n"
     print(text)
