@@ -20,6 +20,7 @@ import torch
 from recipes.config import Config, comparable
 
 CHECKPOINT_NAME = "checkpoint.pt"
+_DEFAULTS = comparable(Config())  # every field's default, for checkpoints older than a field
 
 
 class CheckpointError(ValueError):
@@ -78,7 +79,11 @@ def load_checkpoint(path: str | Path, cfg: Config) -> dict[str, Any]:
     if not isinstance(payload, dict) or "config" not in payload:
         raise CheckpointError(f"Checkpoint {str(path)!r} is not a checkpoint of this project.")
     saved, now = payload["config"], comparable(cfg)
-    diff = {k: (saved.get(k), now.get(k)) for k in set(saved) | set(now) if saved.get(k) != now.get(k)}
+    # a field added after the checkpoint was written matches while it keeps its default (the
+    # behaviour the checkpoint was written with), e.g. model.nll_beta = 0
+    added = {k for k, v in now.items() if k not in saved and v == _DEFAULTS.get(k, object())}
+    diff = {k: (saved.get(k), now.get(k)) for k in (set(saved) | set(now)) - added
+            if saved.get(k) != now.get(k)}
     if diff:
         shown = ", ".join(f"{k}: checkpoint {a!r} vs now {b!r}" for k, (a, b) in sorted(diff.items()))
         raise CheckpointError(f"Checkpoint {str(path)!r} was written by another config ({shown}).")

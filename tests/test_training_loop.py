@@ -144,6 +144,19 @@ def test_checkpoint_from_another_config_is_refused(tmp_path):
         load_checkpoint(first["checkpoint"], other)
 
 
+def test_checkpoint_older_than_a_field_resumes_while_the_field_keeps_its_default(tmp_path):
+    """A checkpoint written before model.nll_beta existed (its config lacks the key) resumes
+    with the default (the behaviour it was trained with), and is refused with another value."""
+    first = train(tiny("mbpo", "total_steps=20"), tmp_path)
+    payload = torch.load(first["checkpoint"], weights_only=False)
+    del payload["config"]["model.nll_beta"]
+    torch.save(payload, first["checkpoint"])
+    assert load_checkpoint(first["checkpoint"], tiny("mbpo", "total_steps=20"))["progress"]
+    with pytest.raises(CheckpointError,
+                       match=r"another config \(model.nll_beta: checkpoint None vs now 0.5\)"):
+        load_checkpoint(first["checkpoint"], tiny("mbpo", "total_steps=20", "model.nll_beta=0.5"))
+
+
 def test_nan_loss_stops_the_run_and_keeps_the_checkpoint(tmp_path, monkeypatch):
     from components.policy.ensemble import PolicyEnsemble
 
