@@ -15,7 +15,11 @@ Comparisons (``--comparison``):
   (docs/inference_perspective.md): the action prior, the information term (beta = 1, the ELBO's
   unit weight), both, on the dense task; the information term with either sign on the sparse
   task. The arm with neither term is the grid's ``ps-mbpo`` (the same config), so it is not
-  run again.
+  run again;
+* ``nll_beta0`` (``bench/results/nll_beta0/``): the model-based variants with MBPO's Gaussian
+  NLL (``model.nll_beta=0``) instead of the protocol's beta-NLL (docs/results.md section 4):
+  the first protocol's runs, kept as the ablation (the grid's ``sac`` has no model and serves
+  both).
 
 Then ``python recipes/report.py bench/results/runs --out docs/results`` rebuilds the grid's
 tables and plots (docs/results.md section 6 has the inference comparison's command).
@@ -24,6 +28,7 @@ Usage:
     python bench/grid.py                                  # the whole grid (days on 2 cores)
     python bench/grid.py --tasks dmc:cartpole-swingup --variants sac ps-mbpo --seeds 0 1
     python bench/grid.py --comparison inference           # the Marino & Yue comparison
+    python bench/grid.py --comparison nll_beta0           # the model without beta-NLL
     python bench/grid.py --dry-run                        # print the commands only
 """
 
@@ -67,6 +72,11 @@ COMPARISONS: dict[str, tuple[Path, dict[str, tuple[dict[str, list[str]], range]]
             "ps-mbpo+info-optimistic": ["variant=ps-mbpo", *INFO,
                                         "rollout.information_sign=optimistic"],
         }, range(3)),
+    }),
+    "nll_beta0": (RESULTS / "nll_beta0", {
+        task: ({v: [f"variant={v}", "model.nll_beta=0"] for v in ("mbpo", "ps-mbpo", "ops-mbpo")},
+               range(3))
+        for task in ("dmc:cartpole-swingup", "dmc:cartpole-swingup_sparse")
     }),
 }
 

@@ -54,7 +54,9 @@ def test_inference_comparison_runs_each_term_and_skips_finished_seeds(tmp_path, 
     assert signs == [[], ["rollout.information_sign=optimistic"]]  # default sign: pessimistic
 
 
-def test_grid_arms_are_the_variants_and_filters_apply():
+def test_grid_arms_are_the_variants_and_filters_apply(tmp_path, monkeypatch):
+    _, table = grid.COMPARISONS["grid"]
+    monkeypatch.setitem(grid.COMPARISONS, "grid", (tmp_path, table))  # not the committed runs
     cmds = grid.commands("grid", tasks=["metaworld:window-open-v3"], arms=["sac"], seeds=[7])
     assert cmds == []  # seed 7 is not in the grid
     (suite, argv), = grid.commands("grid", tasks=["metaworld:window-open-v3"], arms=["sac"],
@@ -64,8 +66,19 @@ def test_grid_arms_are_the_variants_and_filters_apply():
     assert "seed=0" in argv
 
 
+def test_nll_beta0_comparison_reruns_the_model_based_variants_with_mbpo_nll(tmp_path, monkeypatch):
+    _, table = grid.COMPARISONS["nll_beta0"]
+    monkeypatch.setitem(grid.COMPARISONS, "nll_beta0", (tmp_path, table))
+    cmds = grid.commands("nll_beta0", tasks=["dmc:cartpole-swingup_sparse"])
+    arms = [next(a for a in argv if a.startswith("hydra.sweep.dir=")).rsplit("/", 1)[1]
+            for _, argv in cmds]
+    assert arms == ["mbpo", "ps-mbpo", "ops-mbpo"]  # sac has no model: the grid's sac serves
+    assert all("model.nll_beta=0" in argv and "preset=cpu_dmc" in argv for _, argv in cmds)
+
+
 @pytest.mark.parametrize("args, message", [
-    (["--comparison", "nope"], "error: unknown comparison 'nope'; accepted: ['grid', 'inference']"),
+    (["--comparison", "nope"],
+     "error: unknown comparison 'nope'; accepted: ['grid', 'inference', 'nll_beta0']"),
     (["--tasks", "dmc:walker-walk"], "error: unknown task 'dmc:walker-walk' for --comparison grid"),
     (["--comparison", "inference", "--variants", "sac"],
      "error: unknown variant 'sac' for --comparison inference; accepted: ['ps-mbpo+info', "),
