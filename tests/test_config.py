@@ -18,6 +18,8 @@ def test_defaults_are_paper_scale_and_presets_compose():
     assert small.run.total_steps == 3_000 and small.policy.actor_hidden == [64, 64]
     cpu = compose("dmc", ["preset=cpu_dmc", "variant=mbpo"])
     assert cpu.env.action_repeat == 4 and cpu.model.members == 2 and cpu.run.threads == 1
+    assert cpu.model.nll_beta == 0.5 and paper.model.nll_beta == 0.0  # protocol: beta-NLL
+    assert compose("metaworld", ["preset=cpu_metaworld"]).model.nll_beta == 0.5
     assert compose("metaworld", []).env.task == "metaworld:window-open-v3"
     assert compose("gym", []).run.total_steps == 400_000
 
