@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> str:
         if header is None:
             header = [f"{i * args.window // 1000}-{(i + 1) * args.window // 1000}K"
                       for i in range(len(shares))]
-        name = f"{cfg.variant} seed {cfg.seed}"
+        name = f"{run_dir} (nll_beta {cfg.model.nll_beta:g})" if world is not None else str(run_dir)
         explore.append((name, shares, int((reward > 0).sum()), n))
         if world is not None:
             new = slice(int(n * (1 - args.newest)), n)
