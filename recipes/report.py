@@ -484,11 +484,11 @@ def summarize(
         hits = [h for h in (steps_to_threshold(*c, threshold) for c in curves) if h is not None]
         s.to_threshold[label] = (float(np.mean(hits)) if hits else math.nan, len(hits), len(curves))
         if metaworld:
-            rates_ = [c for c in (r.scalar("eval/success") for r in runs) if len(c[0])]
-            hits = [h for h in (steps_to_threshold(*c, success_threshold) for c in rates_)
+            successes = [c for c in (r.scalar("eval/success") for r in runs) if len(c[0])]
+            hits = [h for h in (steps_to_threshold(*c, success_threshold) for c in successes)
                     if h is not None]
             s.to_success[label] = (float(np.mean(hits)) if hits else math.nan, len(hits),
-                                   len(rates_))
+                                   len(successes))
         rates = [[seconds_per_1k(*read_scalar(r.path, f"time/{p}_s")) for p in PHASES]
                  for r in runs]
         s.timing[label] = {p: cell([r[i] for r in rates]) for i, p in enumerate(PHASES)}
