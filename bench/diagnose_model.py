@@ -28,7 +28,7 @@ from recipes.cli import to_config
 
 
 def load_real_data(run_dir: Path):
-    """The run's config and its real transitions, oldest first."""
+    """The run's config, its real transitions (oldest first), its agent step and checkpoint."""
     cfg = to_config(OmegaConf.load(run_dir / "config.yaml"))
     state = torch.load(run_dir / "checkpoint.pt", weights_only=False)
     model_real_ratio = cfg.policy.real_ratio
@@ -36,9 +36,8 @@ def load_real_data(run_dir: Path):
     real, _ = make_buffers(cfg, None)
     cfg.policy.real_ratio = model_real_ratio
     real.load_state_dict(state["state"]["real_buffer"])
-    n = len(real)
-    data = real.storage[:n]
-    return cfg, data, state["progress"]["step"]
+    data = real.storage[: len(real)]
+    return cfg, data, state["progress"]["step"], state
 
 
 def fraction_unexplained(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -59,7 +58,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="report on the newest transitions or on a random share")
     args = parser.parse_args(argv)
     torch.manual_seed(0)
-    cfg, data, step = load_real_data(args.run_dir)
+    cfg, data, step, _ = load_real_data(args.run_dir)
     n = data.shape[0]
     cut = int(n * (1 - args.newest))
     if args.split == "random":

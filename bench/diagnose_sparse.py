@@ -24,26 +24,19 @@ import argparse
 from pathlib import Path
 
 import torch
-from omegaconf import OmegaConf
+from diagnose_model import load_real_data  # bench/ is on sys.path when run as a script
 
-from recipes.build import make_buffers, make_world_model
-from recipes.cli import to_config
+from recipes.build import make_world_model
 
 
 def load(run_dir: Path):
     """The run's config, real transitions (oldest first), world model (None for sac), step."""
-    cfg = to_config(OmegaConf.load(run_dir / "config.yaml"))
-    state = torch.load(run_dir / "checkpoint.pt", weights_only=False)
-    # D_E alone: without a model replay the buffers build only with real_ratio = 1
-    cfg.policy.real_ratio = 1.0
-    real, _ = make_buffers(cfg, None)
-    real.load_state_dict(state["state"]["real_buffer"])
-    data = real.storage[: len(real)]
+    cfg, data, step, state = load_real_data(run_dir)
     world = None
     if "model" in state["state"] and cfg.variant != "sac":
         world = make_world_model(cfg, data["observation"].shape[-1], data["action"].shape[-1])
         world.model.load_state_dict(state["state"]["model"])
-    return cfg, data, world, state["progress"]["step"]
+    return cfg, data, world, step
 
 
 def main(argv: list[str] | None = None) -> str:
