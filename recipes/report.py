@@ -274,6 +274,14 @@ def steps_to_threshold(steps: np.ndarray, values: np.ndarray, threshold: float) 
     return float(steps[hit[0]]) if len(hit) else None
 
 
+def first_reaching(curves: Sequence[tuple[np.ndarray, np.ndarray]],
+                   threshold: float) -> tuple[float, int, int]:
+    """(mean first step at or above ``threshold`` over the curves that reach it, how many do,
+    how many curves)."""
+    hits = [h for h in (steps_to_threshold(*c, threshold) for c in curves) if h is not None]
+    return float(np.mean(hits)) if hits else math.nan, len(hits), len(curves)
+
+
 def seconds_per_1k(steps: np.ndarray, cumulative: np.ndarray) -> float | None:
     """Seconds per 1000 agent steps from a cumulative timer logged against agent steps.
 
@@ -481,14 +489,10 @@ def summarize(
         curves = [c for c in (r.scalar("eval/return") for r in runs) if len(c[0])]
         lasts = [int(steps[-1]) for steps, _ in curves]
         s.reached[label] = (min(lasts), max(lasts)) if lasts else None
-        hits = [h for h in (steps_to_threshold(*c, threshold) for c in curves) if h is not None]
-        s.to_threshold[label] = (float(np.mean(hits)) if hits else math.nan, len(hits), len(curves))
+        s.to_threshold[label] = first_reaching(curves, threshold)
         if metaworld:
             successes = [c for c in (r.scalar("eval/success") for r in runs) if len(c[0])]
-            hits = [h for h in (steps_to_threshold(*c, success_threshold) for c in successes)
-                    if h is not None]
-            s.to_success[label] = (float(np.mean(hits)) if hits else math.nan, len(hits),
-                                   len(successes))
+            s.to_success[label] = first_reaching(successes, success_threshold)
         rates = [[seconds_per_1k(*read_scalar(r.path, f"time/{p}_s")) for p in PHASES]
                  for r in runs]
         s.timing[label] = {p: cell([r[i] for r in rates]) for i, p in enumerate(PHASES)}
