@@ -7,7 +7,9 @@ task and variant (plus any config keys named with ``--label-by``) and writes, pe
 mean and 95% band over seeds, published anchors as markers), ``<task>_success.png``
 (Metaworld), ``<task>_ops.png`` (OPS probabilities of ``ops-mbpo`` runs),
 ``<task>_members.png`` (every member's eval return, for runs made with
-``eval.all_members=true``); and ``index.md``.
+``eval.all_members=true``), ``<task>_terms.png`` (the Marino & Yue terms against the imagined
+reward, for runs that logged them: ``rollout.information_weight > 0`` or
+``policy.action_prior=true``); and ``index.md``.
 
 Usage:
     python recipes/report.py runs/ --out docs/results
@@ -47,6 +49,9 @@ PHASES = ("env", "model", "rollout", "update")
 VARIANT_ORDER = ("sac", "mbpo", "ps-mbpo", "ops-mbpo", "ps-mbpo-fixed")
 X_LABEL = "env steps (simulator frames = agent steps x action_repeat)"
 ANCHOR_NAMES = {"sac": "SAC", "tdmpc2": "TD-MPC2", "dreamerv3": "DreamerV3"}
+# The Marino & Yue terms (docs/inference_perspective.md) and the imagined reward they sit beside.
+# A task's page gets their table and plot when one of its runs logged a term (not the reward alone).
+TERM_METRICS = ("imagined/reward", "imagined/information", "loss/kl_prior")
 
 
 # ---------------------------------------------------------------- runs and their scalars
@@ -429,6 +434,11 @@ class TaskSummary:
     to_success: dict[str, tuple[float, int, int]] = field(default_factory=dict)
     # label -> ("worst" | "mean" | "best") -> mark -> cell, over the members of each seed
     members: dict[str, dict[str, dict[int, Cell]]] = field(default_factory=dict)
+    # label -> term metric (TERM_METRICS) -> mark -> cell: every group that logged one of them,
+    # when at least one group of the task logged a term (not only the imagined reward)
+    terms: dict[str, dict[str, dict[int, Cell]]] = field(default_factory=dict)
+    # label -> term metric -> (grid, mean, low, high) over seeds, same groups
+    term_curves: dict[str, dict[str, tuple]] = field(default_factory=dict)
 
 
 def member_curves(run: Run) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -508,6 +518,21 @@ def summarize(
                 at_m = [vals for vals in at_m if None not in vals]
                 for name, stat in MEMBER_STATS.items():
                     s.members[label][name][m] = cell([float(stat(vals)) for vals in at_m])
+    # The terms: every group with an imagined reward, as soon as one group of the task logged a
+    # term (so that the arm with neither term shows its imagined reward beside the others').
+    logged_terms = {label: {metric: [c for c in (r.scalar(metric) for r in runs) if len(c[0])]
+                            for metric in TERM_METRICS} for label, runs in by_label.items()}
+    if any(by_metric[m] for by_metric in logged_terms.values() for m in TERM_METRICS[1:]):
+        for label, by_metric in logged_terms.items():
+            for metric, logged in by_metric.items():
+                if not logged:
+                    continue
+                s.terms.setdefault(label, {})[metric] = {
+                    m: cell([value_at(*c, m) for c in logged]) for m in marks}
+                grid, ys = align(logged)
+                if len(grid):
+                    s.term_curves.setdefault(label, {})[metric] = (
+                        grid, *bootstrap_ci(ys, resamples, seed))
     return s
 
 
@@ -573,6 +598,21 @@ def task_markdown(s: TaskSummary, images: Sequence[str] = ()) -> str:
         for label, by_stat in s.members.items():
             for name, cells in by_stat.items():
                 lines.append(_row(f"{label}: {name}", *(cells[m].format(1) for m in s.marks)))
+    if s.terms:
+        lines += ["", "## Marino & Yue terms at env steps", "",
+                  "Shown because a run of this task logged a term (docs/inference_perspective.md). "
+                  "`imagined/information`: the unweighted term log p_n - log mixture, mean over one "
+                  "step's imagined transitions (at most log of the number of members; its "
+                  "expectation is >= 0); `imagined/reward`: the reward the policies learn from, "
+                  "which already includes +/- beta x that term (every model-based group, so the "
+                  "arm with neither term is there to compare); `loss/kl_prior`: the sampled "
+                  "KL(pi || p_a) of the action prior, mean over members. A seed's value at a mark "
+                  "is interpolated between its logged values; mean ± CI over seeds.", "",
+                  _row("variant: term", *(f"{m:,}" for m in s.marks)),
+                  _row(*["---"] * (len(s.marks) + 1))]
+        for label, by_metric in s.terms.items():
+            for metric, cells in by_metric.items():
+                lines.append(_row(f"{label}: {metric}", *(cells[m].format(3) for m in s.marks)))
     lines += ["", f"## env steps to eval return >= {s.threshold:g}", "",
               _row("variant", "mean env steps (seeds that reached it)", "reached"),
               _row("---", "---", "---")]
@@ -718,6 +758,34 @@ def plot_members(task: str, by_label: dict[str, list[Run]], out: Path) -> Path |
     return _save(fig, out)
 
 
+def plot_terms(s: TaskSummary, out: Path) -> Path | None:
+    """One panel per logged term metric (TERM_METRICS), mean and 95% band over seeds of each
+    group that logged a term; None if no group did."""
+    metrics = [m for m in TERM_METRICS if any(m in c for c in s.term_curves.values())]
+    if not metrics:
+        return None
+    plt = _pyplot()
+    colors = plt.get_cmap("tab10")
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.8 * len(metrics), 3.8), squeeze=False)
+    for ax, metric in zip(axes.flat, metrics):
+        for label, curves in s.term_curves.items():
+            if metric not in curves:
+                continue
+            i = s.labels.index(label)
+            grid, mean, lo, hi = curves[metric]
+            n = len(s.seeds[label])
+            ax.plot(grid, mean, color=colors(i % 10), linewidth=1, label=f"{label} ({_seeds(n)})")
+            if n > 1:
+                ax.fill_between(grid, lo, hi, color=colors(i % 10), alpha=0.2, linewidth=0)
+        ax.axhline(0, color="0.5", linewidth=0.8)
+        ax.set_title(metric, fontsize=9)
+        ax.set_xlabel(X_LABEL, fontsize=8)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle(f"{s.task}: the Marino & Yue terms beside the imagined reward (mean, 95% CI)")
+    return _save(fig, out)
+
+
 def write_report(
     paths: Sequence[str | os.PathLike],
     out: str | os.PathLike = "docs/results",
@@ -793,6 +861,7 @@ def write_report(
             plot_metric(s, "eval/success", out / f"{slug}_success.png") if s.metaworld else None,
             plot_ops(task, by_label, out / f"{slug}_ops.png"),
             plot_members(task, by_label, out / f"{slug}_members.png"),
+            plot_terms(s, out / f"{slug}_terms.png"),
         ]
         images = [p.name for p in written if p is not None]
         pages[task] = task_markdown(s, images)

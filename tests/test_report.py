@@ -377,3 +377,49 @@ def test_success_threshold_out_of_range_is_one_line(runs: Path, tmp_path: Path, 
     assert capsys.readouterr().err == (
         "error: --success-threshold is a success rate in [0, 1], got 90\n")
     assert not out.exists()
+
+
+def test_terms_table_and_plot_only_when_a_run_logged_a_term(tmp_path: Path):
+    """The Marino & Yue terms: exact means at the marks, the neither arm's imagined reward
+    beside them, and nothing at all on a task where no run logged a term."""
+    root = tmp_path / "inference" / "dmc_cartpole-swingup"
+    steps = [0, 10_000, 25_000]
+    info = {0: [0.5, 0.2, 0.1], 1: [0.4, 0.3, 0.05]}
+    for seed, values in info.items():
+        write_run(root / "ps-mbpo+info" / f"seed{seed}", TASK, "ps-mbpo", seed, {
+            "eval/return": (steps, [0, 100, 200]),
+            "imagined/reward": (steps, [0.1, 0.2, 0.3 + seed]),
+            "imagined/information": (steps, values),
+        })
+        write_run(root / "ps-mbpo+prior" / f"seed{seed}", TASK, "ps-mbpo", seed, {
+            "eval/return": (steps, [0, 100, 200]),
+            "loss/kl_prior": ([10_000, 25_000], [2.0 + seed, 1.0]),  # nothing logged at step 0
+        })
+        write_run(root / "ps-mbpo" / f"seed{seed}", TASK, "ps-mbpo", seed, {
+            "eval/return": (steps, [0, 100, 200]),
+            "imagined/reward": (steps, [0.4, 0.5, 0.6]),
+        })
+    write_run(root / "sac" / "seed0", TASK, "sac", 0, {"eval/return": (steps, [0, 1, 2])})
+    out = tmp_path / "out"
+    page = report.write_report([root], out, marks=(10_000, 25_000), label_by=["dir"],
+                               anchors=None)[TASK]
+    assert "## Marino & Yue terms at env steps" in page
+
+    def ci(values):
+        lo, hi = hand_ci(values)
+        return f"{np.mean(values):.3f} ± {(hi - lo) / 2:.3f} (n=2)"
+
+    assert (f"| ps-mbpo dir=ps-mbpo+info: imagined/information | {ci([0.2, 0.3])} | "
+            f"{ci([0.1, 0.05])} |") in page
+    assert (f"| ps-mbpo dir=ps-mbpo+info: imagined/reward | 0.200 ± 0.000 (n=2) | "
+            f"{ci([0.3, 1.3])} |") in page
+    assert f"| ps-mbpo dir=ps-mbpo+prior: loss/kl_prior | {ci([2.0, 3.0])} | 1.000 ± 0.000 (n=2) |" in page
+    assert "| ps-mbpo dir=ps-mbpo: imagined/reward | 0.500 ± 0.000 (n=2) | 0.600 ± 0.000 (n=2) |" in page
+    assert "dir=sac:" not in page and "dir=ps-mbpo: imagined/information" not in page
+    assert (out / "dmc_cartpole-swingup_terms.png").stat().st_size > 10_000
+    assert "![dmc_cartpole-swingup_terms](dmc_cartpole-swingup_terms.png)" in page
+    # no run logged a term: neither the table nor the plot, even with imagined rewards logged
+    plain = report.write_report([root / "ps-mbpo", root / "sac"], tmp_path / "plain",
+                                marks=(10_000,), label_by=["dir"], anchors=None)[TASK]
+    assert "Marino & Yue" not in plain
+    assert not (tmp_path / "plain" / "dmc_cartpole-swingup_terms.png").exists()
