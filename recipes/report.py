@@ -437,7 +437,7 @@ class TaskSummary:
     # label -> term metric (TERM_METRICS) -> mark -> cell: every group that logged one of them,
     # when at least one group of the task logged a term (not only the imagined reward)
     terms: dict[str, dict[str, dict[int, Cell]]] = field(default_factory=dict)
-    # label -> term metric -> (grid, mean, low, high) over seeds, same groups
+    # label -> term metric -> (grid, mean, low, high, seeds that logged it), same groups
     term_curves: dict[str, dict[str, tuple]] = field(default_factory=dict)
 
 
@@ -532,7 +532,7 @@ def summarize(
                 grid, ys = align(logged)
                 if len(grid):
                     s.term_curves.setdefault(label, {})[metric] = (
-                        grid, *bootstrap_ci(ys, resamples, seed))
+                        grid, *bootstrap_ci(ys, resamples, seed), len(logged))
     return s
 
 
@@ -759,8 +759,8 @@ def plot_members(task: str, by_label: dict[str, list[Run]], out: Path) -> Path |
 
 
 def plot_terms(s: TaskSummary, out: Path) -> Path | None:
-    """One panel per logged term metric (TERM_METRICS), mean and 95% band over seeds of each
-    group that logged a term; None if no group did."""
+    """One panel per logged metric of TERM_METRICS, mean and 95% band over the seeds that
+    logged it, for every group of ``s.terms``; None if no group logged a term."""
     metrics = [m for m in TERM_METRICS if any(m in c for c in s.term_curves.values())]
     if not metrics:
         return None
@@ -772,8 +772,7 @@ def plot_terms(s: TaskSummary, out: Path) -> Path | None:
             if metric not in curves:
                 continue
             i = s.labels.index(label)
-            grid, mean, lo, hi = curves[metric]
-            n = len(s.seeds[label])
+            grid, mean, lo, hi, n = curves[metric]
             ax.plot(grid, mean, color=colors(i % 10), linewidth=1, label=f"{label} ({_seeds(n)})")
             if n > 1:
                 ax.fill_between(grid, lo, hi, color=colors(i % 10), alpha=0.2, linewidth=0)
