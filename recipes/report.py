@@ -547,6 +547,16 @@ def _row(*cells: object) -> str:
     return "| " + " | ".join(map(str, cells)) + " |"
 
 
+def _rows_at_marks(head: str, nested: dict[str, dict[str, dict[int, Cell]]],
+                   marks: Sequence[int], digits: int) -> list[str]:
+    """A table with one row ``"<label>: <name>"`` per ``nested[label][name]`` (mark -> cell)."""
+    lines = [_row(head, *(f"{m:,}" for m in marks)), _row(*["---"] * (len(marks) + 1))]
+    for label, by_name in nested.items():
+        for name, cells in by_name.items():
+            lines.append(_row(f"{label}: {name}", *(cells[m].format(digits) for m in marks)))
+    return lines
+
+
 def task_markdown(s: TaskSummary, images: Sequence[str] = ()) -> str:
     """The markdown page of one task: runs, values at the marks, steps to threshold, timing."""
     lines = [f"# {s.task}", ""]
@@ -592,12 +602,8 @@ def task_markdown(s: TaskSummary, images: Sequence[str] = ()) -> str:
                   "Runs made with `eval.all_members=true`: each seed's worst, mean and best "
                   "member (deterministic episodes of every member at every evaluation), then "
                   "mean ± CI of those over seeds. The `eval/return` table above evaluates one "
-                  "member per round, the posterior's most likely.", "",
-                  _row("variant: member", *(f"{m:,}" for m in s.marks)),
-                  _row(*["---"] * (len(s.marks) + 1))]
-        for label, by_stat in s.members.items():
-            for name, cells in by_stat.items():
-                lines.append(_row(f"{label}: {name}", *(cells[m].format(1) for m in s.marks)))
+                  "member per round, the posterior's most likely.", ""]
+        lines += _rows_at_marks("variant: member", s.members, s.marks, 1)
     if s.terms:
         lines += ["", "## Marino & Yue terms at env steps", "",
                   "Shown because a run of this task logged a term (docs/inference_perspective.md). "
@@ -607,12 +613,8 @@ def task_markdown(s: TaskSummary, images: Sequence[str] = ()) -> str:
                   "which already includes +/- beta x that term (every model-based group, so the "
                   "arm with neither term is there to compare); `loss/kl_prior`: the sampled "
                   "KL(pi || p_a) of the action prior, mean over members. A seed's value at a mark "
-                  "is interpolated between its logged values; mean ± CI over seeds.", "",
-                  _row("variant: term", *(f"{m:,}" for m in s.marks)),
-                  _row(*["---"] * (len(s.marks) + 1))]
-        for label, by_metric in s.terms.items():
-            for metric, cells in by_metric.items():
-                lines.append(_row(f"{label}: {metric}", *(cells[m].format(3) for m in s.marks)))
+                  "is interpolated between its logged values; mean ± CI over seeds.", ""]
+        lines += _rows_at_marks("variant: term", s.terms, s.marks, 3)
     lines += ["", f"## env steps to eval return >= {s.threshold:g}", "",
               _row("variant", "mean env steps (seeds that reached it)", "reached"),
               _row("---", "---", "---")]
