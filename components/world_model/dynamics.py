@@ -92,6 +92,11 @@ class EnsembleLinear(nn.Module):
 _LOG_2PI = math.log(2 * math.pi)
 
 
+_CONSTANT_TARGET_SCALE = 1e-6
+"""Below this standard deviation a dimension counts as constant in the data (see
+:meth:`DynamicsEnsemble.fit_normalizers`)."""
+
+
 def gaussian_log_prob(value: torch.Tensor, mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     """Log-density of a diagonal Gaussian, last dimension summed out (broadcasts).
 
@@ -385,18 +390,27 @@ class DynamicsEnsemble(TensorDictModuleBase):
             inputs (Tensor): raw inputs ``[n, observation_dim + action_dim]`` (see :meth:`make_inputs`).
             targets (Tensor): raw targets ``[n, observation_dim + 1]`` (see :meth:`make_targets`).
 
-        Dimensions with a standard deviation below 1e-6 (constant in the data) keep scale 1.
+        An input dimension with a standard deviation below 1e-6 (constant in the data) keeps
+        scale 1, so that an input the data never varied is not blown up. A *target* dimension
+        that is constant in the data gets scale 1e-6 instead: the network still learns it in
+        normalised units, but its predictions (mean and sampled noise) are scaled back by 1e-6,
+        so the model predicts the constant. With scale 1 the sampled noise of such a dimension
+        would be the network's normalised standard deviation in raw units: on Metaworld, whose
+        observations hold 34 dimensions that never change within an episode (padding, the
+        object's orientation, the goal), that was noise of std 0.4 on every imagined next
+        state (docs/results.md, section 4).
         """
         self.input_loc.copy_(inputs.mean(0))
-        self.input_scale.copy_(self._safe_std(inputs))
+        self.input_scale.copy_(self._safe_std(inputs, floor=1.0))
         if self.normalize_targets:
             self.target_loc.copy_(targets.mean(0))
-            self.target_scale.copy_(self._safe_std(targets))
+            self.target_scale.copy_(self._safe_std(targets, floor=_CONSTANT_TARGET_SCALE))
 
     @staticmethod
-    def _safe_std(x: torch.Tensor) -> torch.Tensor:
+    def _safe_std(x: torch.Tensor, floor: float) -> torch.Tensor:
+        """Per-dimension std of ``x`` (1 for a single row); ``floor`` where it is below 1e-6."""
         std = x.std(0, unbiased=False) if x.shape[0] > 1 else torch.ones_like(x[0])
-        return torch.where(std < 1e-6, torch.ones_like(std), std)
+        return torch.where(std < _CONSTANT_TARGET_SCALE, torch.full_like(std, floor), std)
 
     def transform_inputs(self, inputs: torch.Tensor) -> torch.Tensor:
         """Standardised, clamped network input."""
