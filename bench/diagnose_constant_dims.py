@@ -25,11 +25,10 @@ import argparse
 from pathlib import Path
 
 import torch
-from diagnose_model import load_real_data  # bench/ is on sys.path when run as a script
+from diagnose_model import load_real_data, require_checkpoints  # bench/ is on sys.path when run as a script
 
+from components.world_model.dynamics import _CONSTANT_TARGET_SCALE as CONSTANT_STD  # the normaliser's threshold
 from recipes.build import make_world_model
-
-CONSTANT_STD = 1e-6
 
 
 def diagnose(run_dir: Path, newest: int) -> dict[str, float]:
@@ -67,9 +66,7 @@ def main(argv: list[str] | None = None) -> str:
                         help="number of newest real transitions the model is checked on")
     parser.add_argument("--out", type=Path, default=None, help="also write the table here")
     args = parser.parse_args(argv)
-    missing = [str(d) for d in args.run_dirs if not (d / "checkpoint.pt").is_file()]
-    if missing:
-        raise SystemExit(f"error: no checkpoint.pt in {', '.join(missing)}")
+    require_checkpoints(args.run_dirs)
     torch.manual_seed(0)
     lines = [
         "| run | agent step | constant dims | target scale there | predicted std there "

@@ -27,6 +27,13 @@ from recipes.build import make_buffers
 from recipes.cli import to_config
 
 
+def require_checkpoints(run_dirs: list[Path]) -> None:
+    """Exit with one line naming every run dir without a ``checkpoint.pt`` (before any work)."""
+    missing = [str(d) for d in run_dirs if not (d / "checkpoint.pt").is_file()]
+    if missing:
+        raise SystemExit(f"error: no checkpoint.pt in {', '.join(missing)}")
+
+
 def load_real_data(run_dir: Path):
     """The run's config, its real transitions (oldest first), its agent step and checkpoint."""
     cfg = to_config(OmegaConf.load(run_dir / "config.yaml"))

@@ -24,7 +24,7 @@ import argparse
 from pathlib import Path
 
 import torch
-from diagnose_model import load_real_data  # bench/ is on sys.path when run as a script
+from diagnose_model import load_real_data, require_checkpoints  # bench/ is on sys.path when run as a script
 
 from recipes.build import make_world_model
 
@@ -47,9 +47,7 @@ def main(argv: list[str] | None = None) -> str:
                         help="share of the newest transitions the model is checked on")
     parser.add_argument("--out", type=Path, default=None, help="also write the tables here")
     args = parser.parse_args(argv)
-    missing = [str(d) for d in args.run_dirs if not (d / "checkpoint.pt").is_file()]
-    if missing:
-        raise SystemExit(f"error: no checkpoint.pt in {', '.join(missing)}")
+    require_checkpoints(args.run_dirs)
     torch.manual_seed(0)
     explore, model_rows, header = [], [], None
     for run_dir in args.run_dirs:
