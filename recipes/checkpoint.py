@@ -28,18 +28,58 @@ class CheckpointError(ValueError):
 
 
 def rng_state() -> dict[str, Any]:
-    """The global RNG states a run consumes (torch, numpy, Python)."""
-    return {
+    """The global RNG states a run consumes (torch's CPU and, once used, CUDA; numpy; Python)."""
+    state = {
         "torch": torch.get_rng_state(),
         "numpy": np.random.get_state(),
         "python": random.getstate(),
     }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["torch_cuda"] = torch.cuda.get_rng_state_all()
+    return state
 
 
 def set_rng_state(state: dict[str, Any]) -> None:
-    torch.set_rng_state(state["torch"])
+    """Restore :func:`rng_state`'s states. ``torch.load(map_location=<device>)`` moves the saved
+    byte tensors to that device, and torch only takes RNG states as CPU byte tensors: they are
+    moved back here. A CUDA state is restored where CUDA is available (a run resumed on a CPU
+    has no use for it)."""
+    torch.set_rng_state(state["torch"].cpu())
     np.random.set_state(state["numpy"])
     random.setstate(state["python"])
+    if "torch_cuda" in state and torch.cuda.is_available():
+        cuda_states = [s.cpu() for s in state["torch_cuda"]][:torch.cuda.device_count()]
+        torch.cuda.set_rng_state_all(cuda_states)
+
+
+RNG_STATE_KEYS = frozenset({"rng", "rng_state", "generator", "_rng"})
+"""Keys under which a checkpoint holds RNG states: ours (:func:`rng_state`, the components'
+``rng_state`` / ``generator``) and torchrl's replay buffers' (``_rng``: ``(state, device)``)."""
+
+
+def rng_states_on_cpu(state: Any, is_rng: bool = False) -> Any:
+    """``state`` with every tensor under an :data:`RNG_STATE_KEYS` key moved to the CPU (dicts are
+    changed in place).
+
+    ``torch.load(map_location="cuda")`` moves every saved tensor to the GPU, RNG states too, and
+    torch takes an RNG state (of a CPU or a CUDA generator) only as a CPU byte tensor: without
+    this, resuming a CUDA run fails with "RNG state must be a torch.ByteTensor". Everything else
+    (networks, buffers) stays where ``map_location`` put it.
+
+    Examples:
+        >>> s = rng_states_on_cpu({"policies": {"w": 1}, "real_buffer": {"_rng": (torch.zeros(2, dtype=torch.uint8), "cpu")}})
+        >>> s["real_buffer"]["_rng"][0].device.type, s["policies"]
+        ('cpu', {'w': 1})
+    """
+    if isinstance(state, torch.Tensor):
+        return state.cpu() if is_rng else state
+    if isinstance(state, dict):  # in place: keeps the mapping's type (and a state_dict's _metadata)
+        for k, v in state.items():
+            state[k] = rng_states_on_cpu(v, is_rng or k in RNG_STATE_KEYS)
+        return state
+    if isinstance(state, (tuple, list)) and is_rng:
+        return type(state)(rng_states_on_cpu(v, True) for v in state)
+    return state
 
 
 def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
@@ -78,6 +118,7 @@ def load_checkpoint(path: str | Path, cfg: Config) -> dict[str, Any]:
         ) from None
     if not isinstance(payload, dict) or "config" not in payload:
         raise CheckpointError(f"Checkpoint {str(path)!r} is not a checkpoint of this project.")
+    payload = rng_states_on_cpu(payload)
     saved, now = payload["config"], comparable(cfg)
     # a field added after the checkpoint was written matches while it keeps its default (the
     # behaviour the checkpoint was written with), e.g. model.nll_beta = 0

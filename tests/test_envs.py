@@ -212,3 +212,11 @@ def test_dmc_pixels_are_the_wrappers_frames_rendered_once_per_agent_step():
         torch.testing.assert_close(a["next", "pixels"], b["next", "pixels"])
         a, b = a["next"], b["next"]
     assert len(calls) == 1 + 5  # the reset and one per agent step (theirs: 1 + 5 * 4)
+
+
+def test_headless_gl_backend_falls_back_when_egl_is_missing():
+    from components.envs.factory import headless_gl_backend
+
+    assert headless_gl_backend(lambda name: f"lib{name}.so.1") == "egl"
+    assert headless_gl_backend(lambda name: "libOSMesa.so" if name == "OSMesa" else None) == "osmesa"
+    assert headless_gl_backend(lambda name: None) == "disabled"

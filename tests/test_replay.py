@@ -361,3 +361,20 @@ def test_mixed_batches_on_cuda():
     source = batch["observation"][..., 0]
     member = _member_ids().cuda().expand(N, M, 8)
     assert (source[~batch["is_real"]] == member[~batch["is_real"]]).all()
+
+
+def test_a_restored_real_buffer_is_indexed_where_its_entries_live():
+    # torchrl restores the storage as a TensorDict with no device, its entries where torch.load
+    # put them (the GPU in a CUDA run): the sampler's index must follow the entries
+    from components.replay.buffers import _data_device
+
+    real = make_real_buffer(100, seed=0)
+    real.extend(_transitions(torch.arange(10), -1.0))
+    restored = make_real_buffer(100, seed=0)
+    restored.load_state_dict(real.state_dict())
+    stored = restored.storage.get(slice(None))
+    assert stored.device is None and _data_device(stored) == torch.device("cpu")
+    on_meta = TensorDict({"observation": torch.zeros(3, 2, device="meta")}, [3])
+    assert on_meta.device is None and _data_device(on_meta) == torch.device("meta")
+    batch = MixedBatchSampler(restored, None, 1.0, 4, ensemble_shape=(N, M), seed=0).sample()
+    assert batch.batch_size == torch.Size([N, M, 4]) and batch["is_real"].all()

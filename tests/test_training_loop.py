@@ -219,3 +219,20 @@ def test_evaluation_videos_are_recorded_when_asked(tmp_path):
     tensors = list((tmp_path / "logs" / "videos").glob("eval_60*"))
     video = torch.load(tensors[0], weights_only=False)
     assert video.dtype == torch.uint8 and video.shape[:3] == (1, 63, 3)  # 125 steps, every 2nd
+
+
+def test_a_checkpoints_rng_states_are_loaded_onto_the_cpu_and_the_rest_is_left_alone():
+    from recipes.checkpoint import rng_states_on_cpu
+
+    weights = torch.ones(3)
+    state = {"rng": {"torch": torch.zeros(4, dtype=torch.uint8), "numpy": ("MT19937", 1)},
+             "state": {"policies": {"w": weights},
+                       "real_buffer": {"_rng": (torch.zeros(2, dtype=torch.uint8), "cuda")},
+                       "posterior": {"rng_state": torch.zeros(2, dtype=torch.uint8)}}}
+    out = rng_states_on_cpu(state)
+    assert out["state"]["policies"]["w"] is weights  # not an RNG state: untouched
+    assert out["state"]["real_buffer"]["_rng"][1] == "cuda"  # torchrl's generator device kept
+    assert out["rng"]["numpy"] == ("MT19937", 1)
+    for t in (out["rng"]["torch"], out["state"]["real_buffer"]["_rng"][0],
+              out["state"]["posterior"]["rng_state"]):
+        assert t.device.type == "cpu" and t.dtype == torch.uint8

@@ -8,6 +8,7 @@ reported as truncation, and (Metaworld) a per-step bool ``"success"``.
 
 from __future__ import annotations
 
+import ctypes.util
 import difflib
 import functools
 import os
@@ -42,10 +43,32 @@ __all__ = [
 SUITES = ("dmc", "gym", "metaworld")
 """Accepted task prefixes: ``dmc:<domain>-<task>``, ``gym:<Id>``, ``metaworld:<task>``."""
 
+
+def headless_gl_backend(find_library: Any = ctypes.util.find_library) -> str:
+    """The ``MUJOCO_GL`` backend to default to on a machine without a display.
+
+    EGL where its library is installed, else OSMesa where that is, else ``"disabled"``: training
+    needs no rendering, and dm_control imported with ``MUJOCO_GL=egl`` on a machine without
+    libEGL (a bare GPU node, say) fails at import, before any env exists. With ``"disabled"``
+    only rendering (videos, ``recipes/record.py``) fails, with dm_control's "No OpenGL rendering
+    backend is available".
+
+    Examples:
+        >>> headless_gl_backend(lambda name: None)
+        'disabled'
+        >>> headless_gl_backend(lambda name: "libOSMesa.so.8" if name == "OSMesa" else None)
+        'osmesa'
+    """
+    for library, backend in (("EGL", "egl"), ("OSMesa", "osmesa")):
+        if find_library(library):
+            return backend
+    return "disabled"
+
+
 # Headless rendering: MuJoCo reads MUJOCO_GL when it first creates a GL context, and dm_control
-# when it is imported; without a display the only working default is EGL.
+# when it is imported; without a display, EGL where it is installed (a user's MUJOCO_GL wins).
 if "MUJOCO_GL" not in os.environ and not os.environ.get("DISPLAY"):
-    os.environ["MUJOCO_GL"] = "egl"
+    os.environ["MUJOCO_GL"] = headless_gl_backend()
 
 DMC_EPISODE_STEPS = 1000
 METAWORLD_EPISODE_STEPS = 500

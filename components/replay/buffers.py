@@ -105,6 +105,16 @@ def _index_select(td: TensorDictBase, index: torch.Tensor) -> TensorDictBase:
     return td.apply(lambda x: x.index_select(0, index), batch_size=[index.numel()])
 
 
+def _data_device(td: TensorDictBase) -> torch.device:
+    """Where ``td``'s entries live. A storage that torchrl restored from a state_dict has no
+    device of its own (``td.device`` is None) while its entries sit where ``torch.load`` put
+    them (the GPU in a CUDA run): an index moved to ``td.device`` would stay on the CPU."""
+    if td.device is not None:
+        return td.device
+    leaf = next(iter(td.values(include_nested=True, leaves_only=True)), None)
+    return torch.device("cpu") if leaf is None else leaf.device
+
+
 def _index_copy_(dest: TensorDictBase, index: torch.Tensor, source: TensorDictBase) -> None:
     """``dest[index] = source`` for a 1-D unique long index along dim 0, via ``index_copy_``."""
     dest.apply_(lambda d, s: d.index_copy_(0, index, s), source)
@@ -546,7 +556,7 @@ class ModelReplay:
         self._cursor = state_dict["cursor"].to(self.device).clone()
         self._size = state_dict["size"].to(self.device).clone()
         self._min_size = int(self._size.min())
-        self.generator.set_state(state_dict["rng_state"])
+        self.generator.set_state(state_dict["rng_state"].cpu())  # map_location may have moved it
         data = state_dict["data"]
         if data is None:
             self._data, self.storage = None, None
@@ -684,7 +694,7 @@ class MixedBatchSampler:
             if self.keys is not None:
                 stored = stored.select(*self.keys)
             index = torch.randint(0, len(self.real_buffer), (count,), generator=self.generator)
-            return _index_select(stored, index.to(stored.device, non_blocking=True))
+            return _index_select(stored, index.to(_data_device(stored), non_blocking=True))
         return self.real_buffer.sample(count)
 
     def sample(self) -> TensorDictBase:
@@ -722,7 +732,7 @@ class MixedBatchSampler:
 
     def load_state_dict(self, state_dict: dict) -> None:
         """Restore a :meth:`state_dict`."""
-        self.generator.set_state(state_dict["rng_state"])
+        self.generator.set_state(state_dict["rng_state"].cpu())  # map_location may have moved it
 
     def __repr__(self) -> str:
         return (

@@ -351,7 +351,7 @@ class PolicyPosterior:
         self.statistic = state_dict["statistic"]
         self.episode_seeded = bool(state_dict["episode_seeded"])
         self.seed = int(state_dict["seed"])
-        self._generator.set_state(state_dict["rng_state"])
+        self._generator.set_state(state_dict["rng_state"].cpu())  # map_location may have moved it
         self._returns = state_dict["cumulative_returns"].to("cpu", torch.float64).clone()
         self._plays = state_dict["play_counts"].to("cpu", torch.int64).clone()
         self._episodes = int(state_dict["num_episodes"])

@@ -241,7 +241,7 @@ class DynamicsTrainer:
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.optimizer.load_state_dict(state_dict["optimizer"])
-        self.generator.set_state(state_dict["generator"])
+        self.generator.set_state(state_dict["generator"].cpu())  # map_location may have moved it
         self.train_calls = int(state_dict["train_calls"])
         self.total_epochs = int(state_dict["total_epochs"])
 
