@@ -4,7 +4,7 @@
 # the CPU protocol (beside the same run on one CPU core of the same machine) and at paper scale.
 #
 # Usage (from the repo root, on a machine with a GPU and this project's packages importable):
-#   bash bench/cuda_check.sh [OUT_DIR]        # default OUT_DIR: bench_runs/cuda_check
+#   bash bench/cuda_check.sh [OUT_DIR]   # default OUT_DIR: bench_runs/cuda_check/<date_time>
 # Environment: DEVICE (default cuda; DEVICE=cpu dry-runs the same script on a CPU), PY (python),
 # SCALE=short (a few hundred steps per job, for a CPU dry run), JOBS (default
 # "smoke protocol paper test": which of the four parts below to run).
@@ -12,12 +12,13 @@
 # a run after its step in progress with a checkpoint; the whole script takes about 6 minutes.
 # Writes OUT_DIR/summary.md (what passed, per-phase tables) and OUT_DIR/logs.tar.gz.
 set -uo pipefail
-OUT_DIR=${1:-bench_runs/cuda_check}
+OUT_DIR=${1:-bench_runs/cuda_check/$(date +%Y-%m-%d_%H-%M-%S)}
 DEVICE=${DEVICE:-cuda}
 PY=${PY:-python}
 mkdir -p "$OUT_DIR"
 R="$OUT_DIR/runs"
-rm -rf "$R"; mkdir -p "$R"
+if [ -e "$R" ]; then echo "error: $R exists (an earlier check's runs); pass a new OUT_DIR" >&2; exit 2; fi
+mkdir -p "$R"
 if [ "${SCALE:-full}" = short ]; then
   SMOKE=(run.total_steps=700 run.init_random_steps=500 eval.every=350 run.checkpoint_every=350); MORE=800
   PROTO=(run.total_steps=1300); PAPER=(run.total_steps=1100); T_PROTO=200; T_PAPER=200
