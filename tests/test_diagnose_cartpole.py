@@ -1,0 +1,65 @@
+"""bench/diagnose_cartpole.py: it reads make_env's cartpole layout and tells spinning from swinging."""
+
+from __future__ import annotations
+
+import doctest
+import importlib.util
+import math
+from pathlib import Path
+
+import torch
+
+from components.envs import make_env
+
+SCRIPT = Path(__file__).resolve().parents[1] / "bench" / "diagnose_cartpole.py"
+spec = importlib.util.spec_from_file_location("diagnose_cartpole", SCRIPT)
+diag = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(diag)
+
+
+def episode(theta: torch.Tensor, x: torch.Tensor | None = None) -> torch.Tensor:
+    x = torch.zeros_like(theta) if x is None else x
+    zeros = torch.zeros_like(theta)
+    return torch.stack([x, theta.cos(), theta.sin(), zeros, zeros], -1)
+
+
+def test_make_env_cartpole_observation_is_x_cos_sin_first():
+    obs = make_env("dmc:cartpole-swingup_sparse", seed=0).reset()["observation"]
+    assert obs.shape[-1] == 5
+    assert abs(float(obs[1] ** 2 + obs[2] ** 2) - 1) < 1e-5  # cos, sin of one angle
+    assert float(obs[1]) < -0.9  # swing-up starts with the pole hanging down
+    assert abs(float(obs[0])) < 0.1  # and the cart near the centre
+
+
+def test_spinning_counts_its_turns_and_its_passes_through_the_top():
+    theta = torch.linspace(math.pi, math.pi + 2 * math.pi * 25, 250)  # 25 turns, one way
+    out = diag.behaviour(episode(theta))
+    assert abs(out["net_turns"] - 25) < 1e-3
+    assert 0 < out["upright"] < 0.1
+    assert out["rewarded_zone"] == out["upright"]  # cart centred
+
+
+def test_swinging_through_the_bottom_is_not_turning():
+    theta = math.pi + 2.5 * torch.sin(torch.linspace(0, 40 * math.pi, 400))  # crosses +-pi often
+    out = diag.behaviour(episode(theta))
+    assert out["net_turns"] < 0.2
+    assert out["upright"] == 0.0
+
+
+def test_balancing_off_centre_is_upright_but_not_in_the_rewarded_zone():
+    theta = torch.zeros(100)
+    out = diag.behaviour(episode(theta, x=torch.full((100,), 0.5)))
+    assert out["upright"] == 1.0 and out["rewarded_zone"] == 0.0
+    assert out["net_turns"] == 0.0 and abs(out["mean_abs_x"] - 0.5) < 1e-6
+
+
+def test_a_bad_run_dir_is_one_line_before_any_work(tmp_path, capsys):
+    assert diag.main([str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(tmp_path) in err[0] and "config.yaml and checkpoint.pt" in err[0]
+    assert diag.main([str(tmp_path), "--episodes", "0"]) == 2
+    assert "--episodes 0" in capsys.readouterr().err
+
+
+def test_docstring_example_runs():
+    assert doctest.testmod(diag).failed == 0
