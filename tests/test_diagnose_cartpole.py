@@ -63,3 +63,36 @@ def test_a_bad_run_dir_is_one_line_before_any_work(tmp_path, capsys):
 
 def test_docstring_example_runs():
     assert doctest.testmod(diag).failed == 0
+
+
+def test_a_saved_run_gives_one_row_per_member_and_is_left_untouched(tmp_path, capsys):
+    from recipes.cli import compose, save_config
+    from recipes.loop import train
+
+    run_dir = tmp_path / "run"
+    cfg = compose("dmc", ["task=dmc:cartpole-swingup_sparse", "variant=ps-mbpo", "preset=small",
+                          "total_steps=60", "init_random_steps=50", "env.action_repeat=25",
+                          "eval.every=60", "progress=false"])
+    save_config(run_dir, cfg)
+    train(cfg, run_dir)
+    before = {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
+    rows = diag.diagnose(run_dir, "all", 2)
+    assert [(r["member"], r["episode"]) for r in rows] == [
+        (i, e) for i in range(cfg.num_policies) for e in range(2)]
+    for r in rows:
+        assert 0 <= r["rewarded_zone"] <= r["upright"] <= 1 and r["net_turns"] >= 0
+        assert 0 <= r["return"] <= 1000
+    assert diag.main([str(run_dir), "--members", "best"]) == 0
+    assert len([line for line in capsys.readouterr().out.splitlines() if str(run_dir) in line]) == 1
+    assert {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()} == before
+
+
+def test_a_run_of_another_task_is_refused_by_name(tmp_path, capsys):
+    from recipes.cli import compose, save_config
+
+    run_dir = tmp_path / "walker"
+    save_config(run_dir, compose("dmc", ["task=dmc:walker-walk", "preset=small"]))
+    (run_dir / "checkpoint.pt").write_bytes(b"")
+    assert diag.main([str(run_dir)]) == 2
+    err = capsys.readouterr().err
+    assert "'dmc:walker-walk'" in err and "dmc:cartpole-*" in err
