@@ -81,13 +81,16 @@ def diagnose(run_dir: Path, members: str, episodes: int) -> list[dict]:
     """One row per member and episode: ``run, member, episode, return`` and :func:`behaviour`."""
     cfg = check(run_dir)
     payload = load_checkpoint(run_dir, cfg)
-    posterior = make_posterior(cfg)
-    posterior.load_state_dict(payload["state"]["posterior"])
     env = make_env(cfg.env.task, seed=cfg.seed + EVAL_SEED_OFFSET, action_repeat=cfg.env.action_repeat)
     policies = make_policies(cfg, env.observation_spec["observation"].shape[-1],
                              env.action_spec.shape[-1])
     policies.load_state_dict(payload["state"]["policies"])
-    chosen = range(cfg.num_policies) if members == "all" else [posterior.most_likely()]
+    if members == "all":
+        chosen = range(cfg.num_policies)
+    else:  # the posterior's most likely member, as the run's evaluations pick it
+        posterior = make_posterior(cfg)
+        posterior.load_state_dict(payload["state"]["posterior"])
+        chosen = [posterior.most_likely()]
     rows = []
     for i in chosen:
         actor = policies.member(*policies.member_index(i))
