@@ -82,6 +82,55 @@ def rng_states_on_cpu(state: Any, is_rng: bool = False) -> Any:
     return state
 
 
+SCALAR_LOGS = Path("logs") / "scalars"
+"""Where the CSV logger writes a run's scalars, relative to the run dir (one CSV per name)."""
+
+
+def log_sizes(run_dir: str | Path) -> dict[str, int]:
+    """The byte size of every scalar log of a run (``logs/scalars/**.csv``), by path relative to
+    ``run_dir``: what a checkpoint has logged, saved with it for :func:`rewind_logs`."""
+    run_dir = Path(run_dir)
+    root = run_dir / SCALAR_LOGS
+    if not root.is_dir():
+        return {}
+    return {p.relative_to(run_dir).as_posix(): p.stat().st_size for p in sorted(root.rglob("*.csv"))}
+
+
+def rewind_logs(run_dir: str | Path, sizes: dict[str, int] | None) -> list[str]:
+    """Cut a run's scalar logs back to what they held when the checkpoint was written.
+
+    A run killed after its last checkpoint has logged rows the resumed run will log again;
+    each CSV is truncated to its saved size and a CSV written only after the checkpoint is
+    removed, so that the resumed run's logs hold every step once, as the uninterrupted run's
+    do. ``sizes=None`` (a checkpoint older than this rule) leaves the logs alone.
+
+    Returns:
+        the relative paths that were cut or removed.
+
+    Examples:
+        >>> import tempfile
+        >>> d = Path(tempfile.mkdtemp()); (d / SCALAR_LOGS).mkdir(parents=True)
+        >>> _ = (d / SCALAR_LOGS / "a.csv").write_text("1,0.5\\n")
+        >>> saved = log_sizes(d)
+        >>> _ = (d / SCALAR_LOGS / "a.csv").write_text("1,0.5\\n2,0.7\\n")
+        >>> _ = (d / SCALAR_LOGS / "b.csv").write_text("2,1.0\\n")
+        >>> rewind_logs(d, saved), (d / SCALAR_LOGS / "a.csv").read_text()
+        (['logs/scalars/a.csv', 'logs/scalars/b.csv'], '1,0.5\\n')
+    """
+    if sizes is None:
+        return []
+    changed = []
+    for rel, size in log_sizes(run_dir).items():
+        path = Path(run_dir) / rel
+        if rel not in sizes:
+            path.unlink()
+            changed.append(rel)
+        elif size > sizes[rel]:
+            os.truncate(path, sizes[rel])
+            changed.append(rel)
+    return changed
+
+
 def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
     """Atomically write ``payload`` to ``path`` (a file, or a run dir holding checkpoint.pt)."""
     path = Path(path)

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import random
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
 import torch
 from torchrl.envs import ExplorationType, set_exploration_type
 from torchrl.record import VideoRecorder
@@ -11,13 +15,44 @@ from torchrl.record.loggers import Logger
 
 from components.envs import EpisodeSeeder, make_env, max_episode_steps
 from components.policy import PolicyEnsemble
+from recipes.checkpoint import rng_state, set_rng_state
+
+
+@contextmanager
+def own_random_streams(seed: int) -> Iterator[None]:
+    """Run a block on random streams of its own: torch's, numpy's and Python's global generators
+    are seeded with ``seed`` for the block and given back exactly as they were after it.
+
+    Evaluation runs inside this, so it consumes nothing of the training's streams: a run
+    resumed from a checkpoint written at an evaluation step continues to the same numbers as
+    the uninterrupted run, whether the evaluation happened before or after the checkpoint.
+
+    Examples:
+        >>> _ = torch.manual_seed(0)
+        >>> with own_random_streams(123):
+        ...     _ = torch.rand(5)
+        >>> after = torch.rand(1)
+        >>> _ = torch.manual_seed(0)
+        >>> torch.equal(after, torch.rand(1))
+        True
+    """
+    saved = rng_state()
+    try:
+        torch.manual_seed(seed)
+        np.random.seed(seed % 2**32)
+        random.seed(seed)
+        yield
+    finally:
+        set_rng_state(saved)
 
 
 class Evaluator:
     """Runs deterministic episodes of chosen members.
 
     The env is seeded per evaluation round, so the same member evaluated at the same round
-    sees the same episodes whether or not the run was resumed in between.
+    sees the same episodes whether or not the run was resumed in between; each evaluation runs
+    on random streams of its own (:func:`own_random_streams`), so it neither draws from nor
+    depends on the training's.
 
     Args:
         task: the task name.
@@ -53,11 +88,13 @@ class Evaluator:
     def evaluate(self, policies: PolicyEnsemble, member: int, round_index: int,
                  step: int | None = None) -> dict[str, float]:
         """Mean return (and Metaworld success rate) of flat member ``member``'s mean action."""
-        actor = policies.member(*policies.member_index(int(member)))
         returns, successes = [], []
         # episode k of round r always gets the same initial state
         self.seeder.finished_episodes.fill_(round_index * self.episodes)
-        with set_exploration_type(ExplorationType.DETERMINISTIC):
+        with own_random_streams(self.seed * 1_000_003 + round_index), \
+                set_exploration_type(ExplorationType.DETERMINISTIC):
+            # building the member's actor initialises a module: on the evaluation's streams too
+            actor = policies.member(*policies.member_index(int(member)))
             for episode in range(self.episodes):
                 td = self.env.rollout(self.max_steps, actor, break_when_any_done=True)
                 returns.append(td["next", "reward"].sum().item())

@@ -35,7 +35,7 @@ from recipes.build import (
     make_world_model,
     model_capacity,
 )
-from recipes.checkpoint import rng_state, save_checkpoint, set_rng_state
+from recipes.checkpoint import log_sizes, rewind_logs, rng_state, save_checkpoint, set_rng_state
 from recipes.config import Config, comparable, flatten
 from recipes.evaluation import Evaluator
 
@@ -127,17 +127,17 @@ def train(cfg: Config, run_dir: str | Path, resume: dict | None = None,
             with timeit("update"):
                 losses = update_policies(policies, batch_sampler, cfg.policy.updates_per_step, run)
 
-        if td["next", "done"].item():
+        episode_done = bool(td["next", "done"].item())
+        if episode_done:
             # Line 15: update the optimistic distribution with the episode's real return
             metrics = end_episode(posterior, td, credited=not random_episode, run=run)
             if losses is not None:
                 metrics |= loss_metrics(losses) | imagined
             log(logger, metrics | timing(run), run.step)
-            maybe_checkpoint(cfg, run_dir, run, stateful, logger)
-            td = None
-        else:
-            td = step_mdp(td)
         maybe_evaluate(cfg, evaluator, policies, posterior, run, logger, bar)
+        if episode_done:  # after this step's evaluation: a resume never skips or repeats one
+            maybe_checkpoint(cfg, run_dir, run, stateful, logger)
+        td = None if episode_done else step_mdp(td)
         bar.update(1)
 
     if not stopped and run.step % cfg.eval.every != 0:
@@ -306,6 +306,7 @@ def restore(cfg: Config, run_dir: Path, resume: dict | None,
     run = Progress()
     logger_state = None
     if resume is not None:
+        rewind_logs(run_dir, resume.get("log_sizes"))  # rows logged after the checkpoint go
         for name, obj in stateful.items():
             obj.load_state_dict(resume["state"][name])
         run = Progress(**resume["progress"])
@@ -343,5 +344,6 @@ def checkpoint(cfg: Config, run_dir: Path, run: Progress, stateful: dict[str, An
     path = save_checkpoint(run_dir, {
         "config": comparable(cfg), "state": {k: v.state_dict() for k, v in stateful.items()},
         "progress": progress, "rng": rng_state(), "logger": logger.state_dict(),
+        "log_sizes": log_sizes(run_dir),
     })
     run.checkpoint = str(path)

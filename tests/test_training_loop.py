@@ -136,6 +136,67 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path):
     assert scalar(tmp_path / "full", "train/return") == scalar(tmp_path / "half", "train/return")
 
 
+def scalar_logs(run_dir: Path) -> dict[str, str]:
+    """Every scalar CSV of a run but the wall-clock timings, by relative path."""
+    root = Path(run_dir) / "logs" / "scalars"
+    return {p.relative_to(root).as_posix(): p.read_text() for p in sorted(root.rglob("*.csv"))
+            if not p.relative_to(root).as_posix().startswith("time/")}
+
+
+class Killed(BaseException):
+    """Stands for SIGKILL: the process dies at a step boundary, writing nothing more."""
+
+
+class KillAt:
+    """A stop flag that kills the run (raises) when asked at agent step ``step + 1``."""
+
+    def __init__(self, step: int):
+        self.calls, self.step = 0, step
+
+    def __bool__(self):
+        self.calls += 1
+        if self.calls > self.step:
+            raise Killed
+        return False
+
+
+# checkpoints and evaluations both every 200 agent steps: each periodic checkpoint is written at
+# an evaluation step (as with the recipes' defaults), the case a resume must get right
+ON_EVAL = ("total_steps=420", "eval.every=200", "checkpoint_every=200")
+
+
+@pytest.mark.parametrize("variant", ["ops-mbpo", "sac"])
+def test_resume_from_a_periodic_checkpoint_after_a_kill_equals_the_uninterrupted_run(
+        tmp_path, variant):
+    """Killed at step 300, after the checkpoint of step 200 (an evaluation step): the resumed run
+    drops the rows logged after the checkpoint and ends with every scalar file identical."""
+    cfg = tiny(variant, *ON_EVAL, *(["posterior.ops_temperature=50"] if variant == "ops-mbpo" else []))
+    full = train(cfg, tmp_path / "full")
+    with pytest.raises(Killed):
+        train(cfg, tmp_path / "killed", stop=KillAt(300))
+    payload = load_checkpoint(tmp_path / "killed", cfg)
+    assert payload["progress"]["step"] == 200
+    assert [s for s, _ in scalar(tmp_path / "killed", "eval/return")] == [200]
+    assert scalar(tmp_path / "killed", "train/return")  # rows past the checkpoint were written
+    resumed = train(cfg, tmp_path / "killed", resume=payload)
+    assert resumed["step"] == full["step"] == 420
+    a, b = scalar_logs(tmp_path / "full"), scalar_logs(tmp_path / "killed")
+    assert a.keys() == b.keys() and len(a) > 10
+    for name in a:
+        assert a[name] == b[name], name
+    assert [s for s, _ in scalar(tmp_path / "killed", "eval/return")] == [200, 400, 420]
+
+
+def test_evaluation_draws_nothing_from_the_training_streams(tmp_path):
+    """The same run with evaluations every 100 steps or never in between logs the same training."""
+    often = train(tiny("ps-mbpo", "total_steps=400", "eval.every=100"), tmp_path / "often")
+    rarely = train(tiny("ps-mbpo", "total_steps=400", "eval.every=400"), tmp_path / "rarely")
+    a, b = scalar_logs(tmp_path / "often"), scalar_logs(tmp_path / "rarely")
+    train_logs = [k for k in a if not k.startswith("eval/")]
+    assert len(train_logs) > 10 and all(a[k] == b[k] for k in train_logs)
+    assert often["step"] == rarely["step"] == 400
+
+
 def test_checkpoint_from_another_config_is_refused(tmp_path):
     first = train(tiny("sac", "total_steps=20"), tmp_path)
     other = tiny("sac", "policy.batch_size=32")
