@@ -296,7 +296,12 @@ def run_in(run_dir: Path, cfg: Config, resume: bool) -> dict[str, Any]:
             f"resume={run_dir}, or start a fresh run in another dir (hydra.run.dir=...)."
         )
     threads = set_threads(cfg)
-    print(f"run dir {run_dir} (torch threads: {threads})", flush=True)
+    from recipes.provenance import record
+
+    entry = record(run_dir, step=payload["progress"]["step"] if payload else 0)
+    code = (f"code {entry['commit'][:12]}{' + uncommitted changes' if entry['dirty'] else ''}"
+            if entry["commit"] else "code not from a git checkout")
+    print(f"run dir {run_dir} (torch threads: {threads}; {code})", flush=True)
     stop = StopFlag(run_dir)
     stop.install()
     result = train(cfg, run_dir, resume=payload, stop=stop)

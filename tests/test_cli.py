@@ -107,6 +107,37 @@ def test_resume_continues_in_the_run_dir_with_its_saved_config(finished_run, tmp
     assert [int(r.split(",")[0]) for r in returns] == [200, 440]
 
 
+def test_every_run_dir_records_the_code_versions_host_and_command(finished_run, tmp_path):
+    """provenance.json: one entry per process that trained in the run dir (start, resumes)."""
+    import json
+    import shutil
+
+    head = subprocess.run(["git", "-C", str(RECIPES.parent), "rev-parse", "HEAD"],
+                          capture_output=True, text=True)
+    entries = json.loads((finished_run / "provenance.json").read_text())
+    assert len(entries) == 1
+    first = entries[0]
+    assert first["start_step"] == 0
+    if head.returncode == 0:  # a git checkout: its commit, and the diff when it is dirty
+        assert first["commit"] == head.stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(RECIPES.parent), "diff", "HEAD", "--quiet", "--", "."])
+        assert first["dirty"] == (dirty.returncode != 0)
+        if first["dirty"]:
+            assert (finished_run / first["diff_file"]).read_text().startswith("diff --git")
+    for name in ("python", "torch", "torchrl", "tensordict", "mujoco", "dm_control", "metaworld"):
+        assert first["versions"][name], name
+    assert first["versions"]["torch"] == torch.__version__
+    assert first["host"]["cpu_count"] == os.cpu_count() and first["host"]["torch_threads"] >= 1
+    assert any(a.endswith("psmbpo_gym.py") for a in first["command"])
+    assert "variant=ps-mbpo" in first["command"]
+    copy = tmp_path / "copy"
+    shutil.copytree(finished_run, copy)
+    assert run(f"resume={copy}", "total_steps=260", cwd=tmp_path).returncode == 0
+    entries = json.loads((copy / "provenance.json").read_text())
+    assert [e["start_step"] for e in entries] == [0, 240]
+    assert f"resume={copy}" in entries[1]["command"]
+
+
 @pytest.mark.parametrize("case", ["missing", "empty", "truncated", "other config", "no config"])
 def test_bad_resume_is_one_line_and_touches_nothing(finished_run, tmp_path, case):
     import shutil
