@@ -85,8 +85,9 @@ class RolloutConfig:
                                               "max_len] (MBPO HalfCheetah: 20,100,1,1)")
     epoch_length: int = _f(1000, "agent steps per epoch, the unit of the schedule (MBPO: 1000)")
     retain_epochs: int = _f(1, "epochs of imagined data each model buffer keeps (MBPO: 1)")
-    deterministic: bool = _f(False, "step with each member's mean prediction instead of a "
-                                    "sample (MBPO samples; see docs/results.md)")
+    deterministic: bool = _f(True, "step with each member's mean prediction; false samples "
+                                   "from its Gaussian as MBPO does, which made the critic run "
+                                   "away on walker-walk (docs/world_model.md)")
     information_weight: float = _f(0.0, "beta of Marino & Yue's model-likelihood term added to "
                                         "the imagined reward (0 = off)")
     information_sign: str = _f("pessimistic", "pessimistic (reward - beta*info: favours outcomes "
