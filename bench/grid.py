@@ -16,6 +16,9 @@ Comparisons (``--comparison``):
   unit weight), both, on the dense task; the information term with either sign on the sparse
   task. The arm with neither term is the grid's ``ps-mbpo`` (the same config), so it is not
   run again;
+* ``protocol`` (``bench/results/protocol/``): sac, mbpo and ps-mbpo on four more DeepMind
+  Control tasks (walker-walk, cheetah-run, finger-spin, reacher-easy), 2 seeds each, beside the
+  published SAC: the protocol checked away from cartpole (docs/results.md);
 * ``nll_beta0`` (``bench/results/nll_beta0/``): the model-based variants with MBPO's Gaussian
   NLL (``model.nll_beta=0``) instead of the protocol's beta-NLL (docs/results.md section 4):
   the first protocol's runs, kept as the ablation (the grid's ``sac`` has no model and serves
@@ -29,6 +32,7 @@ Usage:
     python bench/grid.py --tasks dmc:cartpole-swingup --variants sac ps-mbpo --seeds 0 1
     python bench/grid.py --comparison inference           # the Marino & Yue comparison
     python bench/grid.py --comparison nll_beta0           # the model without beta-NLL
+    python bench/grid.py --comparison protocol            # four more DMC tasks
     python bench/grid.py --dry-run                        # print the commands only
 """
 
@@ -72,6 +76,10 @@ COMPARISONS: dict[str, tuple[Path, dict[str, tuple[dict[str, list[str]], range]]
             "ps-mbpo+info-optimistic": ["variant=ps-mbpo", *INFO,
                                         "rollout.information_sign=optimistic"],
         }, range(3)),
+    }),
+    "protocol": (RESULTS / "protocol", {
+        task: (_variants("sac", "mbpo", "ps-mbpo"), range(2))
+        for task in ("dmc:walker-walk", "dmc:cheetah-run", "dmc:finger-spin", "dmc:reacher-easy")
     }),
     "nll_beta0": (RESULTS / "nll_beta0", {
         task: ({v: [f"variant={v}", "model.nll_beta=0"] for v in ("mbpo", "ps-mbpo", "ops-mbpo")},

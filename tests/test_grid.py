@@ -78,7 +78,7 @@ def test_nll_beta0_comparison_reruns_the_model_based_variants_with_mbpo_nll(tmp_
 
 @pytest.mark.parametrize("args, message", [
     (["--comparison", "nope"],
-     "error: unknown comparison 'nope'; accepted: ['grid', 'inference', 'nll_beta0']"),
+     "error: unknown comparison 'nope'; accepted: ['grid', 'inference', 'protocol', 'nll_beta0']"),
     (["--tasks", "dmc:walker-walk"], "error: unknown task 'dmc:walker-walk' for --comparison grid"),
     (["--comparison", "inference", "--variants", "sac"],
      "error: unknown variant 'sac' for --comparison inference; accepted: ['ps-mbpo+info', "),
