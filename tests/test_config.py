@@ -17,7 +17,11 @@ def test_defaults_are_paper_scale_and_presets_compose():
     small = compose("dmc", ["preset=small"])
     assert small.run.total_steps == 3_000 and small.policy.actor_hidden == [64, 64]
     cpu = compose("dmc", ["preset=cpu_dmc", "variant=mbpo"])
-    assert cpu.env.action_repeat == 4 and cpu.model.members == 2 and cpu.run.threads == 1
+    assert cpu.env.action_repeat == 2 and cpu.model.members == 2 and cpu.run.threads == 1
+    # 100K simulator steps and 250K updates of every member per run
+    assert cpu.run.total_steps * cpu.env.action_repeat == 100_000
+    assert cpu.run.total_steps * cpu.policy.updates_per_step == 250_000
+    assert cpu.model.train_freq * cpu.env.action_repeat == 1000  # one fit per episode
     assert cpu.model.nll_beta == 0.5 and paper.model.nll_beta == 0.0  # protocol: beta-NLL
     assert compose("metaworld", ["preset=cpu_metaworld"]).model.nll_beta == 0.5
     assert compose("metaworld", []).env.task == "metaworld:window-open-v3"

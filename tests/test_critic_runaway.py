@@ -24,9 +24,11 @@ spec.loader.exec_module(diag)
 
 
 def test_sampled_imagined_steps_make_the_critic_run_away_and_mean_steps_do_not(tmp_path):
-    # 1,000 random agent steps of walker-walk (4,000 simulator steps) and one model fit, as the
-    # CPU protocol does them; then fresh mbpo agents on that data and model, 300 agent steps each
+    # 1,000 random agent steps of walker-walk at action repeat 4 (4,000 simulator steps: where
+    # the runaway was seen) and one model fit; then fresh mbpo agents on that data and model,
+    # 300 agent steps of G = 10 updates each
     cfg = compose("dmc", ["variant=mbpo", "preset=cpu_dmc", "task=dmc:walker-walk",
+                          "env.action_repeat=4", "updates_per_step=10",
                           "total_steps=1001", "init_random_steps=1000", "progress=false",
                           "eval.every=100000", "eval.episodes=1"])
     save_config(tmp_path, cfg)
