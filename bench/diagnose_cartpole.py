@@ -17,7 +17,7 @@ Observations are make_env's (sorted keys: ``position`` = cart x, cos and sin of 
 then ``velocity``), one per agent step. Not part of the test run.
 
 Usage:
-    python bench/diagnose_cartpole.py bench/results/runs/dmc_cartpole-swingup_sparse/ops-mbpo/seed1
+    python bench/diagnose_cartpole.py bench/results/protocol_v1/runs/dmc_cartpole-swingup_sparse/ops-mbpo/seed1
     python bench/diagnose_cartpole.py <run dir> [<run dir> ...] --members all --episodes 3
 """
 

@@ -16,7 +16,7 @@ critics inconsistent targets: the failure of the first Metaworld model-based run
 (docs/results.md, section 4). Not part of the test run.
 
 Usage:
-    python bench/diagnose_constant_dims.py bench/results/runs/metaworld_window-open-v3/*/seed0
+    python bench/diagnose_constant_dims.py bench/results/protocol_v1/runs/metaworld_window-open-v3/*/seed0
 """
 
 from __future__ import annotations

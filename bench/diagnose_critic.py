@@ -12,7 +12,7 @@ and G over the compared steps, the bias ``mean(Q - G)``, the bias relative to ``
 the correlation of Q with G. Not part of the test run.
 
 Usage:
-    python bench/diagnose_critic.py bench/results/runs/dmc_cartpole-swingup/sac/seed0
+    python bench/diagnose_critic.py bench/results/protocol_v1/runs/dmc_cartpole-swingup/sac/seed0
     python bench/diagnose_critic.py <run dir> [<run dir> ...] --members all --episodes 3
 """
 

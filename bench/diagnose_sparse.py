@@ -14,7 +14,7 @@ For each run dir, loads the checkpoint's real buffer D_E and world model and rep
 Not part of the test run.
 
 Usage:
-    python bench/diagnose_sparse.py bench/results/runs/dmc_cartpole-swingup_sparse/*/seed0
+    python bench/diagnose_sparse.py bench/results/protocol_v1/runs/dmc_cartpole-swingup_sparse/*/seed0
     python bench/diagnose_sparse.py <run dir> ... --window 10000 --out diag.md
 """
 

@@ -24,8 +24,10 @@ Comparisons (``--comparison``):
   the first protocol's runs, kept as the ablation (the grid's ``sac`` has no model and serves
   both).
 
-Then ``python recipes/report.py bench/results/runs --out docs/results`` rebuilds the grid's
-tables and plots (docs/results.md section 6 has the inference comparison's command).
+Then ``python recipes/report.py bench/results/runs --out <dir>`` builds the grid's tables and
+plots. The runs of the first CPU protocol (action repeat 4 with G = 10 on DeepMind Control,
+sampled imagined steps), behind docs/results.md sections 1-5, are kept apart in
+``bench/results/protocol_v1/`` (its README says what differs); new runs never mix with them.
 
 Usage:
     python bench/grid.py                                  # the whole grid (days on 2 cores)

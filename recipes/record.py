@@ -7,7 +7,7 @@ finds most likely (as the run's own evaluations do; ``--member`` chooses another
 backend on a machine without a display: ``MUJOCO_GL=egl`` (or ``osmesa``).
 
 Usage:
-    MUJOCO_GL=egl python recipes/record.py bench/results/runs/dmc_cartpole-swingup/sac/seed0 \\
+    MUJOCO_GL=egl python recipes/record.py bench/results/protocol_v1/runs/dmc_cartpole-swingup/sac/seed0 \\
         --out docs/img/cartpole_swingup_sac.gif --scale 0.5 --stride 2
     MUJOCO_GL=egl python recipes/record.py <run dir> --out strip.png --scale 0.4 --stride 16
 
