@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> list[Path]:
 
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
     for item in args.runs:
-        label, _, path = item.partition("=")
+        label, _, path = item.rpartition("=")
         if not path:
             parser.error(f"expected LABEL=DIR, got {item!r}")
         run = load_run(path)
