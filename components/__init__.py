@@ -6,7 +6,8 @@ What is where (each subpackage is one job of the agent; see docs/index.md):
   ``termination_fn``, and :class:`EpisodeSeeder`.
 * :mod:`components.world_model`: :class:`DynamicsEnsemble`, :class:`DynamicsTrainer`,
   :class:`ImaginedRolloutEnv`, ``rollout_length`` and ``never_terminates``.
-* :mod:`components.policy`: :class:`PolicyEnsemble`, the N*M SAC agents.
+* :mod:`components.policy`: :class:`PolicyEnsemble`, the N*M SAC agents; ``save_agent`` and
+  ``load_agent`` (a trained agent as stock TorchRL actors).
 * :mod:`components.sampling`: :class:`PolicyPosterior` (PS / OPS pick per episode, credit) and
   :class:`PosteriorSamplingTransform` (picks at every reset of an env).
 * :mod:`components.replay`: the real buffer, :class:`ModelReplay`, :class:`MixedBatchSampler`,
@@ -25,7 +26,7 @@ Examples:
 """
 
 from components.envs import EpisodeSeeder, make_env, max_episode_steps, parse_task, termination_fn
-from components.policy import PolicyEnsemble
+from components.policy import PolicyEnsemble, load_agent, load_ensemble, save_agent
 from components.replay import (
     TRANSITION_KEYS,
     MixedBatchSampler,
@@ -60,6 +61,9 @@ __all__ = [
     "rollout_length",
     "never_terminates",
     "PolicyEnsemble",
+    "save_agent",
+    "load_agent",
+    "load_ensemble",
     "PolicyPosterior",
     "PosteriorSamplingTransform",
     "POLICY_INDEX_KEY",

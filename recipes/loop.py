@@ -21,7 +21,7 @@ from torchrl.envs.utils import step_mdp
 from torchrl.record.loggers import Logger, get_logger
 from tqdm import tqdm
 
-from components.policy import PolicyEnsemble
+from components.policy import PolicyEnsemble, save_agent
 from components.replay import TRANSITION_KEYS, MixedBatchSampler
 from components.sampling.posterior import PolicyPosterior
 from components.world_model.rollout_schedule import rollout_length
@@ -144,6 +144,9 @@ def train(cfg: Config, run_dir: str | Path, resume: dict | None = None,
         evaluate(evaluator, policies, posterior, run, logger)  # every run ends with an evaluation
     log(logger, timing(run), run.step)
     checkpoint(cfg, run_dir, run, stateful, logger)
+    # the acting policy (and every member) as stock TorchRL actors: components.load_agent(run_dir)
+    save_agent(run_dir, policies, posterior.most_likely(), task=cfg.env.task,
+               action_repeat=cfg.env.action_repeat)
     bar.close()
     return {"step": run.step, "episodes": run.episodes, "last_return": run.last_return,
             "last_eval": run.last_eval, "run_dir": str(run_dir), "checkpoint": run.checkpoint,

@@ -297,3 +297,46 @@ def test_a_checkpoints_rng_states_are_loaded_onto_the_cpu_and_the_rest_is_left_a
     for t in (out["rng"]["torch"], out["state"]["real_buffer"]["_rng"][0],
               out["state"]["posterior"]["rng_state"]):
         assert t.device.type == "cpu" and t.dtype == torch.uint8
+
+
+def test_every_run_leaves_an_agent_that_loads_without_the_training_code_and_acts(tmp_path):
+    """agent.pt: plain tensors (weights_only), the most likely member as a stock TorchRL actor
+    that acts in make_env(task) exactly as the ensemble's member does; every member loadable."""
+    from tensordict import TensorDict
+    from torchrl.envs import ExplorationType, set_exploration_type
+    from torchrl.modules import ProbabilisticActor
+
+    from components import load_agent, load_ensemble, make_env
+    from components.policy.export import agent_info
+    from recipes.build import make_policies
+
+    cfg = tiny("ops-mbpo", "total_steps=230", "posterior.ops_temperature=50")
+    result = train(cfg, tmp_path)
+    torch.load(tmp_path / "agent.pt", weights_only=True)  # no pickled code inside
+    info = agent_info(tmp_path)
+    state = torch.load(result["checkpoint"], weights_only=False)["state"]
+    from components.sampling.posterior import PolicyPosterior
+
+    posterior = PolicyPosterior(4, mode="ops", temperature=50.0)
+    posterior.load_state_dict(state["posterior"])
+    assert info["member"] == posterior.most_likely() and info["task"] == "gym:Pendulum-v1"
+    assert info["ensemble_shape"] == [2, 2] and info["action_repeat"] == 1
+    actor = load_agent(tmp_path)
+    assert isinstance(actor, ProbabilisticActor)
+    policies = make_policies(cfg, 3, 1)
+    policies.load_state_dict(state["policies"])
+    obs = torch.randn(16, 3)
+    with set_exploration_type(ExplorationType.DETERMINISTIC):
+        expected = policies.member(*policies.member_index(info["member"]))(
+            TensorDict({"observation": obs}, [16]))["action"]
+        got = actor(TensorDict({"observation": obs}, [16]))["action"]
+        torch.testing.assert_close(got, expected, rtol=0, atol=0)
+        env = make_env(info["task"], seed=0)
+        rollout = env.rollout(5, actor)
+    assert rollout["next", "reward"].shape == (5, 1)
+    members = load_ensemble(tmp_path)
+    assert len(members) == 4
+    with pytest.raises(ValueError, match=r"member 4 is out of range: the saved ensemble has 4 members"):
+        load_agent(tmp_path, member=4)
+    with pytest.raises(FileNotFoundError, match="No saved agent"):
+        load_agent(tmp_path / "nowhere")

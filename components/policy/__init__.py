@@ -1,11 +1,14 @@
 """The policy posterior: N*M SAC agents with stacked parameters, updated together.
 
 * :mod:`~components.policy.ensemble`: :class:`PolicyEnsemble`, the public class.
+* :mod:`~components.policy.export`: ``save_agent`` / ``load_agent`` / ``load_ensemble``: a
+  trained ensemble's actors as a file that loads as stock TorchRL actors.
 * ``_networks``, ``_batched_mlp``, ``_update``, ``_acting``: its private parts (TorchRL
   actor/critic factories, the batched-matmul MLP, the SAC losses of every member in one pass
   through ``bmm`` or ``torch.vmap``, and the acting modules).
 """
 
 from components.policy.ensemble import PolicyEnsemble
+from components.policy.export import load_agent, load_ensemble, save_agent
 
-__all__ = ["PolicyEnsemble"]
+__all__ = ["PolicyEnsemble", "save_agent", "load_agent", "load_ensemble"]
