@@ -78,6 +78,8 @@ setup(
     package_data={
         "recipes": [
             "conf/*.yaml", "conf/*/*.yaml", "conf/*/*/*.yaml",
+            # the published anchors the report plots (TD-MPC2's result files, MIT)
+            "anchors/README.md", "anchors/tdmpc2_results/*.csv", "anchors/tdmpc2_results/LICENSE",
         ],
     },
     install_requires=TORCH + ["numpy", "tqdm"],
