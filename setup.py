@@ -48,7 +48,7 @@ EXTRAS = {
         "hydra-submitit-launcher==1.2.0",
         "matplotlib",
         "pillow",
-        "scipy",
+        "scipy>=1.15",  # scipy.stats.bootstrap(..., rng=) of the report
     ],
     # optional loggers of the recipes: run.logger=wandb | tensorboard
     "wandb": ["wandb"],
