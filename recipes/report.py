@@ -902,7 +902,7 @@ def write_report(
         resamples: bootstrap resamples.
         seed: bootstrap generator seed.
         success_threshold: eval success rate in [0, 1] for the steps-to-success table of
-            Metaworld tasks (default 0.9, the learning-results issue's target).
+            Metaworld tasks (default 0.9, the target set for the learning results).
 
     Returns:
         ``{task: markdown of its page}``.

@@ -100,3 +100,18 @@ def test_import_components_loads_no_suite_or_recipe_dependency():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
                          check=True)
     assert out.stdout.strip().splitlines()[-1] == "[]", out.stdout + out.stderr
+
+
+def test_user_facing_text_points_at_nothing_outside_the_repository():
+    """README, docs, setup.py and the packages' sources say the facts, not where a design note
+    or an issue tracker outside the repository keeps them."""
+    pattern = re.compile(r"DESIGN section|DESIGN\.md|\.\./shared|shared/(papers|anchors|probes)|"
+                         r"\bissue \d+|\bthe issue\b", re.I)
+    files = [ROOT / "README.md", ROOT / "setup.py", *sorted((ROOT / "docs").glob("*.md"))]
+    for package in ("components", "recipes"):
+        files += sorted((ROOT / package).rglob("*.py")) + sorted((ROOT / package).rglob("*.yaml"))
+    found = [f"{path.relative_to(ROOT)}:{i}: {line.strip()}"
+             for path in files
+             for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+             if pattern.search(line)]
+    assert not found, "\n".join(found)

@@ -232,7 +232,7 @@ def test_metaworld_success_table_anchors_and_ops_plot(tmp_path: Path):
     for kind in ("return", "success", "ops"):
         assert (out / f"metaworld_window-open-v3_{kind}.png").stat().st_size > 10_000
     assert "![metaworld_window-open-v3_ops](metaworld_window-open-v3_ops.png)" in page
-    # steps to 0.9 success (the target): seeds 0, 1 at 25K, seed 2 never (best 0.75)
+    # steps to 0.9 success (the default success threshold): seeds 0, 1 at 25K, seed 2 never (best 0.75)
     assert "## env steps to eval success >= 0.9" in page and "| ops-mbpo | 25000 | 2/3 |" in page
     half = report.write_report([root], tmp_path / "half", marks=(10_000,), anchors=None,
                                success_threshold=0.5)[task]
