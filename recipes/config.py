@@ -4,7 +4,8 @@ Every field carries its meaning and the source of its default in ``metadata["hel
 (``--help`` prints them). Groups follow Algorithm 1: ``env`` (the task), ``model`` (line 2),
 ``rollout`` (lines 8-10), ``posterior`` (line 3 and 15: N, M and the policy pick), ``policy``
 (lines 11-12: SAC), ``eval`` and ``run``. The dataclass defaults are the paper-scale setting
-(MBPO's published values where the PS-MBPO paper is silent, DESIGN section 5); presets
+(MBPO's published values, Janner et al. 2019 and mbrl-lib's configs, where the PS-MBPO paper
+is silent); presets
 (``recipes/conf/preset/*.yaml``) change them for smaller machines.
 
 The variants (``sac``, ``mbpo``, ``ps-mbpo``, ``ops-mbpo``, ``ps-mbpo-fixed``) are

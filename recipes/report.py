@@ -3,22 +3,25 @@
 Reads every run under the given dirs (a Hydra multirun dir, a ``runs/`` tree, or run dirs; a
 run dir is any directory holding ``config.yaml`` and ``logs/scalars/``), groups the runs by
 task and variant (plus any config keys named with ``--label-by``) and writes, per task, to
-``--out``: ``<task>.md`` (tables; also printed), ``<task>_return.png`` (eval return curves,
+``--out`` (default ``<first path>/report``, beside the runs): ``<task>.md`` (tables; also printed), ``<task>_return.png`` (eval return curves,
 mean and 95% band over seeds, published anchors as markers), ``<task>_success.png``
 (Metaworld), ``<task>_ops.png`` (OPS probabilities of ``ops-mbpo`` runs),
 ``<task>_members.png`` (every member's eval return, for runs made with
 ``eval.all_members=true``), ``<task>_terms.png`` (the Marino & Yue terms against the imagined
 reward, for runs that logged them: ``rollout.information_weight > 0`` or
-``policy.action_prior=true``); and ``index.md``.
+``policy.action_prior=true``); and ``index.md``. Every plot is written as PNG and as SVG
+(same name, ``.svg``).
 
 Usage:
-    python recipes/report.py runs/ --out docs/results
+    python recipes/report.py runs/                           # writes runs/report/
+    python recipes/report.py runs/ --out docs/results        # rebuild the committed results
     python recipes/report.py multirun/2026-01-01/12-00-00 --marks 10000 50000 --threshold 800
     python recipes/report.py runs/ --label-by policy.action_prior
 
-Statistics (docs/report.md): the 95% confidence interval of a mean over seeds is a percentile
-bootstrap over seeds with numpy (2000 resamples, generator seeded with 0, so a report is
-reproducible). rliable (IQM, stratified bootstrap) is not used: ``pip install --dry-run
+Statistics (docs/report.md): the 95% confidence interval of a mean over seeds is a BCa
+bootstrap over seeds (``scipy.stats.bootstrap``, 2000 resamples, generator seeded with 0, so a
+report is reproducible), the percentile bootstrap where BCa is degenerate (fewer than 3 seeds,
+or every seed the same value). rliable (IQM, stratified bootstrap) is not used: ``pip install --dry-run
 rliable`` with our pins would add nine packages (pandas, statsmodels, arch, seaborn, patsy,
 formulaic, ...) for what is here a per-task mean over a few seeds: its IQM of 3 seeds trims
 nothing (it is the plain mean) and its stratification over tasks does not apply. The step axis is env steps = agent steps * ``env.action_repeat`` (simulator frames).
@@ -40,8 +43,9 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_ANCHORS = REPO_ROOT.parent / "shared" / "anchors"
+DEFAULT_ANCHORS = Path(__file__).resolve().parent / "anchors"
+"""The published anchors shipped with the package (``recipes/anchors/``: TD-MPC2's result files,
+MIT, with their licence and a README)."""
 DEFAULT_MARKS = (10_000, 25_000, 50_000, 100_000)
 RESAMPLES = 2000
 CI_SEED = 0
@@ -213,17 +217,28 @@ def read_scalar(run_dir: str | os.PathLike, name: str) -> tuple[np.ndarray, np.n
 # ---------------------------------------------------------------- statistics
 
 
+MIN_BCA_SEEDS = 3
+"""Fewer seeds than this: the percentile interval (BCa's jackknife needs at least 3 values)."""
+
+
 def bootstrap_ci(
     samples: np.ndarray, resamples: int = RESAMPLES, seed: int = CI_SEED, level: float = 0.95
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Mean over axis 0 and its percentile-bootstrap confidence interval.
+    """Mean over axis 0 and its bootstrap confidence interval: BCa, percentile where BCa is
+    degenerate.
 
-    Draws ``resamples`` sets of ``n`` seeds with replacement (``rng.integers(0, n, (resamples,
-    n))`` of ``np.random.default_rng(seed)``) and takes the ``(1 - level) / 2`` and ``(1 +
-    level) / 2`` percentiles (numpy's linear method) of the resampled means.
+    ``scipy.stats.bootstrap`` of the mean over the ``n`` seeds (``resamples`` resamples drawn by
+    ``np.random.default_rng(seed)``, restarted for every call, so an interval is reproducible),
+    ``method="BCa"`` (bias-corrected and accelerated: it corrects the percentile interval for
+    the bias and skew of the resampled means, large at 3-5 seeds; it reads its endpoints off the
+    same resampled means, so like the percentile interval it never reaches beyond the seeds'
+    range: at 3 seeds and 95% both are the seeds' minimum and maximum). Where BCa is degenerate the
+    percentile interval of the same resamples is given instead: fewer than
+    :data:`MIN_BCA_SEEDS` seeds, every seed with the same value (the interval is that value),
+    or a BCa endpoint that comes out undefined. One seed: the interval is the value itself.
 
     Args:
-        samples: ``[n]`` or ``[n, T]`` (one row per seed).
+        samples: ``[n]`` or ``[n, T]`` (one row per seed); each column gets its own interval.
         resamples: number of bootstrap resamples.
         seed: seed of the generator (the same seed gives the same interval).
         level: coverage of the interval.
@@ -235,19 +250,66 @@ def bootstrap_ci(
         >>> m, lo, hi = bootstrap_ci(np.array([1.0, 2.0, 3.0]))
         >>> float(m), bool(lo <= m <= hi)
         (2.0, True)
+        >>> bootstrap_ci(np.array([5.0, 5.0, 5.0]))  # degenerate: percentile, a point
+        (np.float64(5.0), np.float64(5.0), np.float64(5.0))
     """
     x = np.asarray(samples, dtype=np.float64)
     if x.ndim not in (1, 2) or len(x) == 0:
         raise ValueError(f"samples must be [n] or [n, T] with n >= 1, got shape {x.shape}")
     n = len(x)
-    idx = np.random.default_rng(seed).integers(0, n, size=(resamples, n))
-    weights = np.zeros((resamples, n))
-    np.add.at(weights, (np.arange(resamples)[:, None], idx), 1.0 / n)
-    means = weights @ x.reshape(n, -1)  # [resamples, T]: no [resamples, n, T] temporary
-    tail = 100 * (1 - level) / 2
-    lo, hi = np.percentile(means, [tail, 100 - tail], axis=0)
+    cols = x.reshape(n, -1)
+    mean = cols.mean(0)
+    lo, hi = mean.copy(), mean.copy()
+    if n >= 2:
+        lo, hi = _scipy_interval(cols, "percentile", resamples, seed, level)
+        varying = np.flatnonzero(np.ptp(cols, axis=0) > 0)
+        if n >= MIN_BCA_SEEDS and len(varying):
+            # same seed, same resamples: BCa only adjusts which percentiles are read off them
+            blo, bhi = _scipy_interval(cols[:, varying], "BCa", resamples, seed, level)
+            ok = np.isfinite(blo) & np.isfinite(bhi)
+            lo[varying[ok]], hi[varying[ok]] = blo[ok], bhi[ok]
     shape = x.shape[1:]
-    return x.mean(0), lo.reshape(shape)[()], hi.reshape(shape)[()]
+    return mean.reshape(shape)[()], lo.reshape(shape)[()], hi.reshape(shape)[()]
+
+
+def ci_method(samples: np.ndarray) -> str:
+    """``"BCa"`` or ``"percentile"``: which interval :func:`bootstrap_ci` gives a column ``[n]``
+    (``"percentile"`` also where BCa comes out undefined, which this does not detect).
+
+    Examples:
+        >>> ci_method([1.0, 2.0, 4.0]), ci_method([1.0, 2.0]), ci_method([3.0, 3.0, 3.0])
+        ('BCa', 'percentile', 'percentile')
+    """
+    x = np.asarray(samples, dtype=np.float64)
+    return "BCa" if len(x) >= MIN_BCA_SEEDS and np.ptp(x) > 0 else "percentile"
+
+
+def _scipy_interval(cols: np.ndarray, method: str, resamples: int, seed: int,
+                    level: float) -> tuple[np.ndarray, np.ndarray]:
+    """``scipy.stats.bootstrap`` interval of the mean of every column of ``cols`` ``[n, T]``."""
+    import warnings
+
+    from scipy import stats
+
+    # The mean rounded to 12 significant digits of the data's scale: a resample that is a
+    # permutation of the seeds (2 in 9 at n = 3) then has exactly the observed mean, as BCa's
+    # bias correction counts ties; unrounded, float summation order would scatter those ties to
+    # either side and move the interval (seeds 4.0, 4.4, 4.8 gave [4.0, 4.67], not [4.0, 4.8]).
+    scale = float(np.max(np.abs(cols)))
+    quantum = 10.0 ** (math.floor(math.log10(scale)) - 12) if scale > 0 else 1.0
+
+    def mean(x, axis=-1):
+        return np.round(np.mean(x, axis=axis) / quantum) * quantum
+
+    with warnings.catch_warnings():
+        # an undefined BCa endpoint comes back as nan (with this warning): the caller falls back
+        warnings.simplefilter("ignore", stats.DegenerateDataWarning)
+        res = stats.bootstrap((cols,), mean, n_resamples=resamples, axis=0, vectorized=True,
+                              confidence_level=level, method=method,
+                              rng=np.random.default_rng(seed))
+    ci = res.confidence_interval
+    return np.atleast_1d(np.asarray(ci.low, dtype=np.float64)), np.atleast_1d(
+        np.asarray(ci.high, dtype=np.float64))
 
 
 def align(curves: Sequence[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
@@ -328,7 +390,9 @@ class Cell:
             return "-"
         if self.n == 1:
             return f"{self.mean:.{digits}f} (n=1)"
-        return f"{self.mean:.{digits}f} ± {self.half_width:.{digits}f} (n={self.n})"
+        # the interval itself: a BCa interval is not symmetric about the mean
+        return (f"{self.mean:.{digits}f} [{self.low:.{digits}f}, {self.high:.{digits}f}] "
+                f"(n={self.n})")
 
 
 def _variant_key(label: str) -> tuple:
@@ -383,15 +447,16 @@ def load_anchors(anchors: Path | None, task: str, column: str) -> dict[str, dict
 
     Reads ``<anchors>/tdmpc2_results/<algorithm>_<name>.csv`` (or ``<anchors>/<...>.csv``)
     with columns ``step,<column>,seed``; ``<name>`` is ``cartpole-swingup`` for
-    ``dmc:cartpole-swingup`` and ``mw-window-open`` for ``metaworld:window-open-v3``. Missing
-    dir or file: no anchors.
+    ``dmc:cartpole-swingup``, ``cartpole-swingup-sparse`` for ``dmc:cartpole-swingup_sparse``
+    (TD-MPC2 writes dm_control's underscores as hyphens) and ``mw-window-open`` for
+    ``metaworld:window-open-v3``. Missing dir or file: no anchors.
     """
     if anchors is None:
         return {}
     folder = anchors / "tdmpc2_results" if (anchors / "tdmpc2_results").is_dir() else anchors
     suite, _, name = task.partition(":")
     if suite == "dmc":
-        stem = name
+        stem = name.replace("_", "-")
     elif suite == "metaworld":
         stem = "mw-" + re.sub(r"-v\d+$", "", name)
     else:
@@ -562,12 +627,15 @@ def task_markdown(s: TaskSummary, images: Sequence[str] = ()) -> str:
     lines = [f"# {s.task}", ""]
     lines += [f"![{Path(i).stem}]({i})" for i in images] + ([""] if images else [])
     lines += [
-        "Values: mean over seeds ± half-width of the 95% percentile-bootstrap CI "
-        f"({s.resamples} resamples over seeds), n = seeds with a value. Steps are env steps "
+        "Values: mean over seeds [95% bootstrap CI of the mean over seeds] "
+        f"(scipy.stats.bootstrap, {s.resamples} resamples): BCa, or the percentile interval "
+        "where BCa is degenerate (n < 3, or every seed the same value: then a point); "
+        "n = seeds with a value. Steps are env steps "
         "(agent steps x action_repeat); a seed's value at a mark is interpolated linearly "
         "between its evaluations around it, and a seed that stopped before the mark does not "
         "count. Curves are drawn only over the steps every seed of the variant reached (up to "
-        "the smallest 'last eval' below).",
+        "the smallest 'last eval' below); a curve with one evaluation is a marker. Every "
+        "plot is also saved as SVG beside its PNG (same name, .svg).",
         "",
         _row("variant", "seeds", "last eval (env steps, min-max over seeds)"),
         _row("---", "---", "---"),
@@ -601,7 +669,7 @@ def task_markdown(s: TaskSummary, images: Sequence[str] = ()) -> str:
         lines += ["", "## every member's eval return at env steps", "",
                   "Runs made with `eval.all_members=true`: each seed's worst, mean and best "
                   "member (deterministic episodes of every member at every evaluation), then "
-                  "mean ± CI of those over seeds. The `eval/return` table above evaluates one "
+                  "mean [CI] of those over seeds. The `eval/return` table above evaluates one "
                   "member per round, the posterior's most likely.", ""]
         lines += _rows_at_marks("variant: member", s.members, s.marks, 1)
     if s.terms:
@@ -613,7 +681,7 @@ def task_markdown(s: TaskSummary, images: Sequence[str] = ()) -> str:
                   "which already includes +/- beta x that term (every model-based group, so the "
                   "arm with neither term is there to compare); `loss/kl_prior`: the sampled "
                   "KL(pi || p_a) of the action prior, mean over members. A seed's value at a mark "
-                  "is interpolated between its logged values; mean ± CI over seeds.", ""]
+                  "is interpolated between its logged values; mean [CI] over seeds.", ""]
         lines += _rows_at_marks("variant: term", s.terms, s.marks, 3)
     lines += ["", f"## env steps to eval return >= {s.threshold:g}", "",
               _row("variant", "mean env steps (seeds that reached it)", "reached"),
@@ -640,12 +708,31 @@ def _seeds(n: int) -> str:
 
 
 def _save(fig, out: Path) -> Path:
-    """Lay out, write and close ``fig``; return ``out``."""
+    """Lay out, write ``out`` (PNG) and the same figure as SVG beside it, close ``fig``; return
+    ``out``. The SVG carries no date and fixed element ids, so the same data gives the same
+    file."""
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=110)
+    with _pyplot().rc_context({"svg.hashsalt": "report"}):
+        fig.savefig(out.with_suffix(".svg"), metadata={"Date": None})
     _pyplot().close(fig)
     return out
+
+
+def _line(ax, x, y, **kwargs):
+    """``ax.plot`` that draws a lone point as a marker (a one-point line draws nothing)."""
+    if len(x) == 1:
+        kwargs.setdefault("marker", "o")
+    return ax.plot(x, y, **kwargs)
+
+
+def _band(ax, x, low, high, color) -> None:
+    """The confidence band: filled between ``low`` and ``high``; an error bar at a lone point."""
+    if len(x) == 1:
+        ax.vlines(x, low, high, color=color, alpha=0.5, linewidth=3)
+    else:
+        ax.fill_between(x, low, high, color=color, alpha=0.2, linewidth=0)
 
 
 def _pyplot():
@@ -670,9 +757,9 @@ def plot_metric(s: TaskSummary, metric: str, out: Path) -> Path | None:
             continue
         grid, mean, lo, hi = s.curves[metric][label]
         n = len(s.seeds[label])
-        ax.plot(grid, mean, color=colors(i % 10), label=f"{label} ({_seeds(n)})")
+        _line(ax, grid, mean, color=colors(i % 10), label=f"{label} ({_seeds(n)})")
         if n > 1:
-            ax.fill_between(grid, lo, hi, color=colors(i % 10), alpha=0.2, linewidth=0)
+            _band(ax, grid, lo, hi, colors(i % 10))
         xmax = max(xmax, float(grid[-1]))
     for algo, marker in zip(s.anchors.get(metric, {}), "sX^Dv"):
         by_step = s.anchors[metric][algo]
@@ -717,13 +804,13 @@ def plot_ops(task: str, by_label: dict[str, list[Run]], out: Path) -> Path | Non
     for (label, (maxes, seed0, probs0)), (ax_max, ax_p) in zip(data.items(), axes):
         grid, ys = align(maxes)
         if len(grid):
-            ax_max.plot(grid, ys.mean(0), label=f"mean over {_seeds(len(maxes))}")
+            _line(ax_max, grid, ys.mean(0), label=f"mean over {_seeds(len(maxes))}")
         k = len(probs0)
         if k:
             ax_max.axhline(1 / k, color="0.5", linestyle="--", linewidth=1, label=f"uniform 1/{k}")
         ax_max.set_title(f"{label}: max_i p_i")
         for i, (st, v) in enumerate(probs0):
-            ax_p.plot(st, v, label=f"p{i}", linewidth=1)
+            _line(ax_p, st, v, label=f"p{i}", linewidth=1)
         ax_p.set_title(f"{label}: p_i, seed {seed0}")
         for ax in (ax_max, ax_p):
             ax.set_xlabel(X_LABEL, fontsize=8)
@@ -747,9 +834,10 @@ def plot_members(task: str, by_label: dict[str, list[Run]], out: Path) -> Path |
     fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.4 * rows), squeeze=False)
     for ax, (label, run, curves) in zip(axes.flat, panels):
         for i, (st, v) in enumerate(curves):
-            ax.plot(st, v, linewidth=1, label=f"member {i}")
+            _line(ax, st, v, linewidth=1, label=f"member {i}")
         st, v = run.scalar("eval/return")
-        ax.plot(st, v, color="k", linestyle="--", linewidth=1, label="eval/return (evaluated member)")
+        _line(ax, st, v, color="k", linestyle="--", linewidth=1,
+              label="eval/return (evaluated member)")
         ax.set_title(f"{label}, seed {run.seed}", fontsize=9)
         ax.set_xlabel(X_LABEL, fontsize=8)
         ax.grid(alpha=0.3)
@@ -775,9 +863,10 @@ def plot_terms(s: TaskSummary, out: Path) -> Path | None:
                 continue
             i = s.labels.index(label)
             grid, mean, lo, hi, n = curves[metric]
-            ax.plot(grid, mean, color=colors(i % 10), linewidth=1, label=f"{label} ({_seeds(n)})")
+            _line(ax, grid, mean, color=colors(i % 10), linewidth=1,
+                  label=f"{label} ({_seeds(n)})")
             if n > 1:
-                ax.fill_between(grid, lo, hi, color=colors(i % 10), alpha=0.2, linewidth=0)
+                _band(ax, grid, lo, hi, colors(i % 10))
         ax.axhline(0, color="0.5", linewidth=0.8)
         ax.set_title(metric, fontsize=9)
         ax.set_xlabel(X_LABEL, fontsize=8)
@@ -789,7 +878,7 @@ def plot_terms(s: TaskSummary, out: Path) -> Path | None:
 
 def write_report(
     paths: Sequence[str | os.PathLike],
-    out: str | os.PathLike = "docs/results",
+    out: str | os.PathLike | None = None,
     marks: Sequence[int] = DEFAULT_MARKS,
     threshold: float | Mapping[str, float] = 800.0,
     label_by: Sequence[str] = (),
@@ -802,7 +891,8 @@ def write_report(
 
     Args:
         paths: run dirs, or dirs that contain them (a Hydra multirun dir, a ``runs/`` tree).
-        out: output dir.
+        out: output dir; ``None`` (default): :func:`default_out` of ``paths``, a ``report``
+            dir beside the runs (pass ``"docs/results"`` to rebuild the committed results).
         marks: env steps at which the tables report eval return (and success).
         threshold: eval return for the steps-to-threshold table: one number for every task,
             or ``{task: number}`` with an optional ``""`` entry for the other tasks
@@ -812,7 +902,7 @@ def write_report(
         resamples: bootstrap resamples.
         seed: bootstrap generator seed.
         success_threshold: eval success rate in [0, 1] for the steps-to-success table of
-            Metaworld tasks (default 0.9, the learning-results issue's target).
+            Metaworld tasks (default 0.9, the target set for the learning results).
 
     Returns:
         ``{task: markdown of its page}``.
@@ -848,7 +938,7 @@ def write_report(
         raise ValueError(f"--threshold names task(s) {unknown} that no run has; the runs' tasks: "
                          f"{sorted(groups)}")
     anchors = Path(anchors) if anchors is not None else None
-    out = Path(out)
+    out = default_out(paths) if out is None else Path(out)
     out.mkdir(parents=True, exist_ok=True)
     pages: dict[str, str] = {}
     index = ["# Results", "", "| task | variants (seeds) | table | plots |", "|---|---|---|---|"]
@@ -869,9 +959,23 @@ def write_report(
         (out / f"{slug}.md").write_text(pages[task])
         variants = ", ".join(f"{label} ({len(s.seeds[label])})" for label in s.labels)
         index.append(f"| {task} | {variants} | [{slug}.md]({slug}.md) | "
-                     + " ".join(f"[{Path(i).stem}]({i})" for i in images) + " |")
+                     + " ".join(f"[{Path(i).stem}]({i}) ([svg]({Path(i).stem}.svg))"
+                                for i in images) + " |")
     (out / "index.md").write_text("\n".join(index) + "\n")
     return pages
+
+
+def default_out(paths: Sequence[str | os.PathLike]) -> Path:
+    """Where a report goes without ``--out``: ``<first path>/report``, beside the runs (never
+    into the repository's committed ``docs/results``).
+
+    Examples:
+        >>> default_out(["multirun/2026-01-01/12-00-00", "runs"]).as_posix()
+        'multirun/2026-01-01/12-00-00/report'
+    """
+    if not paths:
+        raise ValueError("no paths given (give run dirs or dirs that contain them)")
+    return Path(paths[0]) / "report"
 
 
 # ---------------------------------------------------------------- CLI
@@ -906,7 +1010,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Command line: print every task's tables and write the report; 0 on success, 1 on error."""
     parser = _Parser(description=__doc__.splitlines()[0])
     parser.add_argument("paths", nargs="+", help="run dirs or dirs containing them")
-    parser.add_argument("--out", default="docs/results", help="output dir (default docs/results)")
+    parser.add_argument("--out", default=None,
+                        help="output dir (default: <first path>/report, beside the runs; "
+                             "--out docs/results rebuilds the committed results)")
     parser.add_argument("--marks", type=int, nargs="+", default=list(DEFAULT_MARKS),
                         help="env steps at which the tables report (default 10K 25K 50K 100K)")
     parser.add_argument("--threshold", nargs="+", default=["800"], metavar="[TASK=]RETURN",
@@ -935,7 +1041,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     for page in pages.values():
         print(page)
-    print(f"wrote {Path(args.out) / 'index.md'} and {len(pages)} task page(s)")
+    out = Path(args.out) if args.out else default_out(args.paths)
+    print(f"wrote {out / 'index.md'} and {len(pages)} task page(s)")
     return 0
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import traceback
+import warnings
 from pathlib import Path
 
 import pytest
@@ -77,4 +78,14 @@ def test_doc_block_runs(page, index, tmp_path, monkeypatch):
     line, code, skip = blocks[index]
     if skip is not None:
         pytest.skip(f"docs/{page} line {line}: {skip}")
-    _run(page, code, namespace, line)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        _run(page, code, namespace, line)
+    # a reader pasting the block should see no warning from TorchRL about how it is used
+    noisy = [str(w.message) for w in caught if _TORCHRL_USAGE_WARNING.search(str(w.message))]
+    assert not noisy, f"docs/{page} line {line} makes TorchRL warn: {noisy[0][:300]}"
+    for w in caught:  # the others as pytest would have shown them
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+
+
+_TORCHRL_USAGE_WARNING = re.compile(r"auto_register_policy_transforms|missing transforms required")

@@ -301,7 +301,8 @@ def test_bad_configuration_gives_clear_errors(model):
         env.reset()
     with pytest.raises(ValueError, match="last dimension 5; the model expects observation_dim=3"):
         env.reset(TensorDict({"observation": torch.zeros(B, 5)}, [B]))
-    with pytest.raises(ValueError, match=r"does not broadcast to batch \[N, M, B\]"):
+    with pytest.raises(ValueError, match=r"does not broadcast to the env's batch \[4, 2, 6\]; "
+                                         r"give batch \[B\] = \[6\] or \[N, M, B\] = \[4, 2, 6\]"):
         env.reset(TensorDict({"observation": torch.zeros(B + 1, D)}, [B + 1]))
     bad = ImaginedRolloutEnv(model, lambda o, a, n: n[..., 0] > 0, (N, M, B))
     with pytest.raises(ValueError, match=r"termination_fn returned shape \(4, 2, 6\); expected \(4, 2, 6, 1\)"):
@@ -346,3 +347,90 @@ def test_gradients_flow_only_when_differentiable(model):
     data = diff.rollout(2, policy, auto_reset=False, tensordict=start, break_when_any_done=False)
     data["next", "reward"].sum().backward()
     assert policy.weight.grad is not None and policy.weight.grad.abs().sum() > 0
+
+
+def _linear_policy(in_key="observation", out_key="action", seed=3) -> TensorDictModule:
+    torch.manual_seed(seed)
+    net = torch.nn.Sequential(torch.nn.Linear(D, A), torch.nn.Tanh())
+    return TensorDictModule(net, in_keys=[in_key], out_keys=[out_key])
+
+
+def test_the_env_uses_the_model_s_own_keys(model):
+    """A model built with in_keys=("state", "act") and a reward out_key ("next", "rew"): the env
+    reads and writes those, with any TorchRL policy over them."""
+    custom = DynamicsEnsemble(D, A, num_members=5, num_elites=3, hidden=32, depth=2,
+                              in_keys=("state", "act"), out_keys=(("next", "state"), ("next", "rew")))
+    custom.load_state_dict(model.state_dict())
+    env = ImaginedRolloutEnv(custom, never, (N, M, B), start_states=torch.randn(20, D))
+    check_env_specs(env)
+    assert set(env.observation_spec.keys()) == {"state"}
+    assert env.action_keys == ["act"] and env.reward_keys == ["rew"]
+    start = TensorDict({"state": start_states()["observation"]}, [B])
+    policy = _linear_policy("state", "act")
+    data = env.rollout(3, policy, tensordict=start)
+    assert data.batch_size == (N, M, B, 3)
+    assert {"state", "act", ("next", "state"), ("next", "rew")} <= set(data.keys(True, True))
+    assert "observation" not in data.keys() and ("next", "reward") not in data.keys(True)
+    # the same numbers as the default-key env over the same weights and actions
+    plain = ImaginedRolloutEnv(model, never, (N, M, B), deterministic=True)
+    ours = ImaginedRolloutEnv(custom, never, (N, M, B), deterministic=True)
+    a = ours.rollout(3, policy, tensordict=start)
+    b = plain.rollout(3, _linear_policy(), tensordict=start_states())
+    torch.testing.assert_close(a["next", "state"], b["next", "observation"])
+    torch.testing.assert_close(a["next", "rew"], b["next", "reward"])
+    assert env.transition_keys == ("state", "act", ("next", "state"), ("next", "rew"),
+                                   ("next", "terminated"), ("next", "done"))
+    # start states under another key: one line naming the key to pass
+    with pytest.raises(ValueError, match=r"a TensorDict with 'state' of batch \[B\] = \[6\] or "
+                                         r"\[N, M, B\] = \[4, 2, 6\] \(got keys \['observation'\]\)"):
+        ImaginedRolloutEnv(custom, never, (N, M, B)).reset(start_states())
+    with pytest.raises(ValueError, match=r"TensorDict \[K\] with 'state'"):
+        ImaginedRolloutEnv(custom, never, (N, M, B), start_states=start_states((20,)))
+
+
+@pytest.mark.parametrize("member_mode", ["per_model", "random"])
+def test_a_one_dimensional_batch_is_one_model_slice_and_one_policy(model, member_mode):
+    """batch_size=(B,): a plain [B] env (N = M = 1), the same numbers as (1, 1, B)."""
+    env = ImaginedRolloutEnv(model, never, (B,), member_mode=member_mode, deterministic=True,
+                             start_states=torch.randn(20, D))
+    check_env_specs(env)
+    assert env.batch_size == (B,) and env.action_spec.shape == (B, A)
+    actor = stock_actor(env)  # a stock actor over [B, D] observations
+    with torch.no_grad():
+        data = env.rollout(4, actor, tensordict=start_states())
+    assert data.batch_size == (B, 4) and data["next", "reward"].shape == (B, 4, 1)
+    policy = _linear_policy()
+    nested = ImaginedRolloutEnv(model, never, (1, 1, B), member_mode=member_mode, deterministic=True)
+    torch.manual_seed(5)
+    flat = env.rollout(4, policy, tensordict=start_states())
+    torch.manual_seed(5)  # the same random member draws in "random" mode
+    deep = nested.rollout(4, policy, tensordict=start_states())
+    torch.testing.assert_close(flat["next", "observation"], deep["next", "observation"][0, 0])
+    torch.testing.assert_close(flat["next", "reward"], deep["next", "reward"][0, 0])
+    with pytest.raises(ValueError, match=r"batch_size must be \(N, M, B\), or \(B,\) for N = M = 1"):
+        ImaginedRolloutEnv(model, never, (M, B))
+
+
+def test_a_one_dimensional_batch_with_termination_and_information(model):
+    env = ImaginedRolloutEnv(model, above(0.5), (B,), member_mode="random", information_weight=0.1)
+    torch.manual_seed(0)
+    data = env.rollout(5, tensordict=start_states())
+    assert data["next", "information"].shape == (B, 5, 1)
+    done = data["next", "terminated"]
+    assert (done[:, 1:] >= done[:, :-1]).all()  # stays done once terminated
+    assert valid_after_termination(done, time_dim=1).shape == (B, 5, 1)
+
+
+def test_transitions_only_returns_what_mixes_with_real_data(model):
+    from components import TRANSITION_KEYS
+
+    env = ImaginedRolloutEnv(model, never, (B,), member_mode="random")
+    actor = stock_actor(env)
+    with torch.no_grad():
+        full = env.rollout(3, actor, tensordict=start_states())
+        data = env.rollout(3, actor, tensordict=start_states(), transitions_only=True)
+    assert {"loc", "scale", "done"} <= set(full.keys())
+    assert set(data.keys(True, True)) == set(TRANSITION_KEYS) == set(env.transition_keys)
+    real = full.reshape(-1).clone().update({"extra": torch.zeros(B * 3)})
+    mixed = torch.cat([real.select(*TRANSITION_KEYS), data.reshape(-1)])
+    assert mixed.batch_size == (2 * B * 3,)

@@ -84,7 +84,7 @@ def test_partly_random_episode_is_not_credited(tmp_path):
 
 
 def test_model_buffers_follow_the_rollout_length(tmp_path):
-    """MBPO resizes its model buffer as the rollout length grows (issue 9, item 4)."""
+    """MBPO resizes its model buffer as the rollout length grows."""
     cfg = tiny("ps-mbpo", "total_steps=400", "rollout.schedule=[1,3,1,3]",
                "rollout.retain_epochs=1")
     from recipes.build import make_world_model

@@ -12,8 +12,10 @@ import ctypes.util
 import difflib
 import functools
 import os
+import types
 from typing import Any
 
+import numpy
 import torch
 from tensordict import TensorDictBase
 from torchrl.data import Binary, Bounded, Composite, Unbounded
@@ -23,6 +25,7 @@ from torchrl.envs import (
     Compose,
     DoubleToFloat,
     EnvBase,
+    FlattenObservation,
     Transform,
     TransformedEnv,
 )
@@ -74,6 +77,26 @@ DMC_EPISODE_STEPS = 1000
 METAWORLD_EPISODE_STEPS = 500
 
 
+_SUITE_MODULES = {"dmc": ("dm_control",), "gym": ("gymnasium",), "metaworld": ("metaworld", "gymnasium")}
+"""The modules each suite's envs import; each suite is an extra of the install of the same name."""
+
+
+def _require_suite(suite: str) -> None:
+    """Raise one line naming the extra to install when a suite's simulator is missing."""
+    for module in _SUITE_MODULES[suite]:
+        try:
+            __import__(module)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
+            raise ModuleNotFoundError(
+                f"{suite}: tasks need {module}, which is not installed: install the {suite!r} "
+                f"extra (pip install 'psmbpo-components[{suite}]', or '.[{suite}]' from a "
+                "checkout)",
+                name=module,
+            ) from None
+
+
 def _bad_task(task: str, why: str, accepted: list[str] | tuple[str, ...]) -> ValueError:
     close = difflib.get_close_matches(task.split(":", 1)[-1], accepted, n=3, cutoff=0.5)
     hint = f" Did you mean {', '.join(close)}?" if close else ""
@@ -114,6 +137,8 @@ def parse_task(task: str) -> tuple[str, str]:
 
     Raises:
         ValueError: naming the bad suite or task and listing what is accepted.
+        ModuleNotFoundError: the suite's simulator is not installed (the message names the
+            extra to install: ``dmc``, ``gym`` or ``metaworld``).
 
     Examples:
         >>> parse_task("dmc:cartpole-swingup")
@@ -131,6 +156,7 @@ def parse_task(task: str) -> tuple[str, str]:
         raise ValueError(
             f"Malformed task name {task!r}: the task after '{suite}:' is empty."
         )
+    _require_suite(suite)
     if suite == "dmc" and name not in dmc_tasks():
         raise _bad_task(task, "Unknown DeepMind Control task", dmc_tasks())
     if suite == "metaworld" and name not in metaworld_tasks():
@@ -230,16 +256,57 @@ class _RenderPhysics(Transform):
         return observation_spec
 
 
+class _NumpyWithIn1d(types.ModuleType):
+    """numpy as one dm_control module sees it, plus ``in1d`` (removed in numpy 2.4).
+
+    dm_control 1.0.28's quadruped domain calls ``np.in1d`` (``Physics._get_sensor_names``, at
+    the first observation), which numpy deprecated in 2.0 and removed in 2.4, so every
+    ``quadruped-*`` task fails with "module 'numpy' has no attribute 'in1d'". This stands in
+    for the ``np`` name of that one module only (:func:`_dmc_numpy_compat`); numpy itself is
+    not touched. ``in1d(a, b)`` is ``isin(ravel(a), b)``, numpy's own documented replacement.
+    """
+
+    def __init__(self) -> None:
+        super().__init__("numpy")
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(numpy, name)
+
+    @staticmethod
+    def in1d(ar1, ar2, assume_unique: bool = False, invert: bool = False) -> numpy.ndarray:
+        return numpy.isin(numpy.ravel(ar1), ar2, assume_unique=assume_unique, invert=invert)
+
+
+def _dmc_numpy_compat(domain: str) -> None:
+    """Give dm_control's quadruped module an ``np.in1d`` where numpy has none (numpy >= 2.4)."""
+    if domain != "quadruped" or hasattr(numpy, "in1d"):
+        return
+    from dm_control.suite import quadruped
+
+    if not isinstance(quadruped.np, _NumpyWithIn1d):
+        quadruped.np = _NumpyWithIn1d()
+
+
 def _dmc_env(
     name: str, seed: int | None, from_pixels: bool, device: Any, frame_skip: int
 ) -> EnvBase:
     from torchrl.envs import DMControlEnv
 
     domain, task = name.split("-", 1)
+    _dmc_numpy_compat(domain)
     base = DMControlEnv(domain, task, from_pixels=False, device=device, frame_skip=frame_skip)
-    obs_keys = list(base.observation_spec.keys())
+    obs_spec = base.observation_spec
+    # Some entries are matrices (manipulator and stacker: arm_pos [8, 2], box_pos [n, 4]):
+    # flatten each to a vector (row-major, as dm_control's own flat_observation does) first.
+    flatten = [
+        FlattenObservation(-len(obs_spec[key].shape), -1, in_keys=[key])
+        for key in obs_spec.keys()
+        if len(obs_spec[key].shape) > 1
+    ]
     # CatTensors sorts the keys: the observation order is alphabetical in dm_control's names.
-    transforms = [DoubleToFloat(), CatTensors(in_keys=obs_keys, out_key="observation")]
+    transforms = [
+        DoubleToFloat(), *flatten, CatTensors(in_keys=list(obs_spec.keys()), out_key="observation")
+    ]
     if from_pixels:
         transforms.append(_RenderPhysics())
     return TransformedEnv(base, Compose(*transforms))
@@ -291,7 +358,7 @@ def _metaworld_env(
     )
     base.set_info_dict_reader(_MetaworldInfoReader())
     # The declared bounds of dims 36-38 (the goal) are low == high == 0 while the values are
-    # not: replace the observation spec with an unbounded one (DESIGN section 4).
+    # not: replace the observation spec with an unbounded one.
     obs_spec = base.observation_spec.clone().unlock_()
     old = obs_spec["observation"]
     obs_spec["observation"] = Unbounded(shape=old.shape, dtype=old.dtype, device=old.device)
@@ -334,6 +401,8 @@ def make_env(
 
     Raises:
         ValueError: for an unknown suite or task, or a malformed name.
+        ModuleNotFoundError: the suite's simulator is not installed (the message names the
+            extra to install).
 
     Examples:
         >>> env = make_env("dmc:cartpole-swingup", seed=0)

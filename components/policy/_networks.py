@@ -139,7 +139,8 @@ def tanh_normal_rsample(loc: Tensor, scale: Tensor, noise: Tensor) -> tuple[Tens
 
     Computes exactly what ``TanhNormal(loc, scale).rsample_and_log_prob()`` computes when
     its standard-normal draw is ``noise``; nothing random happens here, so it runs inside
-    ``torch.vmap`` (DESIGN section 4).
+    ``torch.vmap`` (where sampling fails: "Cannot ask for different inplace randomness on an
+    unbatched tensor").
 
     Returns:
         ``action`` (same shape as ``loc``) and ``log_prob`` (last dim summed out).

@@ -13,7 +13,8 @@ two backends feed it:
   (:class:`~components.policy._batched_mlp.BatchedNetwork`).
 
 No random numbers are drawn in here: the standard-normal noise of the two action samples
-comes in as an input (DESIGN section 4).
+comes in as an input: sampling inside ``torch.vmap`` fails ("Cannot ask for different
+inplace randomness on an unbatched tensor").
 
 With an action prior (Marino & Yue; ``PolicyEnsemble(action_prior=True)``), SAC's entropy
 term ``log pi(a|s)`` becomes the KL estimate ``log pi(a|s) - log p_a(a|s)`` in the actor loss

@@ -9,7 +9,8 @@ reward terms: the task's known reward on terminating transitions (carried by a
 term (``information_weight``; see ``docs/inference_perspective.md``).
 
 torchrl's ``WorldModelEnv`` copies specs with ``base_env.action_spec.expand(batch)``, which fails
-for a batch-less base env with action dim > 1 (DESIGN section 4); the specs here are written out.
+for a batch-less base env with action dim > 1 (checked with torchrl 0.14.1); the specs here are
+written out.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any, Literal, Union
 
 import torch
 from tensordict import LazyStackedTensorDict, TensorDict, TensorDictBase
+from tensordict.utils import NestedKey, unravel_key
 from torchrl.data import Bounded, Categorical, Composite, ReplayBuffer, Unbounded
 from torchrl.data.replay_buffers.storages import Storage
 from torchrl.envs.model_based import ModelBasedEnvBase
@@ -44,7 +46,9 @@ class ImaginedRolloutEnv(ModelBasedEnvBase):
         model (DynamicsEnsemble): the trained ensemble (moved to ``device``).
         termination_fn (callable): ``(obs, action, next_obs) -> bool`` tensor of shape
             ``leading_dims + (1,)``, e.g. ``components.envs.factory.termination_fn(task)``.
-        batch_size (sequence of 3 ints): ``(N, M, B)``.
+        batch_size (sequence of ints): ``(N, M, B)``, or ``(B,)`` for one model slice and one
+            policy (``N = M = 1``: an env of batch ``[B]``, stepped as ``(1, 1, B)``, whose data
+            is ``[B, R]`` and whose policy sees ``[B, D]`` observations, as any TorchRL env).
 
     Keyword Args:
         member_mode (str, optional): ``"per_model"`` (PS-MBPO, default): slice ``[n]`` is
@@ -64,7 +68,7 @@ class ImaginedRolloutEnv(ModelBasedEnvBase):
         start_states (optional): where ``reset()`` draws ``B`` start states when it is given
             none (Algorithm 1, line 8: ``s ~ D_E``): a TorchRL ``ReplayBuffer`` or ``Storage``
             of transitions (rows drawn uniformly from its storage, the sampler and transforms
-            bypassed), a TensorDict ``[K]`` with ``"observation"`` or a tensor ``[K, D]`` of
+            bypassed), a TensorDict ``[K]`` with the observation entry or a tensor ``[K, D]`` of
             observations (rows drawn uniformly), or a callable ``f(B)`` returning either of the
             latter two with batch ``[B]`` or ``[N, M, B]``. Draws use torch's global RNG.
             Defaults to ``None``: ``reset()`` then needs start states (or reuses the last
@@ -87,7 +91,13 @@ class ImaginedRolloutEnv(ModelBasedEnvBase):
         action_high (float, optional): upper action bound. Defaults to 1.
         device (torch.device, optional): defaults to the model's device.
 
-    Reset takes start states: a TensorDict with ``"observation"`` of batch ``[B]`` (broadcast to
+    Keys: the env's observation and action entries are the model's own ``in_keys``
+    (``"observation"`` and ``"action"`` by default; a model built with
+    ``in_keys=("state", "act")`` gives an env that reads and writes ``"state"`` and ``"act"``),
+    and its reward entry is the model's reward ``out_key`` without ``"next"`` (``"reward"`` by
+    default). Below, "observation" means the model's observation key.
+
+    Reset takes start states: a TensorDict with the observation of batch ``[B]`` (broadcast to
     every model and policy) or ``[N, M, B]`` (anything broadcastable works). Only the observation is
     read. ``reset()`` without one draws from ``start_states`` when the env has a source, else
     restarts from the last start states given, else raises a ``ValueError``. So
@@ -110,11 +120,14 @@ class ImaginedRolloutEnv(ModelBasedEnvBase):
     the transitions that terminate get that reward instead of the model's (plus the information
     term, when on). Pass the bare function (``rule.fn``) to keep the model's reward.
 
-    Before mixing imagined with real transitions (one buffer, or ``torch.cat``), select the
-    common entries, ``data.select(*components.TRANSITION_KEYS)``: imagined data also carries
-    what the policy wrote (a stock actor's ``"loc"``, ``"scale"``) and the root
+    Before mixing imagined with real transitions (one buffer, or ``torch.cat``), keep only the
+    common entries: ``env.rollout(R, policy, transitions_only=True)`` returns just
+    :attr:`transition_keys` (observation, action, and ``("next", ...)`` observation, reward,
+    terminated, done: ``components.TRANSITION_KEYS`` with this env's keys). A full rollout also
+    carries what the policy wrote (a stock actor's ``"loc"``, ``"scale"``) and the root
     ``"done"``/``"terminated"``/``"truncated"`` flags, which real data from a collector may not
-    have, or have with other shapes.
+    have, or have with other shapes; select the real data's entries the same way
+    (``real.select(*env.transition_keys)``).
 
     Examples:
         >>> from tensordict import TensorDict
@@ -131,6 +144,9 @@ class ImaginedRolloutEnv(ModelBasedEnvBase):
         >>> check_env_specs(env)  # reset() draws 10 start states from the 100 given
         >>> env.reset()["observation"].shape
         torch.Size([5, 4, 10, 3])
+        >>> env = ImaginedRolloutEnv(model, never, (10,), member_mode="random")  # N = M = 1
+        >>> env.rollout(3, tensordict=start, transitions_only=True).batch_size
+        torch.Size([10, 3])
     """
 
     def __init__(
@@ -155,8 +171,13 @@ class ImaginedRolloutEnv(ModelBasedEnvBase):
         if not callable(termination_fn):
             raise TypeError(f"termination_fn must be callable, got {type(termination_fn).__name__}")
         batch_size = torch.Size(batch_size)
-        if len(batch_size) != 3 or any(int(s) < 1 for s in batch_size):
-            raise ValueError(f"batch_size must be (N, M, B) with positive sizes, got {tuple(batch_size)}")
+        if len(batch_size) not in (1, 3) or any(int(s) < 1 for s in batch_size):
+            raise ValueError(
+                f"batch_size must be (N, M, B), or (B,) for N = M = 1, with positive sizes; got "
+                f"{tuple(batch_size)}"
+            )
+        # the ensemble's view of the batch: (N, M, B); a (B,) env is stepped as (1, 1, B)
+        model_shape = batch_size if len(batch_size) == 3 else torch.Size((1, 1, batch_size[0]))
         if member_mode not in MEMBER_MODES:
             raise ValueError(f"member_mode={member_mode!r} is not accepted; accepted: {MEMBER_MODES}")
         if not action_low < action_high:
@@ -171,7 +192,7 @@ class ImaginedRolloutEnv(ModelBasedEnvBase):
             raise ValueError(
                 f"information_sign={information_sign!r} is not accepted; accepted: {tuple(INFORMATION_SIGNS)}"
             )
-        num_models = batch_size[0]
+        num_models = model_shape[0]
         if members is None:
             members = range(num_models) if member_mode == "per_model" else "elites"
         if isinstance(members, str):
@@ -198,6 +219,13 @@ class ImaginedRolloutEnv(ModelBasedEnvBase):
         if device is None:
             device = model.device
         super().__init__(model, device=device, batch_size=batch_size)
+        self._model_shape = model_shape
+        self._obs_key, self._action_key = (unravel_key(k) for k in model.in_keys)
+        reward_out = unravel_key(model.out_keys[1])
+        if isinstance(reward_out, tuple) and reward_out[0] == "next":
+            self._reward_key = reward_out[1] if len(reward_out) == 2 else reward_out[1:]
+        else:
+            self._reward_key = "reward"
         self.termination_fn = termination_fn
         self.information_weight = float(information_weight)
         self.information_sign = information_sign
@@ -210,23 +238,39 @@ class ImaginedRolloutEnv(ModelBasedEnvBase):
         self.start_states = start_states
         obs_dim, act_dim = model.observation_dim, model.action_dim
         bs = tuple(batch_size)
-        self.observation_spec = Composite(
-            observation=Unbounded(bs + (obs_dim,), dtype=torch.float32, device=self.device),
-            shape=batch_size,
-            device=self.device,
-        )
+        observation_spec = Composite(shape=batch_size, device=self.device)
+        observation_spec[self._obs_key] = Unbounded(bs + (obs_dim,), dtype=torch.float32, device=self.device)
         if self.information_weight > 0:
-            self.observation_spec["information"] = Unbounded(bs + (1,), dtype=torch.float32, device=self.device)
-        self.action_spec = Bounded(
+            observation_spec["information"] = Unbounded(bs + (1,), dtype=torch.float32, device=self.device)
+        self.observation_spec = observation_spec
+        action_spec = Composite(shape=batch_size, device=self.device)
+        action_spec[self._action_key] = Bounded(
             low=action_low, high=action_high, shape=bs + (act_dim,), dtype=torch.float32, device=self.device
         )
-        self.reward_spec = Unbounded(bs + (1,), dtype=torch.float32, device=self.device)
+        self.full_action_spec = action_spec
+        reward_spec = Composite(shape=batch_size, device=self.device)
+        reward_spec[self._reward_key] = Unbounded(bs + (1,), dtype=torch.float32, device=self.device)
+        self.full_reward_spec = reward_spec
         self.done_spec = Composite(
             done=Categorical(2, bs + (1,), dtype=torch.bool, device=self.device),
             terminated=Categorical(2, bs + (1,), dtype=torch.bool, device=self.device),
             truncated=Categorical(2, bs + (1,), dtype=torch.bool, device=self.device),
             shape=batch_size,
             device=self.device,
+        )
+
+    @property
+    def transition_keys(self) -> tuple[NestedKey, ...]:
+        """The entries of a transition, with this env's keys: observation, action, and
+        ``("next", ...)`` observation, reward, terminated and done (what a SAC update reads;
+        ``components.TRANSITION_KEYS`` for the default keys)."""
+        return (
+            self._obs_key,
+            self._action_key,
+            unravel_key(("next", self._obs_key)),
+            unravel_key(("next", self._reward_key)),
+            ("next", "terminated"),
+            ("next", "done"),
         )
 
     @property
@@ -240,12 +284,17 @@ class ImaginedRolloutEnv(ModelBasedEnvBase):
         return self._member_idx
 
     # ------------------------------------------------------------------ reset
+    def _batch_text(self) -> str:
+        if len(self.batch_size) == 1:
+            return f"[B] = {list(self.batch_size)}"
+        return f"[B] = {list(self.batch_size[-1:])} or [N, M, B] = {list(self.batch_size)}"
+
     def _broadcast_start(self, tensordict: TensorDictBase) -> TensorDictBase:
-        obs = tensordict.get("observation", None)
+        obs = tensordict.get(self._obs_key, None)
         if obs is None:
             raise KeyError(
-                "start states need an 'observation' entry with batch [B] or [N, M, B] = "
-                f"{list(self.batch_size)}; got keys {list(tensordict.keys(True, True))}"
+                f"start states need the model's observation entry {self._obs_key!r} with batch "
+                f"{self._batch_text()}; got keys {list(tensordict.keys(True, True))}"
             )
         dim = self.world_model.observation_dim
         if obs.shape[-1] != dim:
@@ -257,11 +306,11 @@ class ImaginedRolloutEnv(ModelBasedEnvBase):
             obs = torch.broadcast_to(obs, target)
         except RuntimeError:
             raise ValueError(
-                f"start observation of shape {tuple(obs.shape)} does not broadcast to batch [N, M, B] = "
-                f"{list(self.batch_size)}; give batch [B]={[self.batch_size[-1]]} or [N, M, B]"
+                f"start observation of shape {tuple(obs.shape)} does not broadcast to the env's "
+                f"batch {list(self.batch_size)}; give batch {self._batch_text()}"
             ) from None
         obs = obs.to(device=self.device, dtype=torch.float32).clone()
-        return TensorDict({"observation": obs}, batch_size=self.batch_size, device=self.device)
+        return TensorDict({self._obs_key: obs}, batch_size=self.batch_size, device=self.device)
 
     @property
     def start_states(self) -> StartStates | None:
@@ -274,7 +323,7 @@ class ImaginedRolloutEnv(ModelBasedEnvBase):
             pass
         elif isinstance(source, (torch.Tensor, TensorDictBase)):
             dim = self.world_model.observation_dim
-            obs = source if isinstance(source, torch.Tensor) else source.get("observation", None)
+            obs = source if isinstance(source, torch.Tensor) else source.get(self._obs_key, None)
             if obs is None or obs.ndim != 2 or obs.shape[-1] != dim or obs.shape[0] == 0:
                 what = (
                     f"a tensor of shape {tuple(source.shape)}"
@@ -283,13 +332,13 @@ class ImaginedRolloutEnv(ModelBasedEnvBase):
                 )
                 raise ValueError(
                     f"start_states is {what}; accepted: a tensor [K, {dim}] of observations or a "
-                    f"TensorDict [K] with 'observation' [K, {dim}] (K >= 1)"
+                    f"TensorDict [K] with {self._obs_key!r} [K, {dim}] (K >= 1)"
                 )
         elif not callable(source):
             raise ValueError(
                 f"start_states of type {type(source).__name__} is not accepted; accepted: None, a "
-                "ReplayBuffer, a Storage, a tensor [K, D], a TensorDict [K] with 'observation', or a "
-                "callable f(B)"
+                f"ReplayBuffer, a Storage, a tensor [K, D], a TensorDict [K] with {self._obs_key!r}, "
+                "or a callable f(B)"
             )
         self._start_states = source
 
@@ -311,38 +360,39 @@ class ImaginedRolloutEnv(ModelBasedEnvBase):
         else:
             items = source(b)
         if isinstance(items, torch.Tensor):
-            items = TensorDict({"observation": items}, batch_size=items.shape[:-1])
+            items = TensorDict({self._obs_key: items}, batch_size=items.shape[:-1])
         if not isinstance(items, TensorDictBase):
             raise ValueError(
                 f"start_states(B) returned a {type(items).__name__}; accepted: a TensorDict with "
-                "'observation' or a tensor of observations, batch [B] or [N, M, B]"
+                f"{self._obs_key!r} or a tensor of observations, batch {self._batch_text()}"
             )
         return items
 
     def reset(self, tensordict: TensorDictBase | None = None, **kwargs) -> TensorDictBase:
         """Resets every trajectory to the given start states (see the class docstring)."""
-        if tensordict is None or "observation" not in tensordict.keys():
+        if tensordict is None or self._obs_key not in tensordict.keys(True):
             if self._start_states is not None:
                 start = self._broadcast_start(self._draw_start())
-                self._last_start = start["observation"]
+                self._last_start = start[self._obs_key]
             elif self._last_start is None:
+                got = "" if tensordict is None else f" (got keys {list(tensordict.keys(True, True))})"
                 raise ValueError(
-                    "ImaginedRolloutEnv.reset needs start states: pass a TensorDict with 'observation' "
-                    f"of batch [B] or [N, M, B] = {list(self.batch_size)}, or build the env with "
+                    f"ImaginedRolloutEnv.reset needs start states: pass a TensorDict with "
+                    f"{self._obs_key!r} of batch {self._batch_text()}{got}, or build the env with "
                     "start_states= (a replay buffer, storage, tensor or callable to draw them from)"
                 )
             else:
                 start = TensorDict(
-                    {"observation": self._last_start.clone()}, batch_size=self.batch_size, device=self.device
+                    {self._obs_key: self._last_start.clone()}, batch_size=self.batch_size, device=self.device
                 )
         else:
             start = self._broadcast_start(tensordict)
-            self._last_start = start["observation"]
+            self._last_start = start[self._obs_key]
         return super().reset(start, **kwargs)
 
     def _reset(self, tensordict: TensorDictBase | None = None, **kwargs) -> TensorDictBase:
         out = self.full_done_spec.zero()
-        out.set("observation", tensordict.get("observation"))
+        out.set(self._obs_key, tensordict.get(self._obs_key))
         if self.information_weight > 0:
             out.set("information", self.observation_spec["information"].zero())
         return out
@@ -362,14 +412,16 @@ class ImaginedRolloutEnv(ModelBasedEnvBase):
         auto_reset: bool | None = None,
         break_when_any_done: bool | None = False,
         tensordict: TensorDictBase | None = None,
+        transitions_only: bool = False,
         **kwargs: Any,
     ) -> TensorDictBase:
         """:meth:`torchrl.envs.EnvBase.rollout` with defaults for batched imagined rollouts.
 
         Args:
-            max_steps: the rollout length ``R``; the result has batch ``[N, M, B, R]``.
-            policy: any module reading ``"observation"`` ``[N, M, B, D]`` and writing
-                ``"action"``; random actions when ``None``.
+            max_steps: the rollout length ``R``; the result has batch ``[N, M, B, R]`` (``[B,
+                R]`` for an env of batch ``(B,)``).
+            policy: any module reading the observation ``[N, M, B, D]`` (``[B, D]``) and
+                writing the action; random actions when ``None``.
             callback: as in TorchRL.
 
         Keyword Args:
@@ -379,11 +431,16 @@ class ImaginedRolloutEnv(ModelBasedEnvBase):
                 runs ``max_steps``, terminated ones stay frozen. ``True`` stops the whole
                 batch at the first termination anywhere in it (TorchRL's default).
             tensordict: start states or a reset tensordict.
+            transitions_only: return only :attr:`transition_keys` (what mixes with real data
+                and what a SAC update reads), without the policy's outputs and the root done
+                flags. Defaults to ``False`` (everything TorchRL's rollout returns). Steps after
+                a termination are still there (frozen): mask them with
+                :func:`components.replay.buffers.valid_after_termination`.
             **kwargs: passed on to TorchRL's ``rollout``.
         """
         if auto_reset is None:
             auto_reset = tensordict is None
-        return super().rollout(
+        data = super().rollout(
             max_steps,
             policy,
             callback,
@@ -392,24 +449,34 @@ class ImaginedRolloutEnv(ModelBasedEnvBase):
             tensordict=tensordict,
             **kwargs,
         )
+        return data.select(*self.transition_keys) if transitions_only else data
 
     # ------------------------------------------------------------------ step
     def _step(self, tensordict: TensorDictBase) -> TensorDictBase:
-        obs = tensordict.get("observation")
-        action = tensordict.get("action")
+        obs = tensordict.get(self._obs_key)
+        action = tensordict.get(self._action_key)
         model: DynamicsEnsemble = self.world_model
         members = self._current_members()
         selection = "stacked" if self.member_mode == "per_model" else "random"
         information = None
+        # the model sees (N, M, B); a (B,) env is stepped as (1, 1, B)
+        shape = tuple(self._model_shape)
+        model_obs = obs.reshape(shape + obs.shape[-1:])
+        model_action = action.reshape(shape + action.shape[-1:])
         with torch.set_grad_enabled(self.differentiable and torch.is_grad_enabled()):
             if self.information_weight > 0:
                 next_obs, reward, information = model.predict_with_information(
-                    obs, action, selection=selection, members=members, deterministic=self.deterministic
+                    model_obs, model_action, selection=selection, members=members,
+                    deterministic=self.deterministic,
                 )
+                information = information.reshape(self.batch_size + (1,))
             else:
                 next_obs, reward = model.predict(
-                    obs, action, selection=selection, members=members, deterministic=self.deterministic
+                    model_obs, model_action, selection=selection, members=members,
+                    deterministic=self.deterministic,
                 )
+        next_obs = next_obs.reshape(obs.shape)
+        reward = reward.reshape(self.batch_size + (1,))
         terminated = self.termination_fn(obs, action, next_obs)
         expected = tuple(self.batch_size) + (1,)
         if tuple(terminated.shape) != expected:
@@ -433,8 +500,8 @@ class ImaginedRolloutEnv(ModelBasedEnvBase):
             terminated = terminated | prev_done
         out = TensorDict(
             {
-                "observation": next_obs,
-                "reward": reward,
+                self._obs_key: next_obs,
+                self._reward_key: reward,
                 "terminated": terminated,
                 "done": terminated.clone(),
                 "truncated": torch.zeros_like(terminated),
