@@ -43,6 +43,8 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from recipes.provenance import commits
+
 DEFAULT_ANCHORS = Path(__file__).resolve().parent / "anchors"
 """The published anchors shipped with the package (``recipes/anchors/``: TD-MPC2's result files,
 MIT, with their licence and a README)."""
@@ -876,6 +878,46 @@ def plot_terms(s: TaskSummary, out: Path) -> Path | None:
     return _save(fig, out)
 
 
+def run_code(run: Run) -> str:
+    """The code that made a run: its commit(s) from ``provenance.json`` (``+dirty`` for a tree
+    with uncommitted changes, several joined by ``then`` for a run resumed by other code), or
+    ``"not recorded"``."""
+    found = commits(run.path)
+    return " then ".join(c or "not a git checkout" for c in found) if found else "not recorded"
+
+
+def code_markdown(by_label: Mapping[str, Sequence[Run]]) -> str:
+    """The "Code" section of a task page: which commit made each run, and whether they agree."""
+    rows = [(label, run.seed, run_code(run)) for label, runs in by_label.items() for run in runs]
+    distinct = sorted({code for _, _, code in rows})
+    lines = ["", "## Code", ""]
+    if len(distinct) == 1 and distinct[0] != "not recorded" and "+dirty" not in distinct[0] \
+            and " then " not in distinct[0]:
+        lines.append(f"Every run on this page was made by commit {distinct[0]} (its "
+                     "`provenance.json`).")
+    else:
+        lines.append(f"**The runs on this page come from {len(distinct)} code versions** "
+                     "(commit per run below, from each run's `provenance.json`; `not recorded`: "
+                     "a run made before runs recorded their code). Compare them knowing that.")
+    lines += ["", _row("variant", "seed", "commit"), _row("---", "---", "---")]
+    lines += [_row(label, seed, code) for label, seed, code in rows]
+    return "\n".join(lines) + "\n"
+
+
+def check_same_commit(task: str, by_label: Mapping[str, Sequence[Run]]) -> None:
+    """Raise ``ValueError`` naming the runs unless every run of ``task`` was made by one commit of
+    clean code."""
+    codes: dict[str, list[str]] = {}
+    for runs in by_label.values():
+        for run in runs:
+            codes.setdefault(run_code(run), []).append(str(run.path))
+    bad = {c: p for c, p in codes.items() if c == "not recorded" or "+dirty" in c or " then " in c}
+    if len(codes) > 1 or bad:
+        shown = "; ".join(f"{c}: {len(p)} run(s), e.g. {p[0]}" for c, p in sorted(codes.items()))
+        raise ValueError(f"--same-commit: the runs of {task} do not come from one commit of clean "
+                         f"code ({shown})")
+
+
 def write_report(
     paths: Sequence[str | os.PathLike],
     out: str | os.PathLike | None = None,
@@ -886,8 +928,12 @@ def write_report(
     resamples: int = RESAMPLES,
     seed: int = CI_SEED,
     success_threshold: float = 0.9,
+    same_commit: bool = False,
 ) -> dict[str, str]:
     """Write every task's page and plots and ``index.md`` under ``out``; return the pages.
+
+    Each page ends with the code that made its runs (:func:`code_markdown`, from each run's
+    ``provenance.json``).
 
     Args:
         paths: run dirs, or dirs that contain them (a Hydra multirun dir, a ``runs/`` tree).
@@ -898,6 +944,8 @@ def write_report(
             or ``{task: number}`` with an optional ``""`` entry for the other tasks
             (default 800), e.g. ``{"": 800, "dmc:cartpole-swingup_sparse": 300}``.
         label_by: dotted config keys whose values are appended to the variant name.
+        same_commit: refuse (``ValueError``) a task whose runs were not all made by one
+            commit of clean code (a run without a record, a dirty tree, or two commits).
         anchors: dir of the published anchors; None or a missing dir: no anchors.
         resamples: bootstrap resamples.
         seed: bootstrap generator seed.
@@ -933,6 +981,9 @@ def write_report(
         raise ValueError("no run dirs (a dir holding config.yaml and logs/scalars/) under "
                          + ", ".join(map(str, paths)))
     groups = group_runs([load_run(d, label_by) for d in run_dirs])
+    if same_commit:
+        for task, by_label in groups.items():
+            check_same_commit(task, by_label)
     unknown = sorted(k for k in thresholds if k and k not in groups)
     if unknown:
         raise ValueError(f"--threshold names task(s) {unknown} that no run has; the runs' tasks: "
@@ -955,7 +1006,7 @@ def write_report(
             plot_terms(s, out / f"{slug}_terms.png"),
         ]
         images = [p.name for p in written if p is not None]
-        pages[task] = task_markdown(s, images)
+        pages[task] = task_markdown(s, images) + code_markdown(by_label)
         (out / f"{slug}.md").write_text(pages[task])
         variants = ", ".join(f"{label} ({len(s.seeds[label])})" for label in s.labels)
         index.append(f"| {task} | {variants} | [{slug}.md]({slug}.md) | "
@@ -1025,6 +1076,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--label-by", default="",
                         help="comma-separated dotted config keys appended to the variant name "
                              "('dir': the name of the dir holding each run dir)")
+    parser.add_argument("--same-commit", action="store_true",
+                        help="refuse a task whose runs were not all made by one commit of clean "
+                             "code (each run's provenance.json)")
     parser.add_argument("--anchors", default=None,
                         help=f"published anchors dir (default {DEFAULT_ANCHORS})")
     args = parser.parse_args(argv)
@@ -1035,7 +1089,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         thresholds = parse_thresholds(args.threshold)
         pages = write_report(args.paths, args.out, args.marks, thresholds, label_by, anchors,
-                             success_threshold=args.success_threshold)
+                             success_threshold=args.success_threshold,
+                             same_commit=args.same_commit)
     except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -528,3 +528,30 @@ def test_default_anchors_ship_with_the_package_with_their_licence():
     assert sparse["dreamerv3"][100_000].mean() == pytest.approx(315.3, abs=0.05)
     mw = report.load_anchors(report.DEFAULT_ANCHORS, "metaworld:window-open-v3", "success")
     assert mw["sac"][100_000].mean() == pytest.approx(0.9, abs=0.05)
+
+
+def test_pages_name_the_code_of_every_run_and_same_commit_refuses_a_mix(runs: Path, tmp_path: Path):
+    import json
+
+    def stamp(run_dir: Path, *entries: tuple[str, bool]) -> None:
+        (run_dir / "provenance.json").write_text(json.dumps(
+            [{"commit": c, "dirty": d, "start_step": 0} for c, d in entries]))
+
+    for job in range(6):
+        stamp(runs / str(job), ("a" * 40, False))
+    pages = report.write_report([runs], tmp_path / "one", MARKS, same_commit=True)
+    assert f"Every run on this page was made by commit {'a' * 12}" in pages[TASK]
+    stamp(runs / "4", ("b" * 40, False))          # ps-mbpo seed 1 from other code
+    stamp(runs / "5", ("a" * 40, False), ("a" * 40, True))  # seed 2 resumed by a dirty tree
+    (runs / "0" / "provenance.json").unlink()     # sac seed 0 made before provenance
+    page = report.write_report([runs], tmp_path / "mixed", MARKS)[TASK]
+    assert "**The runs on this page come from 4 code versions**" in page
+    assert f"| ps-mbpo | 1 | {'b' * 12} |" in page and "| sac | 0 | not recorded |" in page
+    assert f"| ps-mbpo | 2 | {'a' * 12} then {'a' * 12}+dirty |" in page
+    with pytest.raises(ValueError, match=r"--same-commit: the runs of dmc:cartpole-swingup do not "
+                                         r"come from one commit of clean code \(.*not recorded: 1 run"):
+        report.write_report([runs], tmp_path / "refused", MARKS, same_commit=True)
+    assert not (tmp_path / "refused").exists()  # refused before anything is written
+    out = run_cli(str(runs), "--out", str(tmp_path / "cli"), "--same-commit")
+    assert out.returncode == 1 and out.stderr.startswith("error: --same-commit: the runs of")
+    assert len(out.stderr.strip().splitlines()) == 1
