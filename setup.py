@@ -84,4 +84,12 @@ setup(
     },
     install_requires=TORCH + ["numpy", "tqdm"],
     extras_require=EXTRAS,
+    # the recipes as commands (the same as python recipes/<script>.py from a checkout)
+    entry_points={"console_scripts": [
+        "psmbpo-dmc=recipes.psmbpo_dmc:run",
+        "psmbpo-gym=recipes.psmbpo_gym:run",
+        "psmbpo-metaworld=recipes.psmbpo_metaworld:run",
+        "psmbpo-report=recipes.report:main",
+        "psmbpo-record=recipes.record:main",
+    ]},
 )

@@ -12,5 +12,11 @@ Usage:
 
 from recipes.cli import main
 
-if __name__ == "__main__":
+
+def run() -> None:
+    """Console entry point ``psmbpo-dmc`` (same as ``python recipes/psmbpo_dmc.py``)."""
     main("dmc")
+
+
+if __name__ == "__main__":
+    run()

@@ -12,5 +12,11 @@ Usage:
 
 from recipes.cli import main
 
-if __name__ == "__main__":
+
+def run() -> None:
+    """Console entry point ``psmbpo-metaworld`` (same as ``python recipes/psmbpo_metaworld.py``)."""
     main("metaworld")
+
+
+if __name__ == "__main__":
+    run()

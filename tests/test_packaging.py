@@ -115,3 +115,18 @@ def test_user_facing_text_points_at_nothing_outside_the_repository():
              for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
              if pattern.search(line)]
     assert not found, "\n".join(found)
+
+
+def test_console_scripts_point_at_the_recipes_entry_functions(metadata):
+    import importlib
+
+    scripts = dict(e.split("=", 1) for e in metadata["entry_points"]["console_scripts"])
+    assert set(scripts) == {"psmbpo-dmc", "psmbpo-gym", "psmbpo-metaworld", "psmbpo-report",
+                            "psmbpo-record"}
+    for name, target in scripts.items():
+        module, func = target.split(":")
+        assert callable(getattr(importlib.import_module(module), func)), name
+    out = subprocess.run([sys.executable, "-c", "from recipes.psmbpo_dmc import run; import sys; "
+                          "sys.argv = ['psmbpo-dmc', '--help']; run()"],
+                         capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert out.returncode == 0 and "Override any field with key=value" in out.stdout
