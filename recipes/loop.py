@@ -35,7 +35,14 @@ from recipes.build import (
     make_world_model,
     model_capacity,
 )
-from recipes.checkpoint import log_sizes, rewind_logs, rng_state, save_checkpoint, set_rng_state
+from recipes.checkpoint import (
+    CheckpointError,
+    log_sizes,
+    rewind_logs,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
 from recipes.config import Config, comparable, flatten
 from recipes.evaluation import Evaluator
 
@@ -314,7 +321,9 @@ def restore(cfg: Config, run_dir: Path, resume: dict | None,
             obj.load_state_dict(resume["state"][name])
         run = Progress(**resume["progress"])
         run.checkpoint = str(run_dir / "checkpoint.pt")
-        logger_state = resume.get("logger")
+        # the logger's counters, unless the resumed run logs with another logger
+        logger_state = resume.get("logger") if resume.get("logger_type", "csv") == cfg.run.logger \
+            else None
         if logger_state and "log_dir" in logger_state:  # the run dir may have moved
             logger_state = dict(logger_state, log_dir=str(run_dir.resolve()))
     logger = get_logger(cfg.run.logger, logger_name=str(run_dir), experiment_name="logs",
@@ -342,11 +351,17 @@ def checkpoint(cfg: Config, run_dir: Path, run: Progress, stateful: dict[str, An
     """Write everything a resumed run needs (atomically, the previous one kept until done)."""
     run.seconds = {k[len("time/"):-2]: v for k, v in timing(run).items()}
     timeit.erase()
-    run.last_checkpoint_step = run.step
+    previous, run.last_checkpoint_step = run.last_checkpoint_step, run.step
     progress = {k: v for k, v in asdict(run).items() if k != "checkpoint"}
-    path = save_checkpoint(run_dir, {
-        "config": comparable(cfg), "state": {k: v.state_dict() for k, v in stateful.items()},
-        "progress": progress, "rng": rng_state(), "logger": logger.state_dict(),
-        "log_sizes": log_sizes(run_dir),
-    })
+    try:
+        path = save_checkpoint(run_dir, {
+            "config": comparable(cfg), "state": {k: v.state_dict() for k, v in stateful.items()},
+            "progress": progress, "rng": rng_state(), "logger": logger.state_dict(),
+            "logger_type": cfg.run.logger, "log_sizes": log_sizes(run_dir),
+        })
+    except CheckpointError as err:  # e.g. a full disk: say what is kept and how to go on
+        kept = (f"resume={run_dir} continues from the last one (agent step {previous}) once "
+                "there is room" if run.checkpoint else "no checkpoint was written yet: the run "
+                "must start again once there is room")
+        raise CheckpointError(f"{err}; {kept}.") from None
     run.checkpoint = str(path)
