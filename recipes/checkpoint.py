@@ -194,8 +194,8 @@ def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
             raise
         why = cause.strerror or errno.errorcode.get(cause.errno, str(cause))
         raise CheckpointError(
-            f"Could not write checkpoint {str(path)!r} ({why}): the partial file was removed "
-            "and the previous checkpoint, if any, left as it was") from None
+            f"Could not write checkpoint {str(path)!r} ({why}); the partial file was removed") \
+            from None
     return path
 
 

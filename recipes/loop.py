@@ -360,8 +360,8 @@ def checkpoint(cfg: Config, run_dir: Path, run: Progress, stateful: dict[str, An
             "logger_type": cfg.run.logger, "log_sizes": log_sizes(run_dir),
         })
     except CheckpointError as err:  # e.g. a full disk: say what is kept and how to go on
-        kept = (f"resume={run_dir} continues from the last one (agent step {previous}) once "
-                "there is room" if run.checkpoint else "no checkpoint was written yet: the run "
-                "must start again once there is room")
-        raise CheckpointError(f"{err}; {kept}.") from None
+        kept = (f", the last checkpoint (agent step {previous}) kept: resume={run_dir} continues "
+                "from it once there is room" if run.checkpoint else "; there was no checkpoint "
+                "before it: start the run again once there is room")
+        raise CheckpointError(f"{err}{kept}.") from None
     run.checkpoint = str(path)
