@@ -151,7 +151,9 @@ class EvalConfig:
     all_members: bool = _f(False, "also evaluate every member (N*M episodes)")
     video: bool = _f(False, "record the first episode of every evaluation (TorchRL's "
                             "VideoRecorder into the run's logger, and a GIF under videos/); "
-                            "needs MuJoCo offscreen rendering (MUJOCO_GL=egl or osmesa)")
+                            "needs offscreen rendering, checked before the run: "
+                            "MUJOCO_GL=egl or osmesa for MuJoCo tasks, pygame for Gym's "
+                            "classic control")
 
 
 @dataclass
