@@ -308,8 +308,8 @@ def set_threads(cfg: Config) -> int:
     return torch.get_num_threads()
 
 
-_WRITE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES,
-                 errno.EPERM}
+_WRITE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS}
+"""A disk that is full, over quota, over a file size limit, or remounted read-only."""
 
 
 def run_in(run_dir: Path, cfg: Config, resume: bool) -> dict[str, Any]:
@@ -409,6 +409,7 @@ def _resume(run_dir: str, overrides: list[str]) -> dict[str, Any]:
         validate(cfg)
     except ValueError as err:
         raise UserError(str(err)) from None
+    claim_run_dir(path, cfg, resuming=True)  # writable, and no other process in it
     if not (path / "checkpoint.pt").exists():
         raise UserError(
             f"resume={run_dir}: no checkpoint.pt there (the run stopped before its first "

@@ -260,6 +260,24 @@ def test_a_full_disk_while_writing_a_checkpoint_keeps_the_last_one(copy, tmp_pat
     assert run(f"resume={copy}", "total_steps=260", cwd=tmp_path).returncode == 0
 
 
+def test_a_full_disk_while_writing_the_logs_is_one_line(tmp_path, monkeypatch):
+    import errno
+
+    import recipes.loop
+    from recipes.cli import UserError, compose, run_in
+
+    def full(logger, metrics, step):
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "run" / "a.csv"))
+
+    monkeypatch.setattr(recipes.loop, "log", full)
+    cfg = compose("gym", ["preset=small", "task=gym:Pendulum-v1", "variant=sac",
+                          "total_steps=120", "init_random_steps=100", "progress=false"])
+    with pytest.raises(UserError, match=rf"^Could not write {tmp_path / 'run' / 'a.csv'} \(No "
+                                        rf"space left on device\): resume={tmp_path / 'run'} "):
+        run_in(tmp_path / "run", cfg, resume=False)
+    assert not (tmp_path / "run" / "run.lock").exists()  # released
+
+
 def test_record_refuses_an_unwritable_out_before_rendering(copy, tmp_path):
     target = tmp_path / "ro"
     target.mkdir()
