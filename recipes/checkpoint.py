@@ -151,7 +151,7 @@ def _sha256(path: Path, size: int) -> str:
     return digest.hexdigest()
 
 
-def _os_error(err: BaseException) -> OSError | None:
+def os_cause(err: BaseException) -> OSError | None:
     """The OSError behind ``err`` (torch.save wraps a failed write in a RuntimeError)."""
     while err is not None:
         if isinstance(err, OSError):
@@ -185,7 +185,7 @@ def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except (OSError, RuntimeError) as err:
-        cause = _os_error(err)
+        cause = os_cause(err)
         try:
             tmp.unlink(missing_ok=True)
         except OSError:

@@ -366,7 +366,8 @@ def validate(cfg: Config) -> None:
     package = LOGGER_PACKAGES.get(cfg.run.logger)
     _require(package is None or importlib.util.find_spec(package) is not None,
              f"run.logger={cfg.run.logger} needs the {package} package, which is not installed "
-             f"here: pip install {package} (or use run.logger=csv).")
+             f"here: pip install {package} (this project's extra: pip install -e '.[{package}]'), "
+             "or use run.logger=csv.")
     _require(cfg.model.val_metric in MODEL_VAL_METRICS,
              f"Unknown model.val_metric {cfg.model.val_metric!r}. Accepted: {MODEL_VAL_METRICS}.")
     _require(cfg.posterior.ops_statistic in OPS_STATISTICS,

@@ -37,6 +37,7 @@ from recipes.build import (
 )
 from recipes.checkpoint import (
     CheckpointError,
+    os_cause,
     log_sizes,
     rewind_logs,
     rng_state,
@@ -150,10 +151,10 @@ def train(cfg: Config, run_dir: str | Path, resume: dict | None = None,
     if not stopped and run.step % cfg.eval.every != 0:
         evaluate(evaluator, policies, posterior, run, logger)  # every run ends with an evaluation
     log(logger, timing(run), run.step)
+    # the acting policy (and every member) as stock TorchRL actors: components.load_agent(run_dir);
+    # before the last checkpoint, so that a run whose last checkpoint exists has its agent too
+    export_agent(cfg, run_dir, run, policies, posterior)
     checkpoint(cfg, run_dir, run, stateful, logger)
-    # the acting policy (and every member) as stock TorchRL actors: components.load_agent(run_dir)
-    save_agent(run_dir, policies, posterior.most_likely(), task=cfg.env.task,
-               action_repeat=cfg.env.action_repeat)
     bar.close()
     return {"step": run.step, "episodes": run.episodes, "last_return": run.last_return,
             "last_eval": run.last_eval, "run_dir": str(run_dir), "checkpoint": run.checkpoint,
@@ -344,6 +345,29 @@ def maybe_checkpoint(cfg: Config, run_dir: Path, run: Progress, stateful: dict[s
     every = cfg.run.checkpoint_every
     if run.step // every > run.last_checkpoint_step // every:
         checkpoint(cfg, run_dir, run, stateful, logger)
+
+
+def export_agent(cfg: Config, run_dir: Path, run: Progress, policies: PolicyEnsemble,
+                 posterior: PolicyPosterior) -> None:
+    """``agent.pt``: every member's actor, the most likely one to act (:func:`components.save_agent`).
+
+    Raises:
+        CheckpointError: the write failed (a full disk): the partial file is removed, the last
+            checkpoint kept, and the message says how to go on.
+    """
+    try:
+        save_agent(run_dir, policies, posterior.most_likely(), task=cfg.env.task,
+                   action_repeat=cfg.env.action_repeat)
+    except (OSError, RuntimeError) as err:
+        cause = os_cause(err)
+        Path(run_dir, "agent.pt.tmp").unlink(missing_ok=True)
+        if cause is None:
+            raise
+        kept = (f"the last checkpoint (agent step {run.last_checkpoint_step}) kept: "
+                f"resume={run_dir} continues from it once there is room" if run.checkpoint
+                else "there was no checkpoint before it: start the run again once there is room")
+        raise CheckpointError(f"Could not write {Path(run_dir) / 'agent.pt'} ({cause.strerror}); "
+                              f"the partial file was removed, {kept}.") from None
 
 
 def checkpoint(cfg: Config, run_dir: Path, run: Progress, stateful: dict[str, Any],

@@ -106,7 +106,7 @@ def test_an_earlier_run_without_checkpoint_is_refused_unless_discarded(copy, tmp
     before = snapshot(copy)
     args = [*ARGS, "total_steps=110", "eval.every=110", f"hydra.run.dir={copy}"]
     refused(run(*args, cwd=tmp_path), "holds an earlier run's files (config.yaml, logs, "
-            "provenance.json) but no checkpoint", "run.discard_existing=true")
+            "provenance.json, agent.pt) but no checkpoint", "run.discard_existing=true")
     assert snapshot(copy) == before
     out = run(*args, "run.discard_existing=true", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
