@@ -45,7 +45,7 @@ from recipes.checkpoint import (
     set_rng_state,
 )
 from recipes.config import Config, comparable, flatten
-from recipes.evaluation import Evaluator
+from recipes.evaluation import Evaluator, own_random_streams
 
 PHASES = ("env", "model", "rollout", "update")
 
@@ -355,9 +355,10 @@ def export_agent(cfg: Config, run_dir: Path, run: Progress, policies: PolicyEnse
         CheckpointError: the write failed (a full disk): the partial file is removed, the last
             checkpoint kept, and the message says how to go on.
     """
-    try:
-        save_agent(run_dir, policies, posterior.most_likely(), task=cfg.env.task,
-                   action_repeat=cfg.env.action_repeat)
+    try:  # building the actors initialises modules: on streams of their own, the run's untouched
+        with own_random_streams(cfg.seed):
+            save_agent(run_dir, policies, posterior.most_likely(), task=cfg.env.task,
+                       action_repeat=cfg.env.action_repeat)
     except (OSError, RuntimeError) as err:
         cause = os_cause(err)
         Path(run_dir, "agent.pt.tmp").unlink(missing_ok=True)
