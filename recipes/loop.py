@@ -349,7 +349,8 @@ def maybe_checkpoint(cfg: Config, run_dir: Path, run: Progress, stateful: dict[s
 
 def export_agent(cfg: Config, run_dir: Path, run: Progress, policies: PolicyEnsemble,
                  posterior: PolicyPosterior) -> None:
-    """``agent.pt``: every member's actor, the most likely one to act (:func:`components.save_agent`).
+    """``agent.pt``: every member's actor, the most likely one to act
+    (:func:`components.save_agent`).
 
     Raises:
         CheckpointError: the write failed (a full disk): the partial file is removed, the last

@@ -51,7 +51,8 @@ def record(run_dir: str | Path, out: str | Path, episodes: int = 1, member: int 
     """
     run_dir, out = Path(run_dir), Path(out)
     if out.is_dir():
-        raise ValueError(f"--out {out} is a folder: give the file to write (e.g. {out / 'record.gif'}).")
+        raise ValueError(f"--out {out} is a folder: give the file to write (e.g. "
+                         f"{out / 'record.gif'}).")
     try:  # before anything is loaded or rendered
         check_writable(out if out.exists() else out.parent, what="--out folder")
         if out.exists() and not os.access(out, os.W_OK):

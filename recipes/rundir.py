@@ -225,8 +225,8 @@ def _check_earlier(run_dir: Path, cfg: Any, resuming: bool, hydra_wrote: bool) -
     if found:
         raise RunDirError(
             f"Run dir {str(run_dir)!r} holds an earlier run's files ({', '.join(found)}) but no "
-            "checkpoint (a run stopped before its first checkpoint): a new run would mix with "
-            "them. Add run.discard_existing=true to delete them and start afresh, or choose "
+            "checkpoint (a run stopped before its first checkpoint, or whose checkpoint was "
+            "removed): a new run would mix with them. Add run.discard_existing=true to delete them and start afresh, or choose "
             "another run dir (hydra.run.dir=...).")
     return False
 
