@@ -4,7 +4,8 @@ Each (task, arm) is one Hydra multirun of its suite's recipe through the joblib 
 runs at a time (one torch thread each: the ``cpu_*`` presets set ``run.threads=1``), into
 ``bench/results/<comparison dir>/<task>/<arm>/seed<k>/``. Runs that already finished are
 skipped; runs that were interrupted continue from their checkpoint
-(``run.resume_if_exists=true``). Only ``config.yaml`` and the scalar logs of each run go into
+(``run.resume_if_exists=true``), and those stopped before their first checkpoint start over
+(``run.discard_existing=true``). Only ``config.yaml`` and the scalar logs of each run go into
 git (see .gitignore).
 
 Comparisons (``--comparison``):
@@ -125,7 +126,8 @@ def commands(comparison: str = "grid", tasks: list[str] | None = None,
                 out.append((suite, [
                     "-m", f"preset={SUITES[suite]}", f"task={task}", *overrides,
                     f"seed={','.join(map(str, todo))}", "progress=false",
-                    "run.resume_if_exists=true", "hydra/launcher=joblib",
+                    "run.resume_if_exists=true", "run.discard_existing=true",
+                    "hydra/launcher=joblib",
                     f"hydra.launcher.n_jobs={jobs}", f"hydra.sweep.dir={arm_dir}",
                     "hydra.sweep.subdir=seed${seed}"]))
     return out

@@ -2,11 +2,17 @@
 
 A checkpoint is written to a temporary file and renamed over the old one (``os.replace`` is
 atomic), so the previous checkpoint stays complete until the new one is; a crash, a signal or a
-NaN while writing never leaves a broken or missing checkpoint behind.
+NaN while writing never leaves a broken or missing checkpoint behind, and a failed write (a full
+disk) removes the temporary file and keeps the previous checkpoint. The file carries the sha256
+of its content (a record of the zip archive ``torch.save`` writes, see :data:`CHECKSUM_RECORD`):
+a checkpoint changed on disk after it was written is refused; one written before checksums were
+added loads as before.
 """
 
 from __future__ import annotations
 
+import errno
+import hashlib
 import os
 import pickle
 import random
@@ -131,24 +137,107 @@ def rewind_logs(run_dir: str | Path, sizes: dict[str, int] | None) -> list[str]:
     return changed
 
 
+CHECKSUM_RECORD = "psmbpo_sha256"
+"""The last record of a checkpoint's zip archive: ``"<n> <sha256>"``, the sha256 of the file's
+first ``n`` bytes, i.e. of every record ``torch.save`` wrote (the serialized payload)."""
+
+
+def _sha256(path: Path, size: int) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while size > 0 and (chunk := fh.read(min(size, 1 << 22))):
+            digest.update(chunk)
+            size -= len(chunk)
+    return digest.hexdigest()
+
+
+def os_cause(err: BaseException) -> OSError | None:
+    """The OSError behind ``err`` (torch.save wraps a failed write in a RuntimeError)."""
+    while err is not None:
+        if isinstance(err, OSError):
+            return err
+        err = err.__cause__ or err.__context__
+    return None
+
+
 def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
-    """Atomically write ``payload`` to ``path`` (a file, or a run dir holding checkpoint.pt)."""
+    """Atomically write ``payload`` to ``path`` (a file, or a run dir holding checkpoint.pt),
+    with the sha256 of its content inside (:data:`CHECKSUM_RECORD`).
+
+    Raises:
+        CheckpointError: the write failed (a full disk, a file size limit, a read-only dir);
+            the partial temporary file is removed and the previous checkpoint is left as it was.
+    """
     path = Path(path)
     if path.suffix != ".pt":
         path = path / CHECKPOINT_NAME
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".pt.tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "wb") as fh:
+            torch.save(payload, fh)
+        with zipfile.ZipFile(tmp) as archive:
+            size, prefix = archive.start_dir, archive.namelist()[0].split("/")[0]
+        record = f"{size} {_sha256(tmp, size)}\n"
+        with zipfile.ZipFile(tmp, "a") as archive:
+            archive.writestr(f"{prefix}/{CHECKSUM_RECORD}", record)
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except (OSError, RuntimeError) as err:
+        cause = os_cause(err)
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
+        if cause is None:
+            raise
+        why = cause.strerror or errno.errorcode.get(cause.errno, str(cause))
+        raise CheckpointError(
+            f"Could not write checkpoint {str(path)!r} ({why}); the partial file was removed") \
+            from None
     return path
+
+
+def verify_checksum(path: str | Path) -> bool:
+    """Check a checkpoint's content against the sha256 saved in it.
+
+    Returns:
+        ``True`` when it matches, ``False`` for a checkpoint without a checksum (written before
+        they were added) or not a zip archive (left to ``torch.load`` to judge).
+
+    Raises:
+        CheckpointError: the content changed after it was written (names the file).
+    """
+    path = Path(path)
+    if not zipfile.is_zipfile(path):
+        return False
+    try:
+        with zipfile.ZipFile(path) as archive:
+            info = next((i for i in archive.infolist()
+                         if i.filename.endswith("/" + CHECKSUM_RECORD)), None)
+            if info is None:
+                return False
+            size, saved = archive.read(info).decode().split()
+            size = int(size)
+    except (zipfile.BadZipFile, ValueError, UnicodeDecodeError, OSError) as err:
+        raise CheckpointError(f"Checkpoint {str(path)!r} is corrupted: its checksum record is "
+                              f"unreadable ({err}).") from None
+    if size != info.header_offset or _sha256(path, size) != saved:
+        raise CheckpointError(
+            f"Checkpoint {str(path)!r} is corrupted: its content does not match the sha256 saved "
+            "with it (the file changed after it was written); restore it from a copy, or start a "
+            "fresh run in another dir.")
+    return True
 
 
 def load_checkpoint(path: str | Path, cfg: Config) -> dict[str, Any]:
     """Load a checkpoint and check that it was written by a run of the same config.
 
     Raises:
-        CheckpointError: no checkpoint at ``path``, an empty or unreadable file (named), or a
-            checkpoint of another config (names the fields that differ).
+        CheckpointError: no checkpoint at ``path``, an empty, unreadable or corrupted file
+            (named; corrupted: its content does not match its sha256), or a checkpoint of
+            another config (names the fields that differ).
     """
     path = Path(path)
     if path.is_dir():
@@ -157,6 +246,7 @@ def load_checkpoint(path: str | Path, cfg: Config) -> dict[str, Any]:
         raise CheckpointError(f"No checkpoint at {str(path)!r}.")
     if path.stat().st_size == 0:
         raise CheckpointError(f"Checkpoint {str(path)!r} is empty (0 bytes): unreadable.")
+    verify_checksum(path)
     try:
         payload = torch.load(path, map_location=cfg.run.device, weights_only=False)
     except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, OSError,

@@ -8,7 +8,11 @@ checks everything, and trains in a run directory of its own. Before Hydra starts
 * rewrites short field names (``total_steps=...`` -> ``run.total_steps=...``);
 * refuses an unknown field with the nearest valid names, and any bad value or a value that
   contradicts the variant with one ``error:`` line, exit code 1, before any directory exists;
-* continues a run with ``resume=<run dir>`` from the config saved in that directory.
+* continues a run with ``resume=<run dir>`` from the config saved in that directory;
+* checks the run dir (:func:`recipes.rundir.claim_run_dir`): writable, no other process in it
+  (``run.lock``), no earlier run to overwrite or mix with. A run dir given with
+  ``hydra.run.dir=`` is checked before Hydra writes its ``.hydra/`` record there, and one that
+  ``run.resume_if_exists=true`` continues is resumed without Hydra, so that its record stays.
 
 Ctrl-C, SIGTERM and SIGUSR2 (a cluster's preemption) stop at the next step boundary with a
 checkpoint; the process exits with 130 (a submitit job is requeued instead).
@@ -17,6 +21,7 @@ checkpoint; the process exits with 130 (a submitit job is requeued instead).
 from __future__ import annotations
 
 import dataclasses
+import errno
 import itertools
 import os
 import re
@@ -27,6 +32,7 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
+from recipes.rundir import RunDirError, check_writable, claim_run_dir, release_run_dir
 from recipes.config import (
     Config,
     check_overrides,
@@ -163,6 +169,30 @@ def compose(suite: str, overrides: list[str]) -> Config:
         raise UserError(str(err)) from None
 
 
+def planned_run_dir(suite: str, overrides: list[str]) -> Path:
+    """The run dir Hydra will create for a single run (``hydra.run.dir``, resolved; the default
+    one's timestamp is that of now)."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    _register()
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            node = hydra_compose(config_name=suite, return_hydra_config=True, overrides=[
+                o for o in overrides if not o.lstrip("+~").startswith("hydra")
+                or _key(o) == "hydra.run.dir"])
+        return Path(str(node.hydra.run.dir)).absolute()
+    except Exception as err:
+        raise UserError(_one_line(err)) from None
+
+
+def _key(override: str) -> str:
+    """``++hydra.run.dir=x`` -> ``hydra.run.dir``."""
+    return override.split("=", 1)[0].lstrip("+~")
+
+
 def _one_line(err: BaseException) -> str:
     """Hydra's / OmegaConf's error as one line: its first line, the cause it wraps (e.g. why an
     override could not be merged), the offending key and, for a missing config group option,
@@ -278,23 +308,48 @@ def set_threads(cfg: Config) -> int:
     return torch.get_num_threads()
 
 
+_WRITE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS}
+"""A disk that is full, over quota, over a file size limit, or remounted read-only."""
+
+
 def run_in(run_dir: Path, cfg: Config, resume: bool) -> dict[str, Any]:
-    """Train ``cfg`` in ``run_dir`` (refusing to overwrite a run), print the summary line."""
+    """Train ``cfg`` in ``run_dir``, print the summary line.
+
+    The run dir is claimed first (:func:`recipes.rundir.claim_run_dir`: writable, locked for
+    this process, no earlier run overwritten); ``resume=True``, or ``run.resume_if_exists`` with
+    a checkpoint there, continues its checkpoint, refused when the run has already reached
+    ``run.total_steps``. Everything is checked before anything is written.
+
+    Raises:
+        UserError: any of those checks, an unreadable, corrupted or other config's checkpoint,
+            a checkpoint or log that cannot be written (a full disk: the last checkpoint kept),
+            or a non-finite loss (the last checkpoint kept).
+    """
     from recipes.checkpoint import CHECKPOINT_NAME, CheckpointError, load_checkpoint
-    from recipes.loop import train
+    from recipes.loop import NonFiniteLossError
 
     ckpt = run_dir / CHECKPOINT_NAME
-    payload = None
-    if resume or (cfg.run.resume_if_exists and ckpt.is_file()):
-        try:
-            payload = load_checkpoint(ckpt, cfg)
-        except CheckpointError as err:
-            raise UserError(str(err)) from None
-    elif ckpt.is_file():
+    try:
+        resume = claim_run_dir(run_dir, cfg, resuming=resume)  # this process's, if it was taken
+    except RunDirError as err:
+        raise UserError(str(err)) from None
+    try:
+        return _train_in(run_dir, cfg, load_checkpoint(ckpt, cfg) if resume else None)
+    except (CheckpointError, NonFiniteLossError) as err:  # a bad checkpoint, a failed write
+        raise UserError(str(err)) from None
+    finally:
+        release_run_dir(run_dir)
+
+
+def _train_in(run_dir: Path, cfg: Config, payload: dict[str, Any] | None) -> dict[str, Any]:
+    from recipes.loop import train
+
+    if payload is not None and payload["progress"]["step"] >= cfg.run.total_steps:
+        done = payload["progress"]["step"]
         raise UserError(
-            f"Run dir {str(run_dir)!r} already holds a checkpoint: continue it with "
-            f"resume={run_dir}, or start a fresh run in another dir (hydra.run.dir=...)."
-        )
+            f"Run dir {str(run_dir)!r} already reached {done} agent steps (run.total_steps="
+            f"{cfg.run.total_steps}): nothing to continue. To extend it, resume with more steps: "
+            f"resume={run_dir} total_steps=<more than {done}>.")
     threads = set_threads(cfg)
     from recipes.provenance import record
 
@@ -304,7 +359,14 @@ def run_in(run_dir: Path, cfg: Config, resume: bool) -> dict[str, Any]:
     print(f"run dir {run_dir} (torch threads: {threads}; {code})", flush=True)
     stop = StopFlag(run_dir)
     stop.install()
-    result = train(cfg, run_dir, resume=payload, stop=stop)
+    try:
+        result = train(cfg, run_dir, resume=payload, stop=stop)
+    except OSError as err:  # a full disk or a dir made read-only mid-run, writing logs
+        if err.errno not in _WRITE_ERRORS:
+            raise
+        raise UserError(f"Could not write {err.filename or 'to the run dir'} ({err.strerror}): "
+                        f"resume={run_dir} continues from the last checkpoint once it can be "
+                        "written.") from None
     if result["stopped"]:
         print(f"Stopped at agent step {result['step']}: checkpoint written to "
               f"{result['checkpoint']}", flush=True)
@@ -347,12 +409,13 @@ def _resume(run_dir: str, overrides: list[str]) -> dict[str, Any]:
         validate(cfg)
     except ValueError as err:
         raise UserError(str(err)) from None
-    from recipes.loop import NonFiniteLossError
-
-    try:
-        return run_in(path, cfg, resume=True)
-    except NonFiniteLossError as err:
-        raise UserError(str(err)) from None
+    claim_run_dir(path, cfg, resuming=True)  # writable, and no other process in it
+    if not (path / "checkpoint.pt").exists():
+        raise UserError(
+            f"resume={run_dir}: no checkpoint.pt there (the run stopped before its first "
+            f"checkpoint): start it again with hydra.run.dir={path} run.discard_existing=true "
+            "(deletes its files), or in another dir.")
+    return run_in(path, cfg, resume=True)
 
 
 def main(suite: str, argv: list[str] | None = None) -> dict[str, Any] | None:
@@ -376,15 +439,16 @@ def main(suite: str, argv: list[str] | None = None) -> dict[str, Any] | None:
         multirun = any(f in ("-m", "--multirun") for f in flags)
         inspecting = any(f in ("--cfg", "-c", "--info", "-i", "--hydra-help") for f in flags)
         if not multirun and not inspecting:
-            compose(suite, overrides)  # every check, before Hydra creates the run dir
-            explicit = [o for o in overrides if o.startswith("hydra.run.dir=")]
-            if explicit:
-                ckpt = Path(explicit[-1].split("=", 1)[1]) / "checkpoint.pt"
-                if ckpt.is_file() and "run.resume_if_exists=true" not in overrides:
-                    raise UserError(
-                        f"Run dir {str(ckpt.parent)!r} already holds a checkpoint: continue it "
-                        f"with resume={ckpt.parent}, or choose another run dir.")
-    except UserError as err:
+            cfg = compose(suite, overrides)  # every check, before Hydra creates the run dir
+            run_dir = planned_run_dir(suite, overrides)
+            if any(_key(o) == "hydra.run.dir" for o in overrides):
+                # before Hydra writes its .hydra/ record there: writable, no other process in
+                # it, no earlier run overwritten or mixed with (or discarded, if asked)
+                if claim_run_dir(run_dir, cfg):  # run.resume_if_exists and a checkpoint there
+                    return run_in(run_dir, cfg, resume=True)  # without Hydra: .hydra/ stays
+            else:
+                check_writable(run_dir)  # a new dir: the folder it goes in
+    except (UserError, RunDirError) as err:
         raise SystemExit(f"error: {err}") from None
     return _hydra_main(suite, flags + overrides)
 
@@ -426,13 +490,15 @@ def hydra_task(node) -> dict[str, Any]:
     except ValueError as err:
         raise SystemExit(f"error: {err}") from None
     run_dir = Path(hc.runtime.output_dir)
-    from recipes.loop import NonFiniteLossError
-
     try:
-        save_config(run_dir, cfg)
-        return run_in(run_dir, cfg, resume=False)
-    except (UserError, NonFiniteLossError) as err:
+        resume = claim_run_dir(run_dir, cfg, hydra_wrote=True)  # its .hydra/ is this job's
+        if not resume:
+            save_config(run_dir, cfg)
+        return run_in(run_dir, cfg, resume=resume)
+    except (UserError, RunDirError) as err:
         raise SystemExit(f"error: {err}") from None
+    finally:
+        release_run_dir(run_dir)
 
 
 def save_config(run_dir: Path, cfg: Config) -> None:

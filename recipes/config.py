@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import importlib.util
 import math
 from dataclasses import dataclass, field
 from typing import Any, Optional
@@ -31,6 +32,8 @@ sampling step" ablation)."""
 SAMPLING_MODE = {"sac": "fixed", "mbpo": "fixed", "ps-mbpo": "ps", "ops-mbpo": "ops",
                  "ps-mbpo-fixed": "fixed"}
 LOGGERS = ("csv", "tensorboard", "wandb")
+LOGGER_PACKAGES = {"tensorboard": "tensorboard", "wandb": "wandb"}
+"""The package each of TorchRL's loggers needs (not installed with this project)."""
 MODEL_VAL_METRICS = ("mse", "nll")
 OPS_STATISTICS = ("sum", "mean")
 INFORMATION_SIGNS = ("pessimistic", "optimistic")
@@ -148,7 +151,9 @@ class EvalConfig:
     all_members: bool = _f(False, "also evaluate every member (N*M episodes)")
     video: bool = _f(False, "record the first episode of every evaluation (TorchRL's "
                             "VideoRecorder into the run's logger, and a GIF under videos/); "
-                            "needs MuJoCo offscreen rendering (MUJOCO_GL=egl or osmesa)")
+                            "needs offscreen rendering, checked before the run: "
+                            "MUJOCO_GL=egl or osmesa for MuJoCo tasks, pygame for Gym's "
+                            "classic control")
 
 
 @dataclass
@@ -166,6 +171,10 @@ class RunConfig:
     resume_if_exists: bool = _f(False, "continue from the run dir's checkpoint if there is one "
                                        "(for requeued cluster jobs); else a fresh run refuses a "
                                        "dir that holds one")
+    discard_existing: bool = _f(False, "delete an earlier run's files (checkpoint, config, logs) "
+                                       "from the run dir and start afresh; with "
+                                       "resume_if_exists, only when there is no checkpoint to "
+                                       "continue (a job killed before its first one)")
 
 
 @dataclass
@@ -354,6 +363,11 @@ def validate(cfg: Config) -> None:
     _require(cfg.variant in VARIANTS, f"Unknown variant {cfg.variant!r}. Accepted: {VARIANTS}.")
     parse_task(cfg.env.task)
     _require(cfg.run.logger in LOGGERS, f"Unknown run.logger {cfg.run.logger!r}. Accepted: {LOGGERS}.")
+    package = LOGGER_PACKAGES.get(cfg.run.logger)
+    _require(package is None or importlib.util.find_spec(package) is not None,
+             f"run.logger={cfg.run.logger} needs the {package} package, which is not installed "
+             f"here: pip install {package} (this project's extra: pip install -e '.[{package}]'), "
+             "or use run.logger=csv.")
     _require(cfg.model.val_metric in MODEL_VAL_METRICS,
              f"Unknown model.val_metric {cfg.model.val_metric!r}. Accepted: {MODEL_VAL_METRICS}.")
     _require(cfg.posterior.ops_statistic in OPS_STATISTICS,
@@ -448,6 +462,11 @@ def validate(cfg: Config) -> None:
                  f"posterior.fixed_index must lie in [0, {cfg.num_policies}), got "
                  f"{cfg.posterior.fixed_index}.")
     validate_device(cfg.run.device)
+    if cfg.eval.video:
+        from recipes.evaluation import rendering_problem
+
+        problem = rendering_problem(cfg.env.task)
+        _require(problem is None, f"eval.video=true: {problem}; or set eval.video=false.")
 
 
 def validate_device(device: str) -> None:
@@ -474,7 +493,7 @@ def comparable(cfg: Config) -> dict[str, Any]:
     """The fields a checkpoint must agree on to be resumed (everything that shapes the run)."""
     free = {"run.total_steps", "run.progress", "run.logger", "eval.every", "eval.episodes",
             "eval.all_members", "eval.video", "run.checkpoint_every", "run.device",
-            "run.threads", "run.resume_if_exists"}
+            "run.threads", "run.resume_if_exists", "run.discard_existing"}
     flat = flatten(dataclasses.asdict(cfg))
     return {k: v for k, v in flat.items() if k not in free}
 

@@ -46,6 +46,42 @@ def own_random_streams(seed: int) -> Iterator[None]:
         set_rng_state(saved)
 
 
+_RENDERING: dict[str, str | None] = {}
+
+
+def rendering_problem(task: str) -> str | None:
+    """Why ``task`` cannot be rendered offscreen here, with the fix, or ``None`` if it can.
+
+    One throwaway env renders one frame (once per task and process, on random streams of its
+    own). MuJoCo tasks (``dmc:``, MuJoCo ``gym:`` tasks, ``metaworld:``) need an offscreen
+    OpenGL backend on a machine without a display (``MUJOCO_GL=egl`` or ``osmesa``); Gym's
+    classic-control tasks draw with pygame instead.
+    """
+    if task not in _RENDERING:
+        problem = None
+        try:
+            with own_random_streams(0):
+                env = make_env(task, seed=0, from_pixels=True)
+                try:
+                    env.reset()
+                finally:
+                    env.close()
+        except Exception as err:  # no OpenGL context, no pygame, ...
+            text = str(err).strip()
+            first = text.splitlines()[0] if text else type(err).__name__
+            if "pygame" in text.lower():  # Gym's classic control: no MUJOCO_GL involved
+                why = ("pygame, which Gym draws it with, is not installed"
+                       if "not installed" in text else f"pygame, which Gym draws it with: {first}")
+                problem = (f"{task} cannot render here ({why}): install pygame with "
+                           'pip install "gymnasium[classic_control]"')
+            else:
+                problem = (f"{task} cannot render offscreen here ({first}): set MUJOCO_GL=egl "
+                           "(or osmesa) for MuJoCo's offscreen rendering on a machine without a "
+                           "display")
+        _RENDERING[task] = problem
+    return _RENDERING[task]
+
+
 class Evaluator:
     """Runs deterministic episodes of chosen members.
 

@@ -35,9 +35,17 @@ from recipes.build import (
     make_world_model,
     model_capacity,
 )
-from recipes.checkpoint import log_sizes, rewind_logs, rng_state, save_checkpoint, set_rng_state
+from recipes.checkpoint import (
+    CheckpointError,
+    os_cause,
+    log_sizes,
+    rewind_logs,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
 from recipes.config import Config, comparable, flatten
-from recipes.evaluation import Evaluator
+from recipes.evaluation import Evaluator, own_random_streams
 
 PHASES = ("env", "model", "rollout", "update")
 
@@ -143,10 +151,10 @@ def train(cfg: Config, run_dir: str | Path, resume: dict | None = None,
     if not stopped and run.step % cfg.eval.every != 0:
         evaluate(evaluator, policies, posterior, run, logger)  # every run ends with an evaluation
     log(logger, timing(run), run.step)
+    # the acting policy (and every member) as stock TorchRL actors: components.load_agent(run_dir);
+    # before the last checkpoint, so that a run whose last checkpoint exists has its agent too
+    export_agent(cfg, run_dir, run, policies, posterior)
     checkpoint(cfg, run_dir, run, stateful, logger)
-    # the acting policy (and every member) as stock TorchRL actors: components.load_agent(run_dir)
-    save_agent(run_dir, policies, posterior.most_likely(), task=cfg.env.task,
-               action_repeat=cfg.env.action_repeat)
     bar.close()
     return {"step": run.step, "episodes": run.episodes, "last_return": run.last_return,
             "last_eval": run.last_eval, "run_dir": str(run_dir), "checkpoint": run.checkpoint,
@@ -314,7 +322,9 @@ def restore(cfg: Config, run_dir: Path, resume: dict | None,
             obj.load_state_dict(resume["state"][name])
         run = Progress(**resume["progress"])
         run.checkpoint = str(run_dir / "checkpoint.pt")
-        logger_state = resume.get("logger")
+        # the logger's counters, unless the resumed run logs with another logger
+        logger_state = resume.get("logger") if resume.get("logger_type", "csv") == cfg.run.logger \
+            else None
         if logger_state and "log_dir" in logger_state:  # the run dir may have moved
             logger_state = dict(logger_state, log_dir=str(run_dir.resolve()))
     logger = get_logger(cfg.run.logger, logger_name=str(run_dir), experiment_name="logs",
@@ -337,16 +347,47 @@ def maybe_checkpoint(cfg: Config, run_dir: Path, run: Progress, stateful: dict[s
         checkpoint(cfg, run_dir, run, stateful, logger)
 
 
+def export_agent(cfg: Config, run_dir: Path, run: Progress, policies: PolicyEnsemble,
+                 posterior: PolicyPosterior) -> None:
+    """``agent.pt``: every member's actor, the most likely one to act
+    (:func:`components.save_agent`).
+
+    Raises:
+        CheckpointError: the write failed (a full disk): the partial file is removed, the last
+            checkpoint kept, and the message says how to go on.
+    """
+    try:  # building the actors initialises modules: on streams of their own, the run's untouched
+        with own_random_streams(cfg.seed):
+            save_agent(run_dir, policies, posterior.most_likely(), task=cfg.env.task,
+                       action_repeat=cfg.env.action_repeat)
+    except (OSError, RuntimeError) as err:
+        cause = os_cause(err)
+        Path(run_dir, "agent.pt.tmp").unlink(missing_ok=True)
+        if cause is None:
+            raise
+        kept = (f"the last checkpoint (agent step {run.last_checkpoint_step}) kept: "
+                f"resume={run_dir} continues from it once there is room" if run.checkpoint
+                else "there was no checkpoint before it: start the run again once there is room")
+        raise CheckpointError(f"Could not write {Path(run_dir) / 'agent.pt'} ({cause.strerror}); "
+                              f"the partial file was removed, {kept}.") from None
+
+
 def checkpoint(cfg: Config, run_dir: Path, run: Progress, stateful: dict[str, Any],
                logger: Logger) -> None:
     """Write everything a resumed run needs (atomically, the previous one kept until done)."""
     run.seconds = {k[len("time/"):-2]: v for k, v in timing(run).items()}
     timeit.erase()
-    run.last_checkpoint_step = run.step
+    previous, run.last_checkpoint_step = run.last_checkpoint_step, run.step
     progress = {k: v for k, v in asdict(run).items() if k != "checkpoint"}
-    path = save_checkpoint(run_dir, {
-        "config": comparable(cfg), "state": {k: v.state_dict() for k, v in stateful.items()},
-        "progress": progress, "rng": rng_state(), "logger": logger.state_dict(),
-        "log_sizes": log_sizes(run_dir),
-    })
+    try:
+        path = save_checkpoint(run_dir, {
+            "config": comparable(cfg), "state": {k: v.state_dict() for k, v in stateful.items()},
+            "progress": progress, "rng": rng_state(), "logger": logger.state_dict(),
+            "logger_type": cfg.run.logger, "log_sizes": log_sizes(run_dir),
+        })
+    except CheckpointError as err:  # e.g. a full disk: say what is kept and how to go on
+        kept = (f", the last checkpoint (agent step {previous}) kept: resume={run_dir} continues "
+                "from it once there is room" if run.checkpoint else "; there was no checkpoint "
+                "before it: start the run again once there is room")
+        raise CheckpointError(f"{err}{kept}.") from None
     run.checkpoint = str(path)

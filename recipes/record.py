@@ -4,21 +4,24 @@ Loads a run dir's ``config.yaml`` and ``checkpoint.pt``, picks the member the ru
 finds most likely (as the run's own evaluations do; ``--member`` chooses another), renders
 ``--episodes`` deterministic episodes offscreen with TorchRL's ``VideoRecorder`` (through
 :class:`recipes.evaluation.Evaluator`) and writes the first as a GIF. MuJoCo needs an offscreen
-backend on a machine without a display: ``MUJOCO_GL=egl`` (or ``osmesa``).
+backend on a machine without a display: ``MUJOCO_GL=egl`` (or ``osmesa``); Gym's classic-control
+tasks draw with pygame instead.
 
 Usage:
     MUJOCO_GL=egl python recipes/record.py bench/results/protocol_v1/runs/dmc_cartpole-swingup/sac/seed0 \\
         --out docs/img/cartpole_swingup_sac.gif --scale 0.5 --stride 2
     MUJOCO_GL=egl python recipes/record.py <run dir> --out strip.png --scale 0.4 --stride 16
 
-Bad input (no run dir, an unreadable config or checkpoint, a member out of range, no offscreen
-rendering) is one ``error:`` line and exit code 1. Only the GIF is written (default
+Bad input (an ``--out`` that cannot be written, no run dir, an unreadable config or checkpoint,
+a member out of range, no offscreen rendering) is one ``error:`` line and exit code 1, before
+anything is rendered. Only the GIF is written (default
 ``<run dir>/videos/record.gif``); the config, logs and checkpoint are only read.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 import tempfile
@@ -26,11 +29,11 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from components.envs import make_env
 from recipes.build import EVAL_SEED_OFFSET, make_policies, make_posterior
 from recipes.checkpoint import CheckpointError, load_checkpoint
 from recipes.cli import to_config
-from recipes.evaluation import Evaluator
+from recipes.evaluation import Evaluator, rendering_problem
+from recipes.rundir import RunDirError, check_writable
 
 
 def record(run_dir: str | Path, out: str | Path, episodes: int = 1, member: int | None = None,
@@ -41,10 +44,21 @@ def record(run_dir: str | Path, out: str | Path, episodes: int = 1, member: int 
     (the recorder already keeps every second agent step), for GIFs small enough for docs.
 
     Raises:
-        ValueError: a missing or unreadable run dir, config or checkpoint, or a bad member.
-        RuntimeError: MuJoCo cannot render offscreen here.
+        ValueError: an ``out`` that cannot be written, a missing or unreadable run dir,
+            config or checkpoint, or a bad member.
+        RuntimeError: the task cannot render here (MuJoCo without an offscreen backend, or a
+            Gym classic-control task without pygame).
     """
     run_dir, out = Path(run_dir), Path(out)
+    if out.is_dir():
+        raise ValueError(f"--out {out} is a folder: give the file to write (e.g. "
+                         f"{out / 'record.gif'}).")
+    try:  # before anything is loaded or rendered
+        check_writable(out if out.exists() else out.parent, what="--out folder")
+        if out.exists() and not os.access(out, os.W_OK):
+            raise RunDirError(f"Cannot write to {str(out)!r}: it is read-only here.")
+    except RunDirError as err:
+        raise ValueError(f"--out {out}: {err}") from None
     if not (run_dir / "config.yaml").is_file():
         raise ValueError(f"{run_dir}: no config.yaml; a run dir holds config.yaml and checkpoint.pt.")
     try:
@@ -61,17 +75,15 @@ def record(run_dir: str | Path, out: str | Path, episodes: int = 1, member: int 
     if not 0 <= chosen < cfg.num_policies:
         raise ValueError(f"--member {chosen} is out of range: the run has {cfg.num_policies} "
                          f"members (0..{cfg.num_policies - 1}).")
+    problem = rendering_problem(cfg.env.task)  # one render on a throwaway env
+    if problem is not None:
+        raise RuntimeError(f"{problem}.")
     with tempfile.TemporaryDirectory() as tmp:
         from torchrl.record.loggers import CSVLogger
 
-        try:  # one render on a throwaway env: fails here without an OpenGL context
-            make_env(cfg.env.task, seed=0, from_pixels=True).reset()
-            evaluator = Evaluator(cfg.env.task, cfg.seed + EVAL_SEED_OFFSET, episodes, "cpu",
-                                  cfg.env.action_repeat, video_logger=CSVLogger("video", tmp),
-                                  video_dir=tmp)
-        except Exception as err:  # no offscreen OpenGL context
-            raise RuntimeError(f"MuJoCo cannot render offscreen here ({str(err).splitlines()[0]}); "
-                               "set MUJOCO_GL=egl or osmesa.") from None
+        evaluator = Evaluator(cfg.env.task, cfg.seed + EVAL_SEED_OFFSET, episodes, "cpu",
+                              cfg.env.action_repeat, video_logger=CSVLogger("video", tmp),
+                              video_dir=tmp)
         obs_dim = evaluator.env.observation_spec["observation"].shape[-1]
         act_dim = evaluator.env.action_spec.shape[-1]
         policies = make_policies(cfg, obs_dim, act_dim)
