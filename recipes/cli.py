@@ -47,7 +47,7 @@ from recipes.config import (
 CONF_DIR = Path(__file__).resolve().parent / "conf"
 FREE_ON_RESUME = ("run.total_steps", "run.progress", "run.device", "run.threads", "eval.every",
                   "eval.episodes", "eval.all_members", "eval.video", "run.checkpoint_every",
-                  "run.logger")
+                  "run.logger", "run.project", "run.group", "run.name")
 """What ``resume=<dir>`` may change; everything else comes from the saved config."""
 
 if not OmegaConf.has_resolver("path_safe"):

@@ -166,6 +166,9 @@ class RunConfig:
     threads: Optional[int] = _f(None, "torch threads; None = torch's default (all cores), or "
                                       "cores / jobs under the joblib launcher")
     logger: str = _f("csv", "csv | tensorboard | wandb")
+    project: str = _f("psmbpo", "wandb project (TorchRL's sota scripts: logger.project_name)")
+    group: Optional[str] = _f(None, "wandb group, e.g. one per sweep; None = none")
+    name: Optional[str] = _f(None, "wandb run name; None = <variant>_<task>_seed<k>")
     checkpoint_every: int = _f(10_000, "agent steps between checkpoints (and one at the end)")
     progress: bool = _f(True, "show the tqdm bar")
     resume_if_exists: bool = _f(False, "continue from the run dir's checkpoint if there is one "
@@ -491,7 +494,7 @@ def validate_device(device: str) -> None:
 
 def comparable(cfg: Config) -> dict[str, Any]:
     """The fields a checkpoint must agree on to be resumed (everything that shapes the run)."""
-    free = {"run.total_steps", "run.progress", "run.logger", "eval.every", "eval.episodes",
+    free = {"run.total_steps", "run.progress", "run.logger", "run.project", "run.group", "run.name", "eval.every", "eval.episodes",
             "eval.all_members", "eval.video", "run.checkpoint_every", "run.device",
             "run.threads", "run.resume_if_exists", "run.discard_existing"}
     flat = flatten(dataclasses.asdict(cfg))

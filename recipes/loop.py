@@ -327,8 +327,8 @@ def restore(cfg: Config, run_dir: Path, resume: dict | None,
             else None
         if logger_state and "log_dir" in logger_state:  # the run dir may have moved
             logger_state = dict(logger_state, log_dir=str(run_dir.resolve()))
-    logger = get_logger(cfg.run.logger, logger_name=str(run_dir), experiment_name="logs",
-                        state_dict=logger_state)
+    logger = get_logger(cfg.run.logger, logger_name=str(run_dir), state_dict=logger_state,
+                        **logger_names(cfg, run_dir))
     for obj in (logger, getattr(logger, "experiment", None)):  # CSV: mp4 would need torchcodec
         if hasattr(obj, "video_format"):
             obj.video_format = "pt"
@@ -337,6 +337,17 @@ def restore(cfg: Config, run_dir: Path, resume: dict | None,
     else:
         set_rng_state(resume["rng"])
     return run, logger
+
+
+def logger_names(cfg: Config, run_dir: Path) -> dict[str, Any]:
+    """``get_logger``'s names: the CSV and TensorBoard logs go to ``<run dir>/logs``; a wandb run
+    gets ``run.project``, ``run.group`` and ``run.name`` (default ``<variant>_<task>_seed<k>``)."""
+    if cfg.run.logger != "wandb":
+        return {"experiment_name": "logs"}
+    name = cfg.run.name or f"{cfg.variant}_{cfg.env.task.replace(':', '_')}_seed{cfg.seed}"
+    return {"experiment_name": name,
+            "wandb_kwargs": {"project": cfg.run.project, "group": cfg.run.group,
+                             "save_dir": str(run_dir)}}
 
 
 def maybe_checkpoint(cfg: Config, run_dir: Path, run: Progress, stateful: dict[str, Any],

@@ -340,3 +340,19 @@ def test_every_run_leaves_an_agent_that_loads_without_the_training_code_and_acts
         load_agent(tmp_path, member=4)
     with pytest.raises(FileNotFoundError, match="No saved agent"):
         load_agent(tmp_path / "nowhere")
+
+
+def test_wandb_takes_a_project_group_and_run_name():
+    import dataclasses
+
+    from recipes.loop import logger_names
+
+    cfg = tiny("ps-mbpo")
+    assert logger_names(cfg, Path("/r")) == {"experiment_name": "logs"}  # csv: <run dir>/logs
+    wandb = dataclasses.replace(cfg, run=dataclasses.replace(cfg.run, logger="wandb", group="sweep1"))
+    assert logger_names(wandb, Path("/r")) == {
+        "experiment_name": "ps-mbpo_gym_Pendulum-v1_seed0",
+        "wandb_kwargs": {"project": "psmbpo", "group": "sweep1", "save_dir": "/r"}}
+    named = dataclasses.replace(wandb, run=dataclasses.replace(wandb.run, name="mine", project="p"))
+    assert logger_names(named, Path("/r"))["experiment_name"] == "mine"
+    assert logger_names(named, Path("/r"))["wandb_kwargs"]["project"] == "p"
