@@ -12,7 +12,7 @@ skipped where it differs. docs/algorithm.md, "What is guaranteed", lists the gua
 tests/test_run_safety.py tests each one.
 
 Usage:
-    python bench/fault_injection.py                  # every case: about 5 minutes on 2 busy cores
+    python bench/fault_injection.py                  # every case: 5 to 8 minutes on 2 busy cores
     python bench/fault_injection.py --only lock,disk # the cases whose name holds a word
     python bench/fault_injection.py --keep           # keep the workspaces (printed)
 """
