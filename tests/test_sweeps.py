@@ -37,7 +37,7 @@ def test_two_by_two_multirun_then_report(tmp_path, launcher):
         import os
 
         expected = max(1, (os.cpu_count() or 1) // 2)
-        assert out.stdout.count(f"(torch threads: {expected})") == 4, out.stdout[-3000:]
+        assert out.stdout.count(f"(torch threads: {expected};") == 4, out.stdout[-3000:]
     tables = write_report([sweep_dir], tmp_path / "report", marks=[120], threshold=-100.0)
     table = tables["gym:Pendulum-v1"]
     assert "| sac |" in table and "| ps-mbpo |" in table and "(n=2)" in table
