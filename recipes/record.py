@@ -54,7 +54,7 @@ def record(run_dir: str | Path, out: str | Path, episodes: int = 1, member: int 
         raise ValueError(f"--out {out} is a folder: give the file to write (e.g. "
                          f"{out / 'record.gif'}).")
     try:  # before anything is loaded or rendered
-        check_writable(out if out.exists() else out.parent, what="--out folder")
+        check_writable(out.parent, what="--out folder")  # an existing file is overwritten
         if out.exists() and not os.access(out, os.W_OK):
             raise RunDirError(f"Cannot write to {str(out)!r}: it is read-only here.")
     except RunDirError as err:

@@ -50,6 +50,18 @@ def test_gif_of_the_most_likely_member_leaves_the_run_untouched(saved_run, tmp_p
     assert {p: p.read_bytes() for p in saved_run.rglob("*") if p.is_file()} == before
 
 
+def test_an_existing_out_file_is_overwritten(saved_run, tmp_path):
+    from PIL import Image
+
+    from recipes.record import record
+
+    out = tmp_path / "again.gif"
+    out.write_bytes(b"an older recording")
+    record(saved_run, out, scale=0.5, stride=2)
+    with Image.open(out) as gif:
+        assert gif.n_frames == 10
+
+
 def test_png_out_is_one_strip_of_the_kept_frames(saved_run, tmp_path, capsys):
     from PIL import Image
 
