@@ -31,6 +31,7 @@ from tensordict import TensorDictBase
 from torch import nn
 
 from components.policy._batched_mlp import BatchedNetwork
+from components.policy._sac_step import SACStep
 from components.policy._networks import (
     actor_network,
     critic_network,
@@ -345,6 +346,13 @@ class BmmBackend:
             prior_keys = [k for pair in self._prior_net.linear_keys for k in pair]
             self._prior_leaves = [prior_params.get(k) for k in prior_keys]
         self._loss_impl = self.losses_from_weights
+        # the update's fast path (hand-written gradients); None: autograd (the action prior,
+        # or networks other than ReLU MLPs)
+        self.sac_step: SACStep | None = None
+        if prior_template is None:
+            self.sac_step = SACStep.build(
+                self._actor_net, self._critic_net, self._actor_leaves, self._critic_leaves, self._target_leaves
+            )
 
     def _actor_weights(self) -> list[Tensor]:
         return [p.flatten(0, 1) for p in self._actor_leaves]

@@ -507,12 +507,21 @@ class PolicyEnsemble(nn.Module):
             ``KL(pi || p_a)`` that the actor loss uses) and ``loss_prior`` (the prior's loss,
             the closed-form ``KL(pi || p_a)``, batch mean).
         """
-        losses = self._losses(batch, noise)
-        total = losses["loss_actor"].sum() + losses["loss_qvalue"].sum() + losses["loss_alpha"].sum()
-        if self.action_prior:
-            total = total + losses["loss_prior"].sum()
-        self.optimizer.zero_grad(set_to_none=True)
-        total.backward()
+        step = getattr(self._backend, "sac_step", None)
+        if step is not None and not self.compiled:
+            # bmm backend: losses and gradients without autograd, the same numbers
+            data, size = self._unpack(batch)
+            losses = step(
+                self.log_alpha, *data, self._check_noise(noise, size).flatten(0, 1),
+                gamma=self.gamma, target_entropy=self.target_entropy, loss_function=self.loss_function,
+            )
+        else:
+            losses = self._losses(batch, noise)
+            total = losses["loss_actor"].sum() + losses["loss_qvalue"].sum() + losses["loss_alpha"].sum()
+            if self.action_prior:
+                total = total + losses["loss_prior"].sum()
+            self.optimizer.zero_grad(set_to_none=True)
+            total.backward()
         if self.grad_clip_norm is not None:
             self._clip_per_member(self._actor_leaves)
             self._clip_per_member(self._critic_leaves)
