@@ -209,7 +209,10 @@ class SACStep:
             torch.sum(g, -2, out=grad_b)
             if len(step) > 5:
                 g_all, weight, nxt, mask = step[5:]
-                torch.bmm(g_all, weight, out=nxt)
+                if weight.shape[-2] == 1:  # one output: bmm's product of one term is the plain product
+                    torch.mul(g_all, weight, out=nxt)
+                else:
+                    torch.bmm(g_all, weight, out=nxt)
                 _threshold_backward(nxt, mask, 0, grad_input=nxt)
 
     def _scale(self, s: Tensor) -> tuple[Tensor, Tensor, Tensor]:
