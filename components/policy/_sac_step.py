@@ -332,20 +332,17 @@ class SACStep:
         torch.bmm(g, weight, out=d_critic_in)
         d_action = d_critic_in.view(k, 2, b, -1).sum(1, keepdim=True).squeeze(1)[..., obs_dim:]
 
-        # tanh-Normal log-probability and squash, back to (loc, scale)
-        d_log_det = d_log_prob.neg().unsqueeze(-1).expand(k, b, act_dim)
-        d_normal = d_log_prob.unsqueeze(-1).expand(k, b, act_dim)
-        d_inner = d_log_det * 2.0
-        d_pre = _softplus_backward(d_inner.neg(), minus_two_pre, 1, 20) * -2.0 + d_inner.neg()
-        d_scale = d_normal.neg() / scale
-        d_two_var = d_normal.neg() * ((neg_sq / two_var) / two_var)
-        d_diff = (d_normal / two_var).neg() * (diff.pow(1.0) * 2.0)
-        d_loc = d_diff.neg()
-        d_pre = d_pre + d_diff
-        d_scale = d_scale + (d_two_var * 2) * (scale.pow(1.0) * 2.0)
+        # tanh-Normal log-probability and squash, back to (loc, scale). Autograd's ops, with
+        # its negations folded into the signs of sums (exact: -(a op b) = (-a) op b)
+        u = d_log_prob.unsqueeze(-1).expand(k, b, act_dim)  # d log_prob / d (normal_lp, -log_det)
+        u2 = u * 2.0
+        d_pre = _softplus_backward(u2, minus_two_pre, 1, 20) * -2.0 + u2  # log_det's two terms
+        d_scale_neg = u / scale + ((u * ((neg_sq / two_var) / two_var)) * 2) * (scale * 2.0)  # -(log, var)
+        d_loc = (u / two_var) * (diff * 2.0)  # -(d (pre - loc)), i.e. loc's share through (pre - loc)**2
+        d_pre = d_pre - d_loc
         d_pre = d_pre + d_action * (1 - new_action.pow(2))  # the safe tanh's backward
         d_loc = d_loc + d_pre
-        d_scale = d_scale + d_pre * eps
+        d_scale = d_pre * eps - d_scale_neg
         d_s = _softplus_backward(torch.where(unclamped >= self.scale_lb, d_scale, p.zero), shifted, 1, 20)
         torch.cat([d_loc, d_s], -1, out=p.d_actor_out)
         self._run_backward(p.actor_bwd)

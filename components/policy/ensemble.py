@@ -413,27 +413,28 @@ class PolicyEnsemble(nn.Module):
         size = shape[2:].numel()
         if size == 0:
             raise ValueError(f"batch has no transitions per member (batch_size {list(shape)})")
-        missing = [k for k in _REQUIRED_KEYS if batch.get(k, None) is None]
+        values = {key: batch.get(key, None) for key in _REQUIRED_KEYS}
+        missing = [key for key, value in values.items() if value is None]
         if missing:
             raise KeyError(f"batch lacks {missing}; an update needs {list(_REQUIRED_KEYS)}")
         k = self.num_members
+        dtype = self.log_alpha.dtype
         out = []
         for key, dim in (
             ("observation", self.observation_dim),
             ("action", self.action_dim),
             (("next", "observation"), self.observation_dim),
         ):
-            value = batch.get(key)
+            value = values[key]
             if value.shape != (*shape, dim):
                 raise ValueError(f"batch[{key!r}] must have shape {[*shape, dim]}, got {list(value.shape)}")
-            out.append(value.to(self.device, self.log_alpha.dtype).reshape(k, size, dim))
+            out.append(value.to(self.device, dtype).reshape(k, size, dim))
         for key in (("next", "reward"), ("next", "terminated")):
-            value = batch.get(key)
-            if value.shape not in (shape, (*shape, 1)):
-                raise ValueError(f"batch[{key!r}] must have shape {[*shape, 1]}, got {list(value.shape)}")
-        reward = batch.get(("next", "reward")).to(self.device, self.log_alpha.dtype).reshape(k, size)
-        terminated = batch.get(("next", "terminated")).to(self.device).reshape(k, size)
-        not_terminated = (~terminated.bool()).to(self.log_alpha.dtype)
+            if values[key].shape not in (shape, (*shape, 1)):
+                raise ValueError(f"batch[{key!r}] must have shape {[*shape, 1]}, got {list(values[key].shape)}")
+        reward = values["next", "reward"].to(self.device, dtype).reshape(k, size)
+        terminated = values["next", "terminated"].to(self.device).reshape(k, size)
+        not_terminated = (~terminated.bool()).to(dtype)
         return [*out, reward, not_terminated], size
 
     def _check_noise(self, noise: Tensor | None, size: int) -> Tensor:
