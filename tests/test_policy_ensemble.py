@@ -165,14 +165,21 @@ FROZEN_CASES = {
 }
 
 
-@pytest.mark.parametrize("case", list(FROZEN_CASES))
-def test_update_equals_the_frozen_update(case):
+@pytest.mark.parametrize("case", [*FROZEN_CASES, "chunked"])
+def test_update_equals_the_frozen_update(case, monkeypatch):
     """Five updates give bit-identical losses, parameters, target critics, temperatures and
     Adam state to a frozen copy of the update of 7d7b145 (tests/frozen_policy_update.py), with
-    given noise and with noise drawn from torch's RNG."""
+    given noise and with noise drawn from torch's RNG. "chunked": the fast path's matmuls run
+    in member chunks of 3 or 6 (the last one shorter), as large ensembles do."""
     from tests.frozen_policy_update import FrozenUpdate
 
-    c = FROZEN_CASES[case]
+    if case == "chunked":
+        import components.policy._sac_step as sac_step
+
+        monkeypatch.setattr(sac_step, "_CHUNK_BYTES", 3 * 2 * 64 * 32 * 4)  # 3 critics of [2b = 128, 32]
+        c = dict(FROZEN_CASES["walker"], shape=(2, 5))
+    else:
+        c = FROZEN_CASES[case]
     torch.manual_seed(0)
     ens = PolicyEnsemble(
         c["obs"], c["act"], c["shape"], actor_hidden=c["hidden"], critic_hidden=c["hidden"],

