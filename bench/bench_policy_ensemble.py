@@ -43,7 +43,9 @@ from tensordict import TensorDict
 from torch.profiler import ProfilerActivity, profile
 from torchrl.objectives import SACLoss, SoftUpdate
 
-from components.policy.ensemble import PolicyEnsemble
+# this checkout's components and tests/ (not an installed copy: the bench compares code versions)
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from components.policy.ensemble import PolicyEnsemble  # noqa: E402
 
 MATMUL_OPS = ("aten::bmm", "aten::baddbmm")
 FROZEN = "frozen update (7d7b145)"
@@ -142,7 +144,6 @@ def bench(shape, args) -> None:
         )
         runners[f"ensemble[{backend}]"] = ens.update
         if backend == "bmm" and args.against_frozen:
-            sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repo's tests/
             from tests.frozen_policy_update import FrozenUpdate
 
             runners[FROZEN] = FrozenUpdate(ens).update
@@ -241,6 +242,7 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="print the matmul share (torch.profiler)")
     args = parser.parse_args()
     args.backends = args.backends.split(",")
+    print(f"components from {Path(sys.modules[PolicyEnsemble.__module__].__file__).parent.parent}")
     if args.threads:
         torch.set_num_threads(args.threads)
     for shape in args.shapes.split(","):

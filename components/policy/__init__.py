@@ -1,9 +1,10 @@
 """The policy posterior: N*M SAC agents with stacked parameters, updated together.
 
 * :mod:`~components.policy.ensemble`: :class:`PolicyEnsemble`, the public class.
-* ``_networks``, ``_batched_mlp``, ``_update``, ``_acting``: its private parts (TorchRL
-  actor/critic factories, the batched-matmul MLP, the SAC losses of every member in one pass
-  through ``bmm`` or ``torch.vmap``, and the acting modules).
+* ``_networks``, ``_batched_mlp``, ``_update``, ``_sac_step``, ``_acting``: its private parts
+  (TorchRL actor/critic factories, the batched-matmul MLP, the SAC losses of every member in one
+  pass through ``bmm`` or ``torch.vmap``, the ``bmm`` update's hand-written gradients, and the
+  acting modules).
 """
 
 from components.policy.ensemble import PolicyEnsemble

@@ -10,7 +10,9 @@ two backends feed it:
   ``randomness="different"``;
 * :class:`BmmBackend` calls it ONCE on ``[K, b, ...]`` tensors, the networks being
   evaluated with batched matmuls over the same stacked parameters
-  (:class:`~components.policy._batched_mlp.BatchedNetwork`).
+  (:class:`~components.policy._batched_mlp.BatchedNetwork`). Its update on a CPU does not go
+  through here: :class:`~components.policy._sac_step.SACStep` computes the same losses and
+  gradients by hand (bit-identical; ``loss()`` and the action prior still use autograd).
 
 No random numbers are drawn in here: the standard-normal noise of the two action samples
 comes in as an input (DESIGN section 4).
