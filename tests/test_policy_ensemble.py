@@ -157,10 +157,11 @@ FROZEN_CASES = {
     # the CPU protocol's shape (K = 4, 128 wide, batch 256, obs 5, act 1), then walker-walk's sizes
     "protocol": dict(obs=5, act=1, shape=(2, 2), hidden=(128, 128), b=256, kwargs={}),
     "walker": dict(obs=24, act=6, shape=(2, 3), hidden=(32, 32), b=64, kwargs={}),
-    "clip-smooth_l1": dict(
-        obs=OBS, act=ACT, shape=(1, 3), hidden=HID, b=32,
+    "clip-smooth_l1-odd_batch": dict(
+        obs=OBS, act=ACT, shape=(1, 3), hidden=HID, b=37,
         kwargs=dict(grad_clip_norm=0.5, loss_function="smooth_l1", gamma=0.97, tau=0.05, init_alpha=0.5),
     ),
+    "depths": dict(obs=7, act=2, shape=(3, 1), hidden=(48,), b=40, kwargs=dict(critic_hidden=(40, 24, 16))),
     "prior": dict(obs=OBS, act=2, shape=(2, 1), hidden=HID, b=32, kwargs=dict(action_prior=True, prior_lr=1e-3)),
 }
 
@@ -182,9 +183,10 @@ def test_update_equals_the_frozen_update(case, monkeypatch):
         c = FROZEN_CASES[case]
     torch.manual_seed(0)
     ens = PolicyEnsemble(
-        c["obs"], c["act"], c["shape"], actor_hidden=c["hidden"], critic_hidden=c["hidden"],
-        actor_lr=1e-3, critic_lr=2e-3, alpha_lr=3e-3, **c["kwargs"],
+        c["obs"], c["act"], c["shape"], actor_hidden=c["hidden"],
+        **{"critic_hidden": c["hidden"], "actor_lr": 1e-3, "critic_lr": 2e-3, "alpha_lr": 3e-3, **c["kwargs"]},
     )
+    assert ens._fast_update != ens.action_prior  # the prior keeps the autograd update
     ens.update(make_batch(*c["shape"], c["b"], c["obs"], c["act"]))  # start from a non-empty Adam state
     frozen = FrozenUpdate(ens)
     for i in range(5):
