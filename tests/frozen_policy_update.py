@@ -356,7 +356,9 @@ class FrozenUpdate(nn.Module):
         self.register_buffer("target_entropy", ens.target_entropy.clone())
         prior = self.prior_params = None
         if self.action_prior:
-            prior = make_sac_actor(ens.observation_dim, ens.action_dim, ens.prior_hidden, scale_lb=ens.scale_lb, **hidden)
+            prior = make_sac_actor(
+                ens.observation_dim, ens.action_dim, ens.prior_hidden, scale_lb=ens.scale_lb, **hidden
+            )
             self.prior_params = TensorDictParams(ens.prior_params.data.clone())
             self.register_buffer("target_kl", ens.target_kl.clone())
         self._backend = BmmBackend(

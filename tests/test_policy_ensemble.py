@@ -172,7 +172,7 @@ def test_update_equals_the_frozen_update(case, monkeypatch):
     Adam state to a frozen copy of the update of 7d7b145 (tests/frozen_policy_update.py), with
     given noise and with noise drawn from torch's RNG. "chunked": the fast path's matmuls run
     in member chunks of 3 or 6 (the last one shorter), as large ensembles do."""
-    from tests.frozen_policy_update import FrozenUpdate
+    from frozen_policy_update import FrozenUpdate  # tests/ is on sys.path under pytest
 
     if case == "chunked":
         import components.policy._sac_step as sac_step
@@ -202,7 +202,8 @@ def test_update_equals_the_frozen_update(case, monkeypatch):
         assert set(got.keys()) == set(expected.keys())
         for key in expected.keys():
             assert torch.equal(got[key], expected[key]), (i, key)
-    for name in ("actor_params", "critic_params", "target_critic_params", *(("prior_params",) if ens.action_prior else ())):
+    names = ["actor_params", "critic_params", "target_critic_params"] + ["prior_params"] * ens.action_prior
+    for name in names:
         for (key, a), b in zip(getattr(ens, name).items(True, True), getattr(frozen, name).values(True, True)):
             assert torch.equal(a, b), (name, key)
     assert torch.equal(ens.log_alpha, frozen.log_alpha)

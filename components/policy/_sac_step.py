@@ -155,7 +155,9 @@ class SACStep:
             empty, input_rows=rows, input_grad=p.d_critic_in,
         )
         p.d_actor_out = empty(k, b, 2 * act_dim)
-        p.actor_bwd = self._backward_plan(self._actor, self._actor_grads, actor_acts, p.d_actor_out, rows, rows_2, empty)
+        p.actor_bwd = self._backward_plan(
+            self._actor, self._actor_grads, actor_acts, p.d_actor_out, rows, rows_2, empty
+        )
         # constants of the backward: d mean(x) / d x = 1 / b, as autograd computes it
         p.mean_grad = torch.ones(k, 1, dtype=like.dtype, device=like.device).expand(k, b) / b
         p.mean_grad_neg = p.mean_grad.neg().unsqueeze(-2)
