@@ -3,9 +3,10 @@
 * :mod:`~components.policy.ensemble`: :class:`PolicyEnsemble`, the public class.
 * :mod:`~components.policy.export`: ``save_agent`` / ``load_agent`` / ``load_ensemble``: a
   trained ensemble's actors as a file that loads as stock TorchRL actors.
-* ``_networks``, ``_batched_mlp``, ``_update``, ``_acting``: its private parts (TorchRL
-  actor/critic factories, the batched-matmul MLP, the SAC losses of every member in one pass
-  through ``bmm`` or ``torch.vmap``, and the acting modules).
+* ``_networks``, ``_batched_mlp``, ``_update``, ``_sac_step``, ``_acting``: its private parts
+  (TorchRL actor/critic factories, the batched-matmul MLP, the SAC losses of every member in one
+  pass through ``bmm`` or ``torch.vmap``, the ``bmm`` update's hand-written gradients, and the
+  acting modules).
 """
 
 from components.policy.ensemble import PolicyEnsemble

@@ -10,7 +10,9 @@ two backends feed it:
   ``randomness="different"``;
 * :class:`BmmBackend` calls it ONCE on ``[K, b, ...]`` tensors, the networks being
   evaluated with batched matmuls over the same stacked parameters
-  (:class:`~components.policy._batched_mlp.BatchedNetwork`).
+  (:class:`~components.policy._batched_mlp.BatchedNetwork`). Its update on a CPU does not go
+  through here: :class:`~components.policy._sac_step.SACStep` computes the same losses and
+  gradients by hand (bit-identical; ``loss()`` and the action prior still use autograd).
 
 No random numbers are drawn in here: the standard-normal noise of the two action samples
 comes in as an input: sampling inside ``torch.vmap`` fails ("Cannot ask for different
@@ -32,6 +34,7 @@ from tensordict import TensorDictBase
 from torch import nn
 
 from components.policy._batched_mlp import BatchedNetwork
+from components.policy._sac_step import SACStep
 from components.policy._networks import (
     actor_network,
     critic_network,
@@ -346,6 +349,13 @@ class BmmBackend:
             prior_keys = [k for pair in self._prior_net.linear_keys for k in pair]
             self._prior_leaves = [prior_params.get(k) for k in prior_keys]
         self._loss_impl = self.losses_from_weights
+        # the update's fast path (hand-written gradients); None: autograd (the action prior,
+        # or networks other than ReLU MLPs)
+        self.sac_step: SACStep | None = None
+        if prior_template is None:
+            self.sac_step = SACStep.build(
+                self._actor_net, self._critic_net, self._actor_leaves, self._critic_leaves, self._target_leaves
+            )
 
     def _actor_weights(self) -> list[Tensor]:
         return [p.flatten(0, 1) for p in self._actor_leaves]
