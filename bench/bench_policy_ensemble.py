@@ -13,7 +13,7 @@ Each round times the loop once (K agent updates in a row) and each ensemble ``--
 in a row (per-update average; the training loop calls ``update`` G = 20 times in a row).
 Reported: median and best of the rounds. Prints figures; it is not a test.
 
-``--against-frozen`` adds the update as it was before issue 37 (``tests/frozen_policy_update.py``,
+``--against-frozen`` adds the update as it was at commit 7d7b145 (``tests/frozen_policy_update.py``,
 a frozen copy of the autograd update of 7d7b145, on a copy of the bmm ensemble's state) to the
 same interleaved rounds, and prints the old/new ratio of wall-clock and of thread CPU time
 (median over rounds of each round's ratio; CPU time leaves out the time the process waits for

@@ -1,4 +1,4 @@
-"""A frozen copy of ``PolicyEnsemble.update`` (``backend="bmm"``) as it was before issue 37.
+"""A frozen copy of ``PolicyEnsemble.update`` (``backend="bmm"``) as it was at commit 7d7b145.
 
 The reference that the faster update is checked against (``tests/test_policy_ensemble.py``,
 ``test_update_equals_the_frozen_update``) and timed against (``bench/bench_policy_ensemble.py

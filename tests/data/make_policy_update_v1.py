@@ -1,6 +1,6 @@
 """Writes ``policy_update_v1.pt``: three ``PolicyEnsemble.update`` calls of the code at 7d7b145.
 
-Run once, at 7d7b145 (before issue 37 changed the update), from the repository root:
+Run once, at 7d7b145 (before the hand-written update replaced autograd), from the repository root:
 
     PYTHONPATH=. python tests/data/make_policy_update_v1.py
 
