@@ -168,7 +168,8 @@ def test_bad_task_names_raise_clear_errors(task, fragments):
         assert fragment in str(err.value), (fragment, str(err.value)[:300])
 
 
-def _dmc_builds_and_steps(name: str) -> None:
+def _dmc_builds_and_steps(name: str) -> int:
+    """Build, check specs and step ``dmc:<name>``; return its observation size."""
     env = make_env(f"dmc:{name}", seed=0)
     check_env_specs(env)
     obs_spec = env.observation_spec["observation"]
@@ -176,6 +177,7 @@ def _dmc_builds_and_steps(name: str) -> None:
     td = env.rollout(3)
     assert td["observation"].shape == (3,) + tuple(obs_spec.shape)
     assert td["next", "reward"].shape == (3, 1) and torch.isfinite(td["next", "reward"]).all()
+    return int(obs_spec.shape[0])
 
 
 def _one_task_per_domain() -> list[str]:
@@ -190,7 +192,7 @@ def _one_task_per_domain() -> list[str]:
 
 @pytest.mark.parametrize("name", _one_task_per_domain())
 def test_every_dmc_domain_builds_checks_and_steps(name):
-    _dmc_builds_and_steps(name)
+    assert _dmc_builds_and_steps(name) > 0
 
 
 @pytest.mark.slow

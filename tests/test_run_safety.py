@@ -283,7 +283,8 @@ def test_record_refuses_an_unwritable_out_before_rendering(copy, tmp_path):
     target.mkdir()
     with read_only(target):
         out = run(str(copy), "--out", str(target / "x.gif"), recipe="record.py", cwd=tmp_path)
-    refused(out, f"--out {target / 'x.gif'}: Cannot write to '{target}'", "read-only")
+    message = refused(out, f"--out {target / 'x.gif'}: Cannot write to '{target}'", "read-only")
+    assert message.startswith("error: --out ") and not (target / "x.gif").exists()
 
 
 def test_record_says_pygame_not_mujoco_gl_for_a_gym_classic_control_task(copy, tmp_path):
