@@ -54,6 +54,7 @@ def make_posterior(cfg: Config) -> PolicyPosterior:
         seed=cfg.seed,
         episode_seeded=True,  # a resumed run re-makes the pick of the episode it resumes at
         statistic=cfg.posterior.ops_statistic,
+        mix=cfg.posterior.ops_mix,
     )
 
 

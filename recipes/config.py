@@ -23,6 +23,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+from components.sampling.posterior import STATISTICS
+
 VARIANTS = ("sac", "mbpo", "ps-mbpo", "ops-mbpo", "ps-mbpo-fixed")
 """``sac``: no model, lambda = 1. ``mbpo``: one policy, each imagined step by a random elite.
 ``ps-mbpo``: N*M policies, uniform pick per episode. ``ops-mbpo``: optimistic pick.
@@ -35,7 +37,7 @@ LOGGERS = ("csv", "tensorboard", "wandb")
 LOGGER_PACKAGES = {"tensorboard": "tensorboard", "wandb": "wandb"}
 """The package each of TorchRL's loggers needs (not installed with this project)."""
 MODEL_VAL_METRICS = ("mse", "nll")
-OPS_STATISTICS = ("sum", "mean")
+OPS_STATISTICS = STATISTICS  # the posterior's own list
 INFORMATION_SIGNS = ("pessimistic", "optimistic")
 
 
@@ -105,9 +107,13 @@ class PosteriorConfig:
 
     num_models: int = _f(5, "N: dynamics models, each with its own M policies (PS-MBPO)")
     policies_per_model: int = _f(4, "M: policies per model (PS-MBPO)")
-    ops_temperature: float = _f(100.0, "tau of OPS, p(i) ~ exp(score_i / tau), on the scale of "
-                                       "returns (ours)")
-    ops_statistic: str = _f("sum", "OPS score: sum of real returns (the paper) | mean per play")
+    ops_temperature: float = _f(1000.0, "tau of OPS, p(i) ~ exp(score_i / tau), on the scale of "
+                                        "returns (ours: docs/results.md, the OPS rule)")
+    ops_statistic: str = _f("importance", "OPS score: importance (Exp3's estimate of every "
+                                          "member's sum; ours) | sum (the paper's literal sum "
+                                          "of real returns) | mean per play")
+    ops_mix: float = _f(0.1, "uniform share gamma of the OPS distribution, in [0, 1) (ours; "
+                             "0 = the paper's form)")
     fixed_index: int = _f(0, "the member that acts in ps-mbpo-fixed")
 
 
@@ -427,6 +433,7 @@ def validate(cfg: Config) -> None:
                  "policy.prior_lr", "model.lr", "posterior.ops_temperature"):
         group, leaf = name.split(".")
         in_range(name, getattr(getattr(cfg, group), leaf), 0, math.inf, True, True)
+    in_range("posterior.ops_mix", cfg.posterior.ops_mix, 0, 1, False, True)
     in_range("model.weight_decay", cfg.model.weight_decay, 0, math.inf, False, True)
     in_range("rollout.information_weight", cfg.rollout.information_weight, 0, math.inf, False,
              True)

@@ -72,6 +72,8 @@ def test_short_and_legacy_names_map_to_dotted_fields():
         (["real_ratio=1.5"], "policy.real_ratio must lie in [0, 1], got 1.5"),
         (["real_ratio=-0.1"], "got -0.1"),
         (["variant=ops-mbpo", "ops_temperature=0"], "posterior.ops_temperature must lie in (0, inf)"),
+        (["variant=ops-mbpo", "posterior.ops_mix=1.0"], "posterior.ops_mix must lie in [0, 1), got 1.0"),
+        (["variant=ops-mbpo", "posterior.ops_statistic=max"], "Unknown posterior.ops_statistic 'max'"),
         (["num_models=0"], "posterior.num_models must be an integer >= 1, got 0"),
         (["policies_per_model=0"], "posterior.policies_per_model must be an integer >= 1, got 0"),
         (["variant=mbpo", "model.elites=9"], "model.elites (9) cannot exceed model.members (7)"),

@@ -192,6 +192,88 @@ def test_most_likely_per_mode_with_ties_and_no_credits():
     assert fixed.most_likely() == 1
 
 
+# ---------------------------------------------------------------- the importance statistic
+def _returns(member: int, episode: int) -> float:
+    """Member 3 is worse by 200 per episode; the others tie; noise of sd ~50 per episode."""
+    noise = torch.randn((), generator=torch.Generator().manual_seed(1000 * episode + member))
+    return 600.0 - 200.0 * (member == 3) + 50.0 * float(noise)
+
+
+def _run(posterior: PolicyPosterior, episodes: int) -> list[torch.Tensor]:
+    probs = []
+    for k in range(episodes):
+        probs.append(posterior.probs)
+        i = posterior.pick()
+        posterior.update(i, _returns(i, k))
+    return probs
+
+
+def test_the_sum_commits_to_the_first_member_played_whatever_its_return():
+    """The collapse of the paper's literal rule: the played member's sum grows, the others stay
+    at 0, so one episode decides (here the pick is the worst member half the time)."""
+    committed_to_worst = 0
+    for seed in range(8):
+        posterior = PolicyPosterior(4, mode="ops", temperature=100.0, seed=seed)
+        first = posterior.pick()
+        posterior.update(first, _returns(first, 0))
+        assert float(posterior.probs[first]) > 0.9
+        probs = _run(posterior, 30)[-1]
+        assert int(probs.argmax()) == first
+        committed_to_worst += first == 3
+    assert committed_to_worst >= 1
+
+
+def test_importance_keeps_tied_members_uniform_and_discards_the_worse_one_gradually():
+    for seed in range(4):
+        posterior = PolicyPosterior(4, mode="ops", temperature=1000.0, statistic="importance",
+                                    mix=0.1, seed=seed)
+        probs = torch.stack(_run(posterior, 100))
+        assert probs[:5].max() < 0.5  # nobody holds half the mass after 5 episodes
+        assert probs[-1, 3] < 0.05  # the worse member is down to about mix / P = 0.025
+        assert int(probs[-1].argmin()) == 3 and probs[-1, :3].sum() > 0.9
+        assert posterior.most_likely() != 3
+
+
+def test_members_with_equal_returns_are_never_discarded_by_importance():
+    posterior = PolicyPosterior(4, mode="ops", temperature=10.0, statistic="importance", seed=0)
+    for _ in range(50):
+        posterior.update(posterior.pick(), 500.0)
+    assert torch.equal(posterior.probs, torch.full((4,), 0.25, dtype=torch.float64))
+
+
+def test_importance_credits_return_minus_baseline_over_the_pick_probability():
+    posterior = PolicyPosterior(4, mode="ops", temperature=100.0, statistic="importance",
+                                mix=0.2, baseline_rate=0.5, seed=0)
+    posterior.update(2, 300.0)  # the first credited episode is its own baseline: scores 0
+    assert torch.equal(posterior.scores, torch.zeros(4, dtype=torch.float64))
+    posterior.update(1, 400.0)  # uniform probs: (400 - 300) / 0.25
+    assert posterior.scores.tolist() == [0.0, 400.0, 0.0, 0.0]
+    p0 = float(posterior.probs[0])  # baseline now 300 + 0.5 * 100 = 350
+    posterior.update(0, 250.0)
+    assert posterior.scores[0].item() == pytest.approx((250.0 - 350.0) / p0)
+    q = torch.softmax(posterior.scores / 100.0, 0)
+    assert torch.allclose(posterior.probs, 0.8 * q + 0.2 / 4)
+    assert float(posterior.probs.min()) >= 0.05
+    restored = PolicyPosterior(4, seed=1)
+    restored.load_state_dict(posterior.state_dict())
+    assert torch.equal(restored.probs, posterior.probs) and restored.mix == 0.2
+    restored.update(3, 350.0)
+    posterior.update(3, 350.0)
+    assert torch.equal(restored.scores, posterior.scores)
+
+
+def test_a_state_saved_before_mix_and_importance_loads_as_it_ran():
+    old = PolicyPosterior(3, mode="ops", temperature=10.0, seed=0)
+    old.update(1, 5.0)
+    state = old.state_dict()
+    for key in ("mix", "baseline_rate", "estimates", "baseline"):
+        del state[key]
+    loaded = PolicyPosterior(3, mode="ops", statistic="importance", mix=0.3, seed=2)
+    loaded.load_state_dict(state)
+    assert loaded.mix == 0.0 and loaded.statistic == "sum"
+    assert torch.equal(loaded.probs, old.probs)
+
+
 # ---------------------------------------------------------------- state
 @pytest.mark.parametrize("episode_seeded", [False, True])
 @pytest.mark.parametrize("mode", ["ps", "ops"])
@@ -267,6 +349,10 @@ def test_transform_state_round_trip_with_another_seed_repeats_the_picks(episode_
         ({"num_policies": 3, "temperature": "1"}, r"> 0, got '1'"),
         ({"num_policies": 3, "fixed_index": 3}, r"fixed_index must lie in \[0, 3\).*got 3"),
         ({"num_policies": 3, "seed": 1.5}, "seed must be an int, got 1.5"),
+        ({"num_policies": 3, "mix": 1.0}, r"mix must be a float in \[0, 1\), got 1.0"),
+        ({"num_policies": 3, "mix": -0.1}, r"mix must be a float in \[0, 1\), got -0.1"),
+        ({"num_policies": 3, "mix": True}, r"mix must be a float in \[0, 1\), got True"),
+        ({"num_policies": 3, "baseline_rate": 0.0}, r"baseline_rate must be .* \(0, 1\], got 0.0"),
     ],
 )
 def test_bad_settings_are_one_value_error_naming_the_value(kwargs, match):

@@ -28,8 +28,10 @@ __all__ = ["PolicyPosterior", "SAMPLING_MODES", "STATISTICS", "ops_probabilities
 SAMPLING_MODES = ("ps", "ops", "fixed")
 """``ps``: uniform pick; ``ops``: optimistic pick; ``fixed``: always ``fixed_index``."""
 
-STATISTICS = ("sum", "mean")
-"""What OPS exponentiates: the sum of a member's credited returns (the paper) or their mean."""
+STATISTICS = ("sum", "mean", "importance")
+"""What OPS exponentiates: the sum of a member's credited returns (the paper), their mean, or
+the sum of importance-weighted, baseline-centred returns (Exp3's estimate of every member's sum;
+see :class:`PolicyPosterior`)."""
 
 
 def check_temperature(temperature: float) -> float:
@@ -66,6 +68,17 @@ def ops_probabilities(cumulative_returns: torch.Tensor, temperature: float) -> t
     return torch.softmax(logits, dim=-1)
 
 
+def _check_fraction(name: str, value: object, *, closed_low: bool, closed_high: bool) -> float:
+    """``value`` as a float in [0, 1] with the given ends open or closed, or a clear error."""
+    ok = not isinstance(value, bool) and isinstance(value, numbers.Real) and math.isfinite(value)
+    if ok:
+        ok = (value >= 0 if closed_low else value > 0) and (value <= 1 if closed_high else value < 1)
+    if not ok:
+        interval = ("[" if closed_low else "(") + "0, 1" + ("]" if closed_high else ")")
+        raise ValueError(f"{name} must be a float in {interval}, got {value!r}.")
+    return float(value)
+
+
 def _check_int(name: str, value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise ValueError(f"{name} must be an int, got {value!r}.")
@@ -93,7 +106,19 @@ class PolicyPosterior:
     gives it ``e^5 ≈ 148`` times the odds of an unplayed member). ``"mean"`` uses each member's
     mean credited return instead, ``p_k(i) ∝ exp(mean_l R_E(pi_i, l) / tau)``, averaged over the
     episodes it played; an unplayed member has mean 0 (the value every member has before any
-    episode, as with the sum). Uniform PS and ``"fixed"`` ignore the statistic.
+    episode, as with the sum). ``"importance"`` keeps the paper's form, ``exp(sum_l R_hat(pi_i,
+    l) / tau)``, with ``R_hat`` an estimate of *every* member's return in episode ``l``, not only
+    the played one's: ``R_hat(pi_i, l) = (R_l - b_l) * 1[i played] / p_l(i)``, Exp3's importance
+    weighting (Auer et al., 2002) around a baseline ``b_l``, an exponential moving average of the
+    earlier credited returns (rate ``baseline_rate``; the first credited episode is its own
+    baseline). Every member's score then grows, in expectation, by its own mean return minus the
+    baseline, whether it was played or not: two members drift apart at the rate their returns
+    differ, so OPS discards a member as evidence against it accumulates instead of committing
+    to the first one played. Uniform PS and ``"fixed"`` ignore the statistic.
+
+    **Mixing.** With ``mix = gamma > 0``, OPS draws from ``(1 - gamma) softmax(scores / tau) +
+    gamma / P``: every member keeps probability at least ``gamma / P`` (Exp3's uniform
+    exploration), which also bounds the importance weight ``1 / p`` by ``P / gamma``.
 
     Args:
         num_policies: ``N * M``, the number of members to pick from (>= 1). The flat index of
@@ -112,7 +137,10 @@ class PolicyPosterior:
             ``episode_seed(seed, num_episodes)``: the pick of episode ``k`` then depends only on
             ``(seed, k, credited returns)``, and repeating a pick before the episode ends (a
             resumed run resetting its env again) gives the same member.
-        statistic: ``"sum"`` (the paper) or ``"mean"``; see above.
+        statistic: ``"sum"`` (the paper), ``"mean"`` or ``"importance"``; see above.
+        mix: gamma in ``[0, 1)``, the uniform share of the OPS distribution (0: none, the
+            paper's form).
+        baseline_rate: the rate in ``(0, 1]`` of the ``"importance"`` statistic's baseline.
 
     Examples:
         >>> posterior = PolicyPosterior(4, mode="ops", temperature=100.0, seed=0)
@@ -136,7 +164,9 @@ class PolicyPosterior:
         fixed_index: int = 0,
         seed: int | None = None,
         episode_seeded: bool = False,
-        statistic: Literal["sum", "mean"] = "sum",
+        statistic: Literal["sum", "mean", "importance"] = "sum",
+        mix: float = 0.0,
+        baseline_rate: float = 0.25,
     ) -> None:
         if isinstance(num_policies, bool) or not isinstance(num_policies, numbers.Integral):
             raise ValueError(f"num_policies must be an int >= 1, got {num_policies!r}.")
@@ -147,6 +177,9 @@ class PolicyPosterior:
             raise ValueError(f"mode must be one of {SAMPLING_MODES}, got {mode!r}.")
         if statistic not in STATISTICS:
             raise ValueError(f"statistic must be one of {STATISTICS}, got {statistic!r}.")
+        mix = _check_fraction("mix", mix, closed_high=False, closed_low=True)
+        baseline_rate = _check_fraction("baseline_rate", baseline_rate, closed_high=True,
+                                        closed_low=False)
         fixed_index = _check_int("fixed_index", fixed_index)
         if not 0 <= fixed_index < num_policies:
             raise ValueError(
@@ -160,12 +193,16 @@ class PolicyPosterior:
         self.temperature = check_temperature(temperature)
         self.fixed_index = fixed_index
         self.statistic = statistic
+        self.mix = mix
+        self.baseline_rate = baseline_rate
         self.seed = _check_int("seed", seed)
         self.episode_seeded = bool(episode_seeded)
         self._generator = torch.Generator(device="cpu")
         self._generator.manual_seed(self.seed)
         self._returns = torch.zeros(num_policies, dtype=torch.float64)
         self._plays = torch.zeros(num_policies, dtype=torch.int64)
+        self._estimates = torch.zeros(num_policies, dtype=torch.float64)  # "importance" scores
+        self._baseline: float | None = None  # "importance": EMA of credited returns
         self._episodes = 0
 
     # ------------------------------------------------------------------ read-only state
@@ -186,20 +223,23 @@ class PolicyPosterior:
 
     @property
     def scores(self) -> torch.Tensor:
-        """``[P]`` float64: what OPS exponentiates, the sum or the mean of credited returns.
+        """``[P]`` float64: what OPS exponentiates: the sum or the mean of credited returns, or
+        the sum of importance-weighted centred returns (``statistic="importance"``).
 
         With ``statistic="mean"`` an unplayed member scores 0.
         """
         if self.statistic == "sum":
             return self._returns.clone()
+        if self.statistic == "importance":
+            return self._estimates.clone()
         return torch.where(self._plays > 0, self._returns / self._plays.clamp(min=1), 0.0)
 
     @property
     def probs(self) -> torch.Tensor:
         """``[P]`` float64: the distribution the next :meth:`pick` draws from.
 
-        Uniform for ``"ps"``, ``softmax(scores / tau)`` for ``"ops"``, one-hot on
-        ``fixed_index`` for ``"fixed"``.
+        Uniform for ``"ps"``, ``(1 - mix) softmax(scores / tau) + mix / P`` for ``"ops"``,
+        one-hot on ``fixed_index`` for ``"fixed"``.
         """
         n = self.num_policies
         if self.mode == "ps":
@@ -208,7 +248,8 @@ class PolicyPosterior:
             out = torch.zeros(n, dtype=torch.float64)
             out[self.fixed_index] = 1.0
             return out
-        return ops_probabilities(self.scores, self.temperature)
+        probs = ops_probabilities(self.scores, self.temperature)
+        return probs if self.mix == 0 else (1 - self.mix) * probs + self.mix / n
 
     # ------------------------------------------------------------------ line 3
     def pick(self, count: int | None = None) -> int | torch.Tensor:
@@ -285,9 +326,22 @@ class PolicyPosterior:
                 f"episode_return must be finite, got {returns.tolist()} for member(s) "
                 f"{indices.tolist()}; check the env's rewards."
             )
+        if self.statistic == "importance":
+            for i, r in zip(indices.tolist(), returns.tolist()):
+                self._credit_estimate(i, r)
         self._returns.index_add_(0, indices, returns)
         self._plays.index_add_(0, indices, torch.ones_like(indices))
         self._episodes += indices.numel()
+
+    def _credit_estimate(self, index: int, episode_return: float) -> None:
+        """Exp3's estimate: ``(R - b) / p(index)`` to the member that played, 0 to the others.
+
+        ``p`` is the distribution at the time of the update, which is the one the member was
+        drawn from when episodes do not overlap (one env, as in the recipes).
+        """
+        baseline = episode_return if self._baseline is None else self._baseline
+        self._estimates[index] += (episode_return - baseline) / float(self.probs[index])
+        self._baseline = baseline + self.baseline_rate * (episode_return - baseline)
 
     def skip(self, count: int = 1) -> None:
         """Record ``count`` finished episodes that are not credited (not played by the pick).
@@ -330,16 +384,24 @@ class PolicyPosterior:
             "temperature": self.temperature,
             "fixed_index": self.fixed_index,
             "statistic": self.statistic,
+            "mix": self.mix,
+            "baseline_rate": self.baseline_rate,
             "episode_seeded": self.episode_seeded,
             "seed": self.seed,
             "rng_state": self._generator.get_state(),
             "cumulative_returns": self._returns.clone(),
             "play_counts": self._plays.clone(),
+            "estimates": self._estimates.clone(),
+            "baseline": self._baseline,
             "num_episodes": self._episodes,
         }
 
     def load_state_dict(self, state_dict: dict) -> None:
-        """Restore a :meth:`state_dict`; the saved seed and settings replace this object's."""
+        """Restore a :meth:`state_dict`; the saved seed and settings replace this object's.
+
+        A state saved before ``mix`` and the ``"importance"`` statistic existed loads with
+        ``mix = 0``, the default baseline rate and no estimates (what it ran with).
+        """
         if state_dict["num_policies"] != self.num_policies:
             raise ValueError(
                 f"state_dict is for num_policies={state_dict['num_policies']}, this posterior has "
@@ -349,17 +411,25 @@ class PolicyPosterior:
         self.temperature = check_temperature(state_dict["temperature"])
         self.fixed_index = int(state_dict["fixed_index"])
         self.statistic = state_dict["statistic"]
+        self.mix = float(state_dict.get("mix", 0.0))
+        self.baseline_rate = float(state_dict.get("baseline_rate", 0.25))
         self.episode_seeded = bool(state_dict["episode_seeded"])
         self.seed = int(state_dict["seed"])
         self._generator.set_state(state_dict["rng_state"].cpu())  # map_location may have moved it
         self._returns = state_dict["cumulative_returns"].to("cpu", torch.float64).clone()
         self._plays = state_dict["play_counts"].to("cpu", torch.int64).clone()
+        estimates = state_dict.get("estimates")
+        self._estimates = (torch.zeros(self.num_policies, dtype=torch.float64) if estimates is None
+                           else estimates.to("cpu", torch.float64).clone())
+        self._baseline = state_dict.get("baseline")
         self._episodes = int(state_dict["num_episodes"])
 
     def __repr__(self) -> str:
         extra = ""
         if self.mode == "ops":
             extra = f", temperature={self.temperature}, statistic={self.statistic!r}"
+            if self.mix:
+                extra += f", mix={self.mix}"
         elif self.mode == "fixed":
             extra = f", fixed_index={self.fixed_index}"
         return (

@@ -106,8 +106,8 @@ class PosteriorSamplingTransform(Transform):
     the workers do not share their returns.
 
     Give either ``posterior`` or ``num_policies`` (the transform then builds its own posterior
-    from ``mode``, ``temperature``, ``fixed_index``, ``seed``, ``episode_seeded`` and
-    ``statistic``; these are refused together with ``posterior=``).
+    from ``mode``, ``temperature``, ``fixed_index``, ``seed``, ``episode_seeded``,
+    ``statistic`` and ``mix``; these are refused together with ``posterior=``).
 
     Args:
         num_policies: ``N * M``, the number of members to pick from.
@@ -121,7 +121,9 @@ class PosteriorSamplingTransform(Transform):
         seed: the posterior's seed (``None``: drawn from torch's global RNG).
         episode_seeded: the pick of episode ``k`` depends only on ``(seed, k, credits)``
             (default False); see ``PolicyPosterior``.
-        statistic: ``"sum"`` (default, the paper) or ``"mean"``.
+        statistic: ``"sum"`` (default, the paper), ``"mean"`` or ``"importance"``; see
+            ``PolicyPosterior``.
+        mix: the uniform share of the OPS distribution, in ``[0, 1)`` (default 0).
         credit_returns: call ``posterior.update`` / ``posterior.skip`` at episode ends (default
             True). With False the transform only reports finished episodes
             (:meth:`pop_finished_episodes`) and the caller credits them; with a TorchRL
@@ -160,7 +162,8 @@ class PosteriorSamplingTransform(Transform):
         fixed_index: int | None = None,
         seed: int | None = None,
         episode_seeded: bool | None = None,
-        statistic: Literal["sum", "mean"] | None = None,
+        statistic: Literal["sum", "mean", "importance"] | None = None,
+        mix: float | None = None,
         credit_returns: bool = True,
         index_key: NestedKey = POLICY_INDEX_KEY,
         reward_key: NestedKey = "reward",
@@ -175,6 +178,7 @@ class PosteriorSamplingTransform(Transform):
             "seed": seed,
             "episode_seeded": episode_seeded,
             "statistic": statistic,
+            "mix": mix,
         }
         if posterior is not None:
             if not isinstance(posterior, PolicyPosterior):
@@ -193,7 +197,7 @@ class PosteriorSamplingTransform(Transform):
             raise ValueError("PosteriorSamplingTransform needs num_policies or posterior=.")
         else:
             defaults = {"mode": "ps", "temperature": 1.0, "fixed_index": 0,
-                        "episode_seeded": False, "statistic": "sum"}
+                        "episode_seeded": False, "statistic": "sum", "mix": 0.0}
             kwargs = {k: (defaults.get(k) if v is None else v) for k, v in settings.items()}
             posterior = PolicyPosterior(num_policies, kwargs.pop("mode"), **kwargs)
         if isinstance(history, bool) or not isinstance(history, numbers.Integral) or history < 1:
