@@ -46,8 +46,7 @@ from recipes.checkpoint import (
 )
 from recipes.config import Config, comparable, flatten
 from recipes.evaluation import Evaluator, own_random_streams
-
-PHASES = ("env", "model", "rollout", "update")
+from recipes.rundir import PHASES
 
 
 class NonFiniteLossError(FloatingPointError):
