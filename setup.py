@@ -74,7 +74,7 @@ setup(
     long_description_content_type="text/markdown",
     license="MIT",
     python_requires=">=3.10",
-    packages=find_packages(include=["components", "components.*", "recipes"]),
+    packages=find_packages(include=["components", "components.*", "recipes", "recipes.*"]),
     package_data={
         "recipes": [
             "conf/*.yaml", "conf/*/*.yaml", "conf/*/*/*.yaml",
@@ -84,7 +84,8 @@ setup(
     },
     install_requires=TORCH + ["numpy", "tqdm"],
     extras_require=EXTRAS,
-    # the recipes as commands (the same as python recipes/<script>.py from a checkout)
+    # the recipes as commands (the same as python recipes/<script>.py, or python -m
+    # recipes.report, from a checkout)
     entry_points={"console_scripts": [
         "psmbpo-dmc=recipes.psmbpo_dmc:run",
         "psmbpo-gym=recipes.psmbpo_gym:run",

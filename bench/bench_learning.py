@@ -1,7 +1,7 @@
 """Learning benchmark: sac, mbpo and ps-mbpo side by side on a task where models pay off fast.
 
 A Hydra multirun of the gym recipe over variants x seeds with one documented small config,
-then the multi-seed report (``recipes/report.py``): evaluation return against env steps with a
+then the multi-seed report (``python -m recipes.report``): evaluation return against env steps with a
 95% bootstrap band, env steps to the threshold and wall-clock per 1K agent steps by phase.
 Not part of the test run.
 

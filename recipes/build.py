@@ -7,7 +7,7 @@ policy over a random-member ensemble, PS/OPS-MBPO N*M policies each on its own m
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 import torch
 from torchrl.envs import RewardSum, TransformedEnv
@@ -110,17 +110,36 @@ def model_capacity(cfg: Config, horizon: int) -> int:
     )
 
 
-def make_world_model(cfg: Config, obs_dim: int, act_dim: int) -> WorldModel | None:
-    """The dynamics ensemble, its trainer, the imagined env and the N*M model buffers."""
+def make_world_model(
+    cfg: Config,
+    obs_dim: int,
+    act_dim: int,
+    *,
+    model_cls: Callable[..., DynamicsEnsemble] = DynamicsEnsemble,
+    trainer_cls: Callable[..., DynamicsTrainer] = DynamicsTrainer,
+) -> WorldModel | None:
+    """The dynamics ensemble, its trainer, the imagined env and the N*M model buffers.
+
+    Args:
+        cfg: the run's config (``None`` is returned for a model-free variant).
+        obs_dim: observation size.
+        act_dim: action size.
+
+    Keyword Args:
+        model_cls: builds the model from :class:`~components.world_model.DynamicsEnsemble`'s
+            arguments (a subclass, e.g. one whose ``predict`` is a simulator).
+        trainer_cls: builds its trainer from
+            :class:`~components.world_model.DynamicsTrainer`'s arguments.
+    """
     if not cfg.model_based:
         return None
     device = torch.device(cfg.run.device)
-    model = DynamicsEnsemble(
+    model = model_cls(
         obs_dim, act_dim, num_members=cfg.model.members, num_elites=cfg.model.elites,
         hidden=cfg.model.hidden, depth=cfg.model.depth, predict_delta=cfg.model.predict_delta,
         normalize_targets=cfg.model.normalize_targets, device=device,
     )
-    trainer = DynamicsTrainer(
+    trainer = trainer_cls(
         model, lr=cfg.model.lr, weight_decay=cfg.model.weight_decay,
         batch_size=cfg.model.batch_size, holdout_ratio=cfg.model.holdout_ratio,
         patience=cfg.model.patience, val_metric=cfg.model.val_metric,
@@ -142,6 +161,11 @@ def make_world_model(cfg: Config, obs_dim: int, act_dim: int) -> WorldModel | No
     return WorldModel(model, trainer, imagined_env, buffer)
 
 
+WorldModelFactory = Callable[[Config, int, int], WorldModel | None]
+"""``(cfg, obs_dim, act_dim) -> WorldModel | None``: what :func:`recipes.loop.train` builds its
+world model with (:func:`make_world_model` by default)."""
+
+
 def make_buffers(cfg: Config, world: WorldModel | None) -> tuple[Any, MixedBatchSampler]:
     """The real buffer D_E and the sampler of lambda-real / (1 - lambda)-imagined batches."""
     device = torch.device(cfg.run.device)
@@ -156,4 +180,5 @@ def make_buffers(cfg: Config, world: WorldModel | None) -> tuple[Any, MixedBatch
 
 
 __all__ = ["EVAL_SEED_OFFSET", "RealEnv", "WorldModel", "make_posterior", "make_real_env",
-           "make_policies", "make_world_model", "make_buffers", "model_capacity"]
+           "make_policies", "make_world_model", "WorldModelFactory", "make_buffers",
+           "model_capacity"]

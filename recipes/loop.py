@@ -28,6 +28,7 @@ from components.world_model.rollout_schedule import rollout_length
 from recipes.build import (
     EVAL_SEED_OFFSET,
     WorldModel,
+    WorldModelFactory,
     make_buffers,
     make_policies,
     make_posterior,
@@ -46,8 +47,7 @@ from recipes.checkpoint import (
 )
 from recipes.config import Config, comparable, flatten
 from recipes.evaluation import Evaluator, own_random_streams
-
-PHASES = ("env", "model", "rollout", "update")
+from recipes.rundir import PHASES
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -70,7 +70,8 @@ class Progress:
 
 
 def train(cfg: Config, run_dir: str | Path, resume: dict | None = None,
-          stop: Any = None) -> dict[str, Any]:
+          stop: Any = None,
+          world_model_factory: WorldModelFactory = make_world_model) -> dict[str, Any]:
     """Run Algorithm 1 for ``cfg.run.total_steps`` agent steps in ``run_dir``.
 
     Args:
@@ -79,6 +80,9 @@ def train(cfg: Config, run_dir: str | Path, resume: dict | None = None,
         resume: a loaded checkpoint (``recipes.checkpoint.load_checkpoint``) to continue from.
         stop: anything truthy once the run must stop (``recipes.cli.StopFlag``); checked once
             per step, then a checkpoint is written.
+        world_model_factory: ``(cfg, obs_dim, act_dim) -> WorldModel | None`` that builds the
+            world model (default :func:`recipes.build.make_world_model`; e.g. its ``model_cls``
+            and ``trainer_cls`` give it another model, such as a simulator as an oracle).
 
     Returns:
         ``{"step", "episodes", "last_return", "last_eval", "run_dir", "checkpoint", "stopped"}``.
@@ -89,7 +93,7 @@ def train(cfg: Config, run_dir: str | Path, resume: dict | None = None,
     real = make_real_env(cfg, posterior)
     obs_dim, act_dim = real.env.observation_spec["observation"].shape[-1], real.env.action_spec.shape[-1]
     policies = make_policies(cfg, obs_dim, act_dim)
-    world = make_world_model(cfg, obs_dim, act_dim)
+    world = world_model_factory(cfg, obs_dim, act_dim)
     real_buffer, batch_sampler = make_buffers(cfg, world)
     stateful = {"posterior": posterior, "seeder": real.seeder, "policies": policies,
                 "real_buffer": real_buffer, "batch_sampler": batch_sampler}

@@ -32,6 +32,9 @@ EARLIER_RUN = ("config.yaml", "logs", "provenance.json", "videos", "agent.pt",
 """What a run writes besides its checkpoint: a directory holding any of these holds a run."""
 HYDRA_FILES = (".hydra",)
 """Hydra's record of a run's composition (rewritten by Hydra at every start)."""
+PHASES = ("env", "model", "rollout", "update")
+"""The training loop's timed phases: a run logs the cumulative seconds of each as
+``logs/scalars/time/<phase>_s.csv``."""
 
 
 class RunDirError(ValueError):

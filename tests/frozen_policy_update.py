@@ -1,7 +1,7 @@
 """A frozen copy of ``PolicyEnsemble.update`` (``backend="bmm"``) as it was at commit 7d7b145.
 
 The reference that the faster update is checked against (``tests/test_policy_ensemble.py``,
-``test_update_equals_the_frozen_update``) and timed against (``bench/bench_policy_ensemble.py
+``test_update_equals_the_frozen_update``) and timed against (``bench/speed/bench_policy_ensemble.py
 --against-frozen``). The functions and classes below are copied verbatim from
 ``components/policy/{_batched_mlp,_networks,_update,ensemble}.py`` at commit 7d7b145 (only
 what the update needs: no acting, no vmap backend, no input checks): do not edit them.

@@ -12,12 +12,14 @@ real data alone does.
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 
 from recipes.cli import compose, save_config
 from recipes.loop import train
 
-SCRIPT = Path(__file__).resolve().parents[1] / "bench" / "diagnose_runaway.py"
+SCRIPT = Path(__file__).resolve().parents[1] / "bench" / "diagnose" / "diagnose_runaway.py"
+sys.path.insert(0, str(SCRIPT.parent))  # as when run: it imports its helpers (run_dirs) by name
 spec = importlib.util.spec_from_file_location("diagnose_runaway", SCRIPT)
 diag = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(diag)

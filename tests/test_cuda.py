@@ -1,6 +1,6 @@
 """The same code on CUDA: updates agree with the CPU, checkpoints loaded onto the GPU resume, and
 every variant trains and resumes with ``run.device=cuda``. Skipped without CUDA (CI has none);
-``bench/cuda_check.sh`` runs these on a GPU machine, with the timings of docs/results.md."""
+``bench/checks/cuda_check.sh`` runs these on a GPU machine, with the timings of docs/results.md."""
 
 from __future__ import annotations
 

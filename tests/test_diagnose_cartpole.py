@@ -1,17 +1,19 @@
-"""bench/diagnose_cartpole.py: it reads make_env's cartpole layout and tells spinning from swinging."""
+"""bench/diagnose/diagnose_cartpole.py: reads make_env's cartpole layout, tells spinning from swinging."""
 
 from __future__ import annotations
 
 import doctest
 import importlib.util
 import math
+import sys
 from pathlib import Path
 
 import torch
 
 from components.envs import make_env
 
-SCRIPT = Path(__file__).resolve().parents[1] / "bench" / "diagnose_cartpole.py"
+SCRIPT = Path(__file__).resolve().parents[1] / "bench" / "diagnose" / "diagnose_cartpole.py"
+sys.path.insert(0, str(SCRIPT.parent))  # as when run: it imports its helpers (run_dirs) by name
 spec = importlib.util.spec_from_file_location("diagnose_cartpole", SCRIPT)
 diag = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(diag)

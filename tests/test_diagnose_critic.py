@@ -1,8 +1,9 @@
-"""bench/diagnose_critic.py: its observations are make_env's, its returns are SAC's soft target."""
+"""bench/diagnose/diagnose_critic.py: observations as make_env's, returns as SAC's soft target."""
 
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +11,8 @@ import pytest
 
 from components.envs import make_env
 
-SCRIPT = Path(__file__).resolve().parents[1] / "bench" / "diagnose_critic.py"
+SCRIPT = Path(__file__).resolve().parents[1] / "bench" / "diagnose" / "diagnose_critic.py"
+sys.path.insert(0, str(SCRIPT.parent))  # as when run: it imports its helpers (run_dirs) by name
 spec = importlib.util.spec_from_file_location("diagnose_critic", SCRIPT)
 diag = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(diag)

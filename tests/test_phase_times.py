@@ -1,4 +1,4 @@
-"""bench/phase_times.py: seconds per 1K agent steps by phase, over the learning steps."""
+"""bench/speed/phase_times.py: seconds per 1K agent steps by phase, over the learning steps."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 _spec = importlib.util.spec_from_file_location(
-    "bench_phase_times", Path(__file__).resolve().parents[1] / "bench" / "phase_times.py")
+    "bench_phase_times", Path(__file__).resolve().parents[1] / "bench" / "speed" / "phase_times.py")
 _module = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_module)
 main, phase_seconds_per_1k = _module.main, _module.phase_seconds_per_1k

@@ -1,9 +1,10 @@
-"""recipes/report.py: grouping, exact table values, bootstrap CIs, plots, anchors, CLI errors."""
+"""recipes/report/: grouping, exact table values, bootstrap CIs, plots, anchors, CLI errors."""
 
 from __future__ import annotations
 
 import doctest
-import importlib.util
+import importlib
+import pkgutil
 import subprocess
 import sys
 from pathlib import Path
@@ -11,11 +12,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-REPORT_PY = Path(__file__).resolve().parent.parent / "recipes" / "report.py"
-_spec = importlib.util.spec_from_file_location("recipes_report_under_test", REPORT_PY)
-report = importlib.util.module_from_spec(_spec)
-sys.modules[_spec.name] = report  # dataclasses look their module up while the class is built
-_spec.loader.exec_module(report)
+import recipes.report as report
+
+ROOT = Path(__file__).resolve().parent.parent
+REPORT_MODULES = [importlib.import_module(m.name)
+                  for m in pkgutil.iter_modules(report.__path__, f"{report.__name__}.")
+                  if not m.name.endswith("__main__")]
 
 TASK = "dmc:cartpole-swingup"
 # sac (action_repeat 1): agent steps = env steps.
@@ -182,7 +184,7 @@ def test_curves_align_on_steps_all_seeds_reached_and_batched_ci_matches_plain():
         assert (mean[j], lo[j], hi[j]) == pytest.approx((mj, lj, hj), abs=1e-12)
     with pytest.raises(ValueError, match=r"\[n\] or \[n, T\] with n >= 1, got shape \(0,\)"):
         report.bootstrap_ci(np.empty(0))
-    assert doctest.testmod(report).failed == 0
+    assert all(doctest.testmod(m).failed == 0 for m in REPORT_MODULES)
 
 
 def test_report_writes_pages_pngs_index_and_prints(runs: Path, tmp_path: Path, capsys):
@@ -335,8 +337,8 @@ def test_bad_configs_name_the_file(tmp_path: Path):
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(REPORT_PY), *args], capture_output=True, text=True,
-                          timeout=60)
+    return subprocess.run([sys.executable, "-m", "recipes.report", *args], capture_output=True,
+                          text=True, timeout=60, cwd=ROOT)
 
 
 def test_cli_errors_are_one_line(tmp_path: Path):
@@ -503,8 +505,9 @@ def test_plots_are_also_svg_and_a_one_evaluation_curve_is_a_marker(tmp_path: Pat
     assert (again / "dmc_cartpole-swingup_return.svg").read_text() == svg  # reproducible file
 
     figures = []
-    saved = report._save
-    monkeypatch.setattr(report, "_save", lambda fig, path: figures.append(fig) or saved(fig, path))
+    saved = report.plots._save
+    monkeypatch.setattr(report.plots, "_save",
+                        lambda fig, path: figures.append(fig) or saved(fig, path))
     run_dirs, _ = report.find_runs([root])
     groups = report.group_runs([report.load_run(d) for d in run_dirs])
     s = report.summarize(TASK, groups[TASK], (10,), 800.0)
@@ -517,7 +520,7 @@ def test_plots_are_also_svg_and_a_one_evaluation_curve_is_a_marker(tmp_path: Pat
 
 def test_default_anchors_ship_with_the_package_with_their_licence():
     folder = report.DEFAULT_ANCHORS / "tdmpc2_results"
-    assert report.DEFAULT_ANCHORS == REPORT_PY.parent / "anchors"
+    assert report.DEFAULT_ANCHORS == ROOT / "recipes" / "anchors"
     assert "MIT License" in (folder / "LICENSE").read_text()
     found = report.load_anchors(report.DEFAULT_ANCHORS, "dmc:cartpole-swingup", "reward")
     assert set(found) == {"sac", "tdmpc2", "dreamerv3"}

@@ -136,6 +136,44 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path):
     assert scalar(tmp_path / "full", "train/return") == scalar(tmp_path / "half", "train/return")
 
 
+def test_a_world_model_factory_given_to_train_is_the_one_used(tmp_path):
+    """train(world_model_factory=...) builds the world model with it: its model predicts every
+    imagined step, its trainer fits, its weights are checkpointed; a factory that changes nothing
+    gives the run the default factory gives."""
+    from components.world_model import DynamicsEnsemble, DynamicsTrainer
+    from recipes.build import make_world_model
+
+    calls = {"predict": 0, "train": 0}
+
+    class CountingModel(DynamicsEnsemble):
+        def predict(self, *args, **kwargs):
+            calls["predict"] += 1
+            return super().predict(*args, **kwargs)
+
+    class CountingTrainer(DynamicsTrainer):
+        def train(self, data):
+            calls["train"] += 1
+            return super().train(data)
+
+    built = []
+
+    def factory(cfg, obs_dim, act_dim):
+        built.append(make_world_model(cfg, obs_dim, act_dim, model_cls=CountingModel,
+                                      trainer_cls=CountingTrainer))
+        return built[-1]
+
+    cfg = tiny("mbpo", "total_steps=160")
+    result = train(cfg, tmp_path / "custom", world_model_factory=factory)
+    assert len(built) == 1 and type(built[0].model) is CountingModel
+    # model fits at agent steps 100 and 150; one imagined step per learning agent step
+    assert calls == {"predict": 60, "train": 2}
+    saved = torch.load(result["checkpoint"], weights_only=False)["state"]["model"]
+    for name, value in built[0].model.state_dict().items():
+        torch.testing.assert_close(saved[name], value, rtol=0, atol=0)
+    train(cfg, tmp_path / "default")
+    assert scalar_logs(tmp_path / "custom") == scalar_logs(tmp_path / "default")
+
+
 def scalar_logs(run_dir: Path) -> dict[str, str]:
     """Every scalar CSV of a run but the wall-clock timings, by relative path."""
     root = Path(run_dir) / "logs" / "scalars"

@@ -22,7 +22,8 @@ from tensordict.nn import TensorDictModuleBase
 from tensordict.utils import NestedKey, unravel_key_list
 from torch import nn
 
-__all__ = ["EnsembleLinear", "DynamicsEnsemble", "SELECTIONS", "gaussian_log_prob", "information_gain"]
+__all__ = ["EnsembleLinear", "DynamicsEnsemble", "SELECTIONS", "CONSTANT_TARGET_SCALE",
+           "gaussian_log_prob", "information_gain"]
 
 SELECTIONS = ("random", "stacked", "ensemble_mean")
 """Accepted string values of ``selection`` (an ``int`` selects one member)."""
@@ -92,7 +93,7 @@ class EnsembleLinear(nn.Module):
 _LOG_2PI = math.log(2 * math.pi)
 
 
-_CONSTANT_TARGET_SCALE = 1e-6
+CONSTANT_TARGET_SCALE = 1e-6
 """Below this standard deviation a dimension counts as constant in the data (see
 :meth:`DynamicsEnsemble.fit_normalizers`)."""
 
@@ -404,13 +405,13 @@ class DynamicsEnsemble(TensorDictModuleBase):
         self.input_scale.copy_(self._safe_std(inputs, floor=1.0))
         if self.normalize_targets:
             self.target_loc.copy_(targets.mean(0))
-            self.target_scale.copy_(self._safe_std(targets, floor=_CONSTANT_TARGET_SCALE))
+            self.target_scale.copy_(self._safe_std(targets, floor=CONSTANT_TARGET_SCALE))
 
     @staticmethod
     def _safe_std(x: torch.Tensor, floor: float) -> torch.Tensor:
         """Per-dimension std of ``x`` (1 for a single row); ``floor`` where it is below 1e-6."""
         std = x.std(0, unbiased=False) if x.shape[0] > 1 else torch.ones_like(x[0])
-        return torch.where(std < _CONSTANT_TARGET_SCALE, torch.full_like(std, floor), std)
+        return torch.where(std < CONSTANT_TARGET_SCALE, torch.full_like(std, floor), std)
 
     def transform_inputs(self, inputs: torch.Tensor) -> torch.Tensor:
         """Standardised, clamped network input."""

@@ -14,19 +14,16 @@ For each run dir, loads the checkpoint's real buffer D_E and world model and rep
 Not part of the test run.
 
 Usage:
-    python bench/diagnose_sparse.py bench/results/protocol_v1/runs/dmc_cartpole-swingup_sparse/*/seed0
-    python bench/diagnose_sparse.py <run dir> ... --window 10000 --out diag.md
+    python bench/diagnose/diagnose_sparse.py bench/results/protocol_v1/runs/dmc_cartpole-swingup_sparse/*/seed0
+    python bench/diagnose/diagnose_sparse.py <run dir> ... --window 10000 --out diag.md
 """
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import torch
-from diagnose_model import load_real_data, require_checkpoints  # bench/ is on sys.path when run as a script
-
-from recipes.build import make_world_model
+from run_dirs import load_real_data, parser, require_checkpoints, trained_world_model
 
 
 def load(run_dir: Path):
@@ -34,19 +31,17 @@ def load(run_dir: Path):
     cfg, data, step, state = load_real_data(run_dir)
     world = None
     if "model" in state["state"] and cfg.variant != "sac":
-        world = make_world_model(cfg, data["observation"].shape[-1], data["action"].shape[-1])
-        world.model.load_state_dict(state["state"]["model"])
+        world = trained_world_model(cfg, state, data["observation"].shape[-1],
+                                    data["action"].shape[-1])
     return cfg, data, world, step
 
 
 def main(argv: list[str] | None = None) -> str:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("run_dirs", type=Path, nargs="+")
-    parser.add_argument("--window", type=int, default=20_000, help="env steps per window")
-    parser.add_argument("--newest", type=float, default=0.2,
-                        help="share of the newest transitions the model is checked on")
-    parser.add_argument("--out", type=Path, default=None, help="also write the tables here")
-    args = parser.parse_args(argv)
+    cli = parser(__doc__, out=True)
+    cli.add_argument("--window", type=int, default=20_000, help="env steps per window")
+    cli.add_argument("--newest", type=float, default=0.2,
+                     help="share of the newest transitions the model is checked on")
+    args = cli.parse_args(argv)
     require_checkpoints(args.run_dirs)
     torch.manual_seed(0)
     explore, model_rows, header = [], [], None

@@ -19,8 +19,8 @@ through :class:`components.world_model.imagined_env.ImaginedRolloutEnv` with a s
 
 Usage::
 
-    .venv/bin/python bench/bench_dynamics.py               # the default sizes (7 members, 4x200, batch 256)
-    .venv/bin/python bench/bench_dynamics.py --threads 1   # pin torch threads
+    .venv/bin/python bench/speed/bench_dynamics.py               # the default sizes (7 members, 4x200, batch 256)
+    .venv/bin/python bench/speed/bench_dynamics.py --threads 1   # pin torch threads
 """
 
 from __future__ import annotations

@@ -12,9 +12,9 @@ skipped where it differs. docs/algorithm.md, "What is guaranteed", lists the gua
 tests/test_run_safety.py tests each one.
 
 Usage:
-    python bench/fault_injection.py                  # every case: 5 to 8 minutes on 2 busy cores
-    python bench/fault_injection.py --only lock,disk # the cases whose name holds a word
-    python bench/fault_injection.py --keep           # keep the workspaces (printed)
+    python bench/checks/fault_injection.py                  # every case: 5 to 8 minutes on 2 busy cores
+    python bench/checks/fault_injection.py --only lock,disk # the cases whose name holds a word
+    python bench/checks/fault_injection.py --keep           # keep the workspaces (printed)
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]  # the checkout: bench/checks/ is two levels down
 RECIPE = ROOT / "recipes" / "psmbpo_gym.py"
 RECORD = ROOT / "recipes" / "record.py"
 TINY = [

@@ -17,25 +17,23 @@ Observations are make_env's (sorted keys: ``position`` = cart x, cos and sin of 
 then ``velocity``), one per agent step. Not part of the test run.
 
 Usage:
-    python bench/diagnose_cartpole.py bench/results/protocol_v1/runs/dmc_cartpole-swingup_sparse/ops-mbpo/seed1
-    python bench/diagnose_cartpole.py <run dir> [<run dir> ...] --members all --episodes 3
+    python bench/diagnose/diagnose_cartpole.py bench/results/protocol_v1/runs/dmc_cartpole-swingup_sparse/ops-mbpo/seed1
+    python bench/diagnose/diagnose_cartpole.py <run dir> [<run dir> ...] --members all --episodes 3
 """
 
 from __future__ import annotations
 
-import argparse
 import math
 import sys
 from pathlib import Path
 
 import torch
-from omegaconf import OmegaConf
+from run_dirs import chosen_members, parser, read_config, trained_policies
 from torchrl.envs import ExplorationType, set_exploration_type
 
 from components.envs import make_env
-from recipes.build import EVAL_SEED_OFFSET, make_policies, make_posterior
+from recipes.build import EVAL_SEED_OFFSET
 from recipes.checkpoint import CheckpointError, load_checkpoint
-from recipes.cli import to_config
 
 UPRIGHT_COS = 0.995  # dm_control cartpole: the sparse reward's "upright" bound
 CENTRED_X = 0.25  # and its "centred" bound
@@ -71,7 +69,7 @@ def check(run_dir: Path):
     """The run's config, or ValueError naming what is wrong with ``run_dir``."""
     if not (run_dir / "config.yaml").is_file() or not (run_dir / "checkpoint.pt").is_file():
         raise ValueError(f"{run_dir}: not a run dir with config.yaml and checkpoint.pt")
-    cfg = to_config(OmegaConf.load(run_dir / "config.yaml"))
+    cfg = read_config(run_dir)
     if not cfg.env.task.startswith("dmc:cartpole"):
         raise ValueError(f"{run_dir}: task {cfg.env.task!r}; this diagnostic takes dmc:cartpole-* runs")
     return cfg
@@ -82,17 +80,10 @@ def diagnose(run_dir: Path, members: str, episodes: int) -> list[dict]:
     cfg = check(run_dir)
     payload = load_checkpoint(run_dir, cfg)
     env = make_env(cfg.env.task, seed=cfg.seed + EVAL_SEED_OFFSET, action_repeat=cfg.env.action_repeat)
-    policies = make_policies(cfg, env.observation_spec["observation"].shape[-1],
-                             env.action_spec.shape[-1])
-    policies.load_state_dict(payload["state"]["policies"])
-    if members == "all":
-        chosen = range(cfg.num_policies)
-    else:  # the posterior's most likely member, as the run's evaluations pick it
-        posterior = make_posterior(cfg)
-        posterior.load_state_dict(payload["state"]["posterior"])
-        chosen = [posterior.most_likely()]
+    policies = trained_policies(cfg, payload, env.observation_spec["observation"].shape[-1],
+                                env.action_spec.shape[-1])
     rows = []
-    for i in chosen:
+    for i in chosen_members(cfg, payload, members):
         actor = policies.member(*policies.member_index(i))
         for episode in range(episodes):
             with set_exploration_type(ExplorationType.DETERMINISTIC), torch.no_grad():
@@ -104,17 +95,12 @@ def diagnose(run_dir: Path, members: str, episodes: int) -> list[dict]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("runs", nargs="+", type=Path)
-    parser.add_argument("--members", choices=["best", "all"], default="all",
-                        help="every member (default) or the posterior's most likely one")
-    parser.add_argument("--episodes", type=int, default=1)
-    args = parser.parse_args(argv)
+    args = parser(__doc__, members="all", episodes=1).parse_args(argv)
     if args.episodes < 1:
         print(f"error: --episodes {args.episodes}; give at least 1", file=sys.stderr)
         return 2
     try:
-        for run_dir in args.runs:  # every run dir before any work
+        for run_dir in args.run_dirs:  # every run dir before any work
             check(run_dir)
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
@@ -122,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     print("| run | member | episode | return | rewarded zone | upright | net turns | mean abs x |")
     print("|---|---|---|---|---|---|---|---|")
-    for run_dir in args.runs:
+    for run_dir in args.run_dirs:
         try:
             rows = diagnose(run_dir, args.members, args.episodes)
         except (ValueError, CheckpointError) as err:

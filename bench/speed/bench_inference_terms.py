@@ -17,8 +17,8 @@ imagined step of B = 400 start states per member, rollout length 1 early in MBPO
 ``G * update + policy + env step``, each term without and with the Marino & Yue option.
 Prints figures; it is not a test.
 
-    .venv/bin/python bench/bench_inference_terms.py --rounds 7 --agent-step
-    .venv/bin/python bench/bench_inference_terms.py --prior-widths --rounds 9 --reps 20
+    .venv/bin/python bench/speed/bench_inference_terms.py --rounds 7 --agent-step
+    .venv/bin/python bench/speed/bench_inference_terms.py --prior-widths --rounds 9 --reps 20
 """
 
 from __future__ import annotations

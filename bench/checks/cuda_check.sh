@@ -4,7 +4,7 @@
 # the CPU protocol (beside the same run on one CPU core of the same machine) and at paper scale.
 #
 # Usage (from the repo root, on a machine with a GPU and this project's packages importable):
-#   bash bench/cuda_check.sh [OUT_DIR]   # default OUT_DIR: bench_runs/cuda_check/<date_time>
+#   bash bench/checks/cuda_check.sh [OUT_DIR]   # default OUT_DIR: bench_runs/cuda_check/<date_time>
 # Environment: DEVICE (default cuda; DEVICE=cpu dry-runs the same script on a CPU), PY (python),
 # SCALE=short (a few hundred steps per job, for a CPU dry run), JOBS (default
 # "smoke protocol paper test": which of the four parts below to run).
@@ -81,7 +81,7 @@ EOF
   done
   echo; echo "## CUDA tests"; tail -n 3 "$R/pytest_cuda.log" 2>/dev/null
   echo; echo "## seconds per 1K learning agent steps, by phase"
-  $PY bench/phase_times.py "$R"/cpu_dmc_ps-mbpo_*/ "$R/paper_ps-mbpo_$DEVICE" "$R"/smoke_*/
+  $PY bench/speed/phase_times.py "$R"/cpu_dmc_ps-mbpo_*/ "$R/paper_ps-mbpo_$DEVICE" "$R"/smoke_*/
   echo; echo "## last lines of the timing runs"
   for f in "$R"/cpu_dmc_*.log "$R"/paper_*.log; do [ -f "$f" ] && { echo "### $f"; tail -n 4 "$f"; }; done
 } > "$OUT_DIR/summary.md" 2>&1

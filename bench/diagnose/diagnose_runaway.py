@@ -10,40 +10,33 @@ and the critic loss. ``key=value`` overrides change the config (e.g. ``rollout.d
 ``policy.real_ratio=0.5``). Not part of the tests; the small case lives in tests/.
 
 Usage:
-    python bench/diagnose_runaway.py <run dir> [--steps 1500] [key=value ...]
+    python bench/diagnose/diagnose_runaway.py <run dir> [--steps 1500] [key=value ...]
 """
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
-from pathlib import Path
-
 import torch
-from omegaconf import OmegaConf
+from run_dirs import parser, read_checkpoint, read_config, require_checkpoints, trained_world_model
 from tensordict import TensorDict
 
-from recipes.build import make_buffers, make_policies, make_posterior, make_real_env, make_world_model
-from recipes.cli import to_config
+from recipes.build import make_buffers, make_policies, make_posterior, make_real_env
 from recipes.loop import Progress, imagine, update_policies
 
 
 def main(argv: list[str] | None = None) -> list[dict[str, float]]:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("run_dir", type=Path)
-    parser.add_argument("--steps", type=int, default=1500, help="agent steps to replay")
-    parser.add_argument("--every", type=int, default=250)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("overrides", nargs="*")
-    args = parser.parse_intermixed_args(argv)
+    cli = parser(__doc__, one_run=True)
+    cli.add_argument("--steps", type=int, default=1500, help="agent steps to replay")
+    cli.add_argument("--every", type=int, default=250)
+    cli.add_argument("--seed", type=int, default=0)
+    cli.add_argument("overrides", nargs="*", metavar="key=value")
+    args = cli.parse_intermixed_args(argv)
+    require_checkpoints([args.run_dir])
     torch.manual_seed(args.seed)
-    node = OmegaConf.load(args.run_dir / "config.yaml")
-    cfg = to_config(OmegaConf.merge(node, OmegaConf.from_dotlist(args.overrides)))
-    state = torch.load(args.run_dir / "checkpoint.pt", weights_only=False)
+    cfg = read_config(args.run_dir, args.overrides)
+    state = read_checkpoint(args.run_dir)
     env = make_real_env(cfg, make_posterior(cfg)).env
     obs_dim, act_dim = env.observation_spec["observation"].shape[-1], env.action_spec.shape[-1]
-    world = make_world_model(cfg, obs_dim, act_dim)
-    world.model.load_state_dict(state["state"]["model"])
+    world = trained_world_model(cfg, state, obs_dim, act_dim)
     real, sampler = make_buffers(cfg, world)
     real.load_state_dict(state["state"]["real_buffer"])
     policies = make_policies(cfg, obs_dim, act_dim)

@@ -3,7 +3,7 @@
 The training loop draws a [N, M, 256] mixed batch G = 20 times per env step and extends the
 model buffers once per env step with [N, M, B * R] imagined transitions.
 
-    .venv/bin/python bench/bench_replay.py [--threads 1] [--capacity 100000] [--device cpu]
+    .venv/bin/python bench/speed/bench_replay.py [--threads 1] [--capacity 100000] [--device cpu]
         [--n 5] [--m 7] [--obs 17] [--act 6]
 """
 

@@ -21,10 +21,10 @@ a core, which is most of the wall time on a loaded machine). ``--profile`` runs
 ``torch.profiler`` over 20 updates of each bmm runner and prints the share of the profiled
 self CPU time spent in ``aten::bmm``/``aten::baddbmm`` and the ``aten::copy_`` calls per update.
 
-    .venv/bin/python bench/bench_policy_ensemble.py                   # N=5, M=7 and N=M=1
-    .venv/bin/python bench/bench_policy_ensemble.py --rounds 15 --compile
+    .venv/bin/python bench/speed/bench_policy_ensemble.py                   # N=5, M=7 and N=M=1
+    .venv/bin/python bench/speed/bench_policy_ensemble.py --rounds 15 --compile
     # the CPU protocol's shape, old against new (docs/policy_ensemble.md, "Speed of the update")
-    .venv/bin/python bench/bench_policy_ensemble.py --shapes 2x2,5x4 --hidden 128 --obs 5 --act 1 \
+    .venv/bin/python bench/speed/bench_policy_ensemble.py --shapes 2x2,5x4 --hidden 128 --obs 5 --act 1 \
         --threads 1 --backends bmm --skip-loop --against-frozen --profile
 """
 
@@ -44,7 +44,7 @@ from torch.profiler import ProfilerActivity, profile
 from torchrl.objectives import SACLoss, SoftUpdate
 
 # this checkout's components and tests/ (not an installed copy: the bench compares code versions)
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from components.policy.ensemble import PolicyEnsemble  # noqa: E402
 
 MATMUL_OPS = ("aten::bmm", "aten::baddbmm")

@@ -5,10 +5,10 @@ episode end. This prints, per run, the seconds per 1K *learning* agent steps of 
 between two logged steps (default: from the first logged step at or after
 ``run.init_random_steps`` to the last logged step), so that runs of different lengths, devices
 or machines can be compared by the steady cost of a step rather than by the random-action
-warm-up. It is what ``bench/cuda_check.sh`` reports; it works on any run dir.
+warm-up. It is what ``bench/checks/cuda_check.sh`` reports; it works on any run dir.
 
 Usage:
-    python bench/phase_times.py RUN_DIR [RUN_DIR ...] [--from STEP] [--to STEP]
+    python bench/speed/phase_times.py RUN_DIR [RUN_DIR ...] [--from STEP] [--to STEP]
 
 Examples:
     >>> import tempfile, pathlib
@@ -28,7 +28,7 @@ import csv
 import sys
 from pathlib import Path
 
-PHASES = ("env", "model", "rollout", "update")
+from recipes.rundir import PHASES
 
 
 def _read(path: Path) -> list[tuple[int, float]]:

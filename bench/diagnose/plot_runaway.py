@@ -5,7 +5,7 @@ log scale) and ``eval/return`` of each run dir given as ``LABEL=DIR``, and saves
 PNG and SVG.
 
 Usage:
-    python bench/plot_runaway.py --out docs/img/walker_runaway \\
+    python bench/diagnose/plot_runaway.py --out docs/img/walker_runaway \\
         "mbpo, sampled steps=bench/results/runaway/dmc_walker-walk/mbpo-sampled/seed0" ...
 """
 

@@ -16,19 +16,17 @@ critics inconsistent targets: the failure of the first Metaworld model-based run
 (docs/results.md, section 4). Not part of the test run.
 
 Usage:
-    python bench/diagnose_constant_dims.py bench/results/protocol_v1/runs/metaworld_window-open-v3/*/seed0
+    python bench/diagnose/diagnose_constant_dims.py bench/results/protocol_v1/runs/metaworld_window-open-v3/*/seed0
 """
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import torch
-from diagnose_model import load_real_data, require_checkpoints  # bench/ is on sys.path when run as a script
+from run_dirs import load_real_data, parser, require_checkpoints, trained_world_model
 
-from components.world_model.dynamics import _CONSTANT_TARGET_SCALE as CONSTANT_STD  # the normaliser's threshold
-from recipes.build import make_world_model
+from components.world_model.dynamics import CONSTANT_TARGET_SCALE  # the normaliser's threshold
 
 
 def diagnose(run_dir: Path, newest: int) -> dict[str, float]:
@@ -36,10 +34,9 @@ def diagnose(run_dir: Path, newest: int) -> dict[str, float]:
     cfg, data, step, state = load_real_data(run_dir)
     obs, act = data["observation"], data["action"]
     next_obs = data["next", "observation"]
-    world = make_world_model(cfg, obs.shape[-1], act.shape[-1])
-    world.model.load_state_dict(state["state"]["model"])
+    world = trained_world_model(cfg, state, obs.shape[-1], act.shape[-1])
     change = next_obs - obs
-    constant = change.std(0) < CONSTANT_STD
+    constant = change.std(0) < CONSTANT_TARGET_SCALE
     new = slice(max(0, len(obs) - newest), len(obs))
     with torch.no_grad():
         sampled, _ = world.model.predict(obs[new], act[new], selection="random",
@@ -60,12 +57,10 @@ def diagnose(run_dir: Path, newest: int) -> dict[str, float]:
 
 
 def main(argv: list[str] | None = None) -> str:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("run_dirs", type=Path, nargs="+")
-    parser.add_argument("--newest", type=int, default=5000,
-                        help="number of newest real transitions the model is checked on")
-    parser.add_argument("--out", type=Path, default=None, help="also write the table here")
-    args = parser.parse_args(argv)
+    cli = parser(__doc__, out=True)
+    cli.add_argument("--newest", type=int, default=5000,
+                     help="number of newest real transitions the model is checked on")
+    args = cli.parse_args(argv)
     require_checkpoints(args.run_dirs)
     torch.manual_seed(0)
     lines = [

@@ -4,47 +4,23 @@ Loads the real buffer D_E from a run's checkpoint, fits a fresh dynamics ensembl
 run's model settings on the older transitions (delta and direct targets, or as configured), and
 reports on the newest ones (the states the current policy visits) the error of the elites' mean
 as a fraction of each target's variance (0 = exact, 1 = no better than the mean), the share of
-rail-limit states for cartpole, and the model's predicted std against its error (calibration).
-Not part of the test run.
+rail-limit states for cartpole, and, for a sparse reward, the true and predicted mean reward on
+the rewarded transitions. Not part of the test run.
 
 Usage:
-    python bench/diagnose_model.py results_runs/cal/cartpole-swingup/sac-g1/seed0
-    python bench/diagnose_model.py <run dir> --targets delta direct --max-epochs 100
-    python bench/diagnose_model.py <sparse run dir> --targets delta --split random --nll-beta 0 0.5 1
+    python bench/diagnose/diagnose_model.py <run dir>
+    python bench/diagnose/diagnose_model.py <run dir> --targets delta direct --max-epochs 100
+    python bench/diagnose/diagnose_model.py <sparse run dir> --targets delta --split random --nll-beta 0 0.5 1
 """
 
 from __future__ import annotations
 
-import argparse
 import time
-from pathlib import Path
 
 import torch
-from omegaconf import OmegaConf
+from run_dirs import load_real_data, parser, require_checkpoints
 
 from components.world_model import DynamicsEnsemble, DynamicsTrainer
-from recipes.build import make_buffers
-from recipes.cli import to_config
-
-
-def require_checkpoints(run_dirs: list[Path]) -> None:
-    """Exit with one line naming every run dir without a ``checkpoint.pt`` (before any work)."""
-    missing = [str(d) for d in run_dirs if not (d / "checkpoint.pt").is_file()]
-    if missing:
-        raise SystemExit(f"error: no checkpoint.pt in {', '.join(missing)}")
-
-
-def load_real_data(run_dir: Path):
-    """The run's config, its real transitions (oldest first), its agent step and checkpoint."""
-    cfg = to_config(OmegaConf.load(run_dir / "config.yaml"))
-    state = torch.load(run_dir / "checkpoint.pt", weights_only=False)
-    model_real_ratio = cfg.policy.real_ratio
-    cfg.policy.real_ratio = 1.0  # D_E alone (any variant): no model replay to mix with
-    real, _ = make_buffers(cfg, None)
-    cfg.policy.real_ratio = model_real_ratio
-    real.load_state_dict(state["state"]["real_buffer"])
-    data = real.storage[: len(real)]
-    return cfg, data, state["progress"]["step"], state
 
 
 def fraction_unexplained(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -52,18 +28,18 @@ def fraction_unexplained(pred: torch.Tensor, target: torch.Tensor) -> torch.Tens
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("run_dir", type=Path)
-    parser.add_argument("--targets", nargs="+", default=["delta", "direct"])
-    parser.add_argument("--newest", type=float, default=0.2,
-                        help="share of the newest transitions held out for the report")
-    parser.add_argument("--nll-beta", type=float, nargs="+", default=None,
-                        help="beta-NLL betas to compare (default: the run's model.nll_beta)")
-    parser.add_argument("--max-epochs", type=int, default=None)
-    parser.add_argument("--patience", type=int, default=None)
-    parser.add_argument("--split", choices=["newest", "random"], default="newest",
-                        help="report on the newest transitions or on a random share")
-    args = parser.parse_args(argv)
+    cli = parser(__doc__, one_run=True)
+    cli.add_argument("--targets", nargs="+", default=["delta", "direct"])
+    cli.add_argument("--newest", type=float, default=0.2,
+                     help="share of the newest transitions held out for the report")
+    cli.add_argument("--nll-beta", type=float, nargs="+", default=None,
+                     help="beta-NLL betas to compare (default: the run's model.nll_beta)")
+    cli.add_argument("--max-epochs", type=int, default=None)
+    cli.add_argument("--patience", type=int, default=None)
+    cli.add_argument("--split", choices=["newest", "random"], default="newest",
+                     help="report on the newest transitions or on a random share")
+    args = cli.parse_args(argv)
+    require_checkpoints([args.run_dir])
     torch.manual_seed(0)
     cfg, data, step, _ = load_real_data(args.run_dir)
     n = data.shape[0]

@@ -12,26 +12,23 @@ and G over the compared steps, the bias ``mean(Q - G)``, the bias relative to ``
 the correlation of Q with G. Not part of the test run.
 
 Usage:
-    python bench/diagnose_critic.py bench/results/protocol_v1/runs/dmc_cartpole-swingup/sac/seed0
-    python bench/diagnose_critic.py <run dir> [<run dir> ...] --members all --episodes 3
+    python bench/diagnose/diagnose_critic.py bench/results/protocol_v1/runs/dmc_cartpole-swingup/sac/seed0
+    python bench/diagnose/diagnose_critic.py <run dir> [<run dir> ...] --members all --episodes 3
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 import numpy as np
 import torch
-from omegaconf import OmegaConf
+from run_dirs import chosen_members, parser, read_config, trained_policies
 from tensordict import TensorDict
 from torchrl.envs import ExplorationType, set_exploration_type
 
 from components.envs import max_episode_steps, parse_task
-from recipes.build import make_policies, make_posterior
 from recipes.checkpoint import CheckpointError, load_checkpoint
-from recipes.cli import to_config
 
 
 def dm_env(task: str, seed: int):
@@ -85,18 +82,15 @@ def soft_returns(rewards: np.ndarray, logps: np.ndarray, gamma: float, alpha: fl
 
 
 def diagnose(run_dir: Path, members: str, episodes: int) -> list[dict]:
-    cfg = to_config(OmegaConf.load(run_dir / "config.yaml"))
+    cfg = read_config(run_dir)
     if parse_task(cfg.env.task)[0] != "dmc":
         raise ValueError(f"{run_dir}: task {cfg.env.task!r}; this diagnostic takes dmc:<task> runs")
     payload = load_checkpoint(run_dir, cfg)
-    posterior = make_posterior(cfg)
-    posterior.load_state_dict(payload["state"]["posterior"])
+    chosen = chosen_members(cfg, payload, members)
     probe = dm_env(cfg.env.task, 0)
     obs_dim = len(flat(probe.reset().observation))
     act_dim = probe.action_spec().shape[0]
-    policies = make_policies(cfg, obs_dim, act_dim)
-    policies.load_state_dict(payload["state"]["policies"])
-    chosen = range(cfg.num_policies) if members == "all" else [posterior.most_likely()]
+    policies = trained_policies(cfg, payload, obs_dim, act_dim)
     horizon = -(-max_episode_steps(cfg.env.task) // cfg.env.action_repeat)
     gamma = cfg.policy.gamma
     rows = []
@@ -125,23 +119,18 @@ def diagnose(run_dir: Path, members: str, episodes: int) -> list[dict]:
 def neglected_tail(run_dir: Path) -> float:
     """Bound on the part of ``G`` beyond the rollout: ``gamma^(2T) * max|r| / (1 - gamma)``
     (DMC rewards are in [0, 1] per simulator step)."""
-    cfg = to_config(OmegaConf.load(run_dir / "config.yaml"))
+    cfg = read_config(run_dir)
     horizon = -(-max_episode_steps(cfg.env.task) // cfg.env.action_repeat)
     gamma = cfg.policy.gamma
     return gamma ** (2 * horizon) * cfg.env.action_repeat / (1 - gamma)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("runs", nargs="+", type=Path)
-    parser.add_argument("--members", choices=["best", "all"], default="best",
-                        help="the posterior's most likely member (default) or every member")
-    parser.add_argument("--episodes", type=int, default=3)
-    args = parser.parse_args(argv)
+    args = parser(__doc__, members="best", episodes=3).parse_args(argv)
     torch.set_num_threads(1)
     print("| run | member | alpha | mean Q | mean G | bias Q - G | bias / mean abs G | corr(Q, G) |")
     print("|---|---|---|---|---|---|---|---|")
-    for run_dir in args.runs:
+    for run_dir in args.run_dirs:
         try:
             rows = diagnose(run_dir, args.members, args.episodes)
         except (ValueError, CheckpointError, FileNotFoundError) as err:
@@ -150,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
         for r in rows:
             print(f"| {r['run']} | {r['member']} | {r['alpha']:.4f} | {r['Q']:.1f} | {r['G']:.1f} | "
                   f"{r['bias']:+.1f} | {r['rel_bias']:+.3f} | {r['corr']:.3f} |", flush=True)
-    print(f"\n(neglected tail of G at most {neglected_tail(args.runs[-1]):.2g} per step)")
+    print(f"\n(neglected tail of G at most {neglected_tail(args.run_dirs[-1]):.2g} per step)")
     return 0
 
 

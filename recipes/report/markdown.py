@@ -1,0 +1,126 @@
+"""Markdown: a task's page (runs, values at the marks, steps to threshold, timing) and the
+code that made its runs."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Mapping, Sequence
+
+from recipes.report.runs import ANCHOR_NAMES, Run, run_code
+from recipes.report.stats import Cell
+from recipes.report.summary import TaskSummary
+from recipes.rundir import PHASES
+
+
+def _row(*cells: object) -> str:
+    return "| " + " | ".join(map(str, cells)) + " |"
+
+
+def _rows_at_marks(head: str, nested: dict[str, dict[str, dict[int, Cell]]],
+                   marks: Sequence[int], digits: int) -> list[str]:
+    """A table with one row ``"<label>: <name>"`` per ``nested[label][name]`` (mark -> cell)."""
+    lines = [_row(head, *(f"{m:,}" for m in marks)), _row(*["---"] * (len(marks) + 1))]
+    for label, by_name in nested.items():
+        for name, cells in by_name.items():
+            lines.append(_row(f"{label}: {name}", *(cells[m].format(digits) for m in marks)))
+    return lines
+
+
+def task_markdown(s: TaskSummary, images: Sequence[str] = ()) -> str:
+    """The markdown page of one task: runs, values at the marks, steps to threshold, timing."""
+    lines = [f"# {s.task}", ""]
+    lines += [f"![{Path(i).stem}]({i})" for i in images] + ([""] if images else [])
+    lines += [
+        "Values: mean over seeds [95% bootstrap CI of the mean over seeds] "
+        f"(scipy.stats.bootstrap, {s.resamples} resamples): BCa, or the percentile interval "
+        "where BCa is degenerate (n < 3, or every seed the same value: then a point); "
+        "n = seeds with a value. Steps are env steps "
+        "(agent steps x action_repeat); a seed's value at a mark is interpolated linearly "
+        "between its evaluations around it, and a seed that stopped before the mark does not "
+        "count. Curves are drawn only over the steps every seed of the variant reached (up to "
+        "the smallest 'last eval' below); a curve with one evaluation is a marker. Every "
+        "plot is also saved as SVG beside its PNG (same name, .svg).",
+        "",
+        _row("variant", "seeds", "last eval (env steps, min-max over seeds)"),
+        _row("---", "---", "---"),
+    ]
+    for label in s.labels:
+        seeds, reached = s.seeds[label], s.reached[label]
+        span = "-" if reached is None else f"{reached[0]}-{reached[1]}"
+        lines.append(_row(label, f"{len(seeds)} ({', '.join(map(str, seeds))})", span))
+    for metric, digits in (("eval/return", 1), ("eval/success", 2)):
+        if metric not in s.at_marks:
+            continue
+        lines += ["", f"## {metric} at env steps", ""]
+        lines.append(_row("variant", *(f"{m:,}" for m in s.marks)))
+        lines.append(_row(*["---"] * (len(s.marks) + 1)))
+        for label in s.labels:
+            cells = s.at_marks[metric][label]
+            lines.append(_row(label, *(cells[m].format(digits) for m in s.marks)))
+        anchor_rows = 0
+        for algo, by_step in s.anchors[metric].items():
+            if not any(m in by_step for m in s.marks):
+                continue
+            cells = [Cell.of(by_step[m], s.resamples) if m in by_step else Cell() for m in s.marks]
+            name = f"anchor: {ANCHOR_NAMES.get(algo, algo)} (TD-MPC2 results)"
+            lines.append(_row(name, *(c.format(digits) for c in cells)))
+            anchor_rows += 1
+        if anchor_rows:
+            lines += ["", "Anchor rows: published results shipped with the TD-MPC2 repository "
+                      "(their own settings, networks and action repeat), shown only at the marks "
+                      "they logged."]
+    if s.members:
+        lines += ["", "## every member's eval return at env steps", "",
+                  "Runs made with `eval.all_members=true`: each seed's worst, mean and best "
+                  "member (deterministic episodes of every member at every evaluation), then "
+                  "mean [CI] of those over seeds. The `eval/return` table above evaluates one "
+                  "member per round, the posterior's most likely.", ""]
+        lines += _rows_at_marks("variant: member", s.members, s.marks, 1)
+    if s.terms:
+        lines += ["", "## Marino & Yue terms at env steps", "",
+                  "Shown because a run of this task logged a term (docs/inference_perspective.md). "
+                  "`imagined/information`: the unweighted term log p_n - log mixture, mean over one "
+                  "step's imagined transitions (at most log of the number of members; its "
+                  "expectation is >= 0); `imagined/reward`: the reward the policies learn from, "
+                  "which already includes +/- beta x that term (every model-based group, so the "
+                  "arm with neither term is there to compare); `loss/kl_prior`: the sampled "
+                  "KL(pi || p_a) of the action prior, mean over members. A seed's value at a mark "
+                  "is interpolated between its logged values; mean [CI] over seeds.", ""]
+        lines += _rows_at_marks("variant: term", s.terms, s.marks, 3)
+    lines += ["", f"## env steps to eval return >= {s.threshold:g}", "",
+              _row("variant", "mean env steps (seeds that reached it)", "reached"),
+              _row("---", "---", "---")]
+    for label in s.labels:
+        mean, got, n = s.to_threshold[label]
+        lines.append(_row(label, "-" if got == 0 else f"{mean:.0f}", f"{got}/{n}"))
+    if s.to_success:
+        lines += ["", f"## env steps to eval success >= {s.success_threshold:g}", "",
+                  _row("variant", "mean env steps (seeds that reached it)", "reached"),
+                  _row("---", "---", "---")]
+        for label in s.labels:
+            mean, got, n = s.to_success.get(label, (math.nan, 0, 0))
+            lines.append(_row(label, "-" if got == 0 else f"{mean:.0f}", f"{got}/{n}"))
+    lines += ["", "## wall-clock seconds per 1K agent steps, by phase", "",
+              _row("variant", *PHASES, "total"), _row(*["---"] * (len(PHASES) + 2))]
+    for label in s.labels:
+        lines.append(_row(label, *(s.timing[label][p].format(2) for p in (*PHASES, "total"))))
+    return "\n".join(lines) + "\n"
+
+
+def code_markdown(by_label: Mapping[str, Sequence[Run]]) -> str:
+    """The "Code" section of a task page: which commit made each run, and whether they agree."""
+    rows = [(label, run.seed, run_code(run)) for label, runs in by_label.items() for run in runs]
+    distinct = sorted({code for _, _, code in rows})
+    lines = ["", "## Code", ""]
+    if len(distinct) == 1 and distinct[0] != "not recorded" and "+dirty" not in distinct[0] \
+            and " then " not in distinct[0]:
+        lines.append(f"Every run on this page was made by commit {distinct[0]} (its "
+                     "`provenance.json`).")
+    else:
+        lines.append(f"**The runs on this page come from {len(distinct)} code versions** "
+                     "(commit per run below, from each run's `provenance.json`; `not recorded`: "
+                     "a run made before runs recorded their code). Compare them knowing that.")
+    lines += ["", _row("variant", "seed", "commit"), _row("---", "---", "---")]
+    lines += [_row(label, seed, code) for label, seed, code in rows]
+    return "\n".join(lines) + "\n"
