@@ -20,12 +20,17 @@ Comparisons (``--comparison``):
 * ``protocol`` (``bench/results/protocol/``): sac, mbpo and ps-mbpo on four more DeepMind
   Control tasks (walker-walk, cheetah-run, finger-spin, reacher-easy), 2 seeds each, beside the
   published SAC: the protocol checked away from cartpole (docs/results.md);
+* ``posterior`` (``bench/results/posterior/``): does the posterior matter? The paper's ablation
+  over M, the policies per model (ps-mbpo at N = 2 with M = 1, 2, 3; M = 1 is the standard PSRL
+  factorisation), ops-mbpo with the protocol's OPS rule, and mbpo, on cartpole-swingup (5
+  seeds) and its sparse version (8 seeds), identical seed lists across arms
+  (``bench/power.py`` says what these seeds can detect);
 * ``nll_beta0`` (``bench/results/nll_beta0/``): the model-based variants with MBPO's Gaussian
   NLL (``model.nll_beta=0``) instead of the protocol's beta-NLL (docs/results.md section 4):
   the first protocol's runs, kept as the ablation (the grid's ``sac`` has no model and serves
   both).
 
-Then ``python recipes/report.py bench/results/runs --out <dir>`` builds the grid's tables and
+Then ``python -m recipes.report bench/results/runs --out <dir>`` builds the grid's tables and
 plots. The runs of the first CPU protocol (action repeat 4 with G = 10 on DeepMind Control,
 sampled imagined steps), behind docs/results.md sections 1-5, are kept apart in
 ``bench/results/protocol_v1/`` (its README says what differs); new runs never mix with them.
@@ -36,6 +41,7 @@ Usage:
     python bench/grid.py --comparison inference           # the Marino & Yue comparison
     python bench/grid.py --comparison nll_beta0           # the model without beta-NLL
     python bench/grid.py --comparison protocol            # four more DMC tasks
+    python bench/grid.py --comparison posterior           # the M ablation and OPS
     python bench/grid.py --dry-run                        # print the commands only
 """
 
@@ -83,6 +89,14 @@ COMPARISONS: dict[str, tuple[Path, dict[str, tuple[dict[str, list[str]], range]]
     "protocol": (RESULTS / "protocol", {
         task: (_variants("sac", "mbpo", "ps-mbpo"), range(2))
         for task in ("dmc:walker-walk", "dmc:cheetah-run", "dmc:finger-spin", "dmc:reacher-easy")
+    }),
+    "posterior": (RESULTS / "posterior", {
+        task: ({"mbpo": ["variant=mbpo"],
+                **{f"ps-mbpo-M{m}": ["variant=ps-mbpo", f"posterior.policies_per_model={m}"]
+                   for m in (1, 2, 3)},
+                "ops-mbpo": ["variant=ops-mbpo"]}, seeds)
+        for task, seeds in (("dmc:cartpole-swingup", range(5)),
+                            ("dmc:cartpole-swingup_sparse", range(8)))
     }),
     "nll_beta0": (RESULTS / "nll_beta0", {
         task: ({v: [f"variant={v}", "model.nll_beta=0"] for v in ("mbpo", "ps-mbpo", "ops-mbpo")},

@@ -76,9 +76,26 @@ def test_nll_beta0_comparison_reruns_the_model_based_variants_with_mbpo_nll(tmp_
     assert all("model.nll_beta=0" in argv and "preset=cpu_dmc" in argv for _, argv in cmds)
 
 
+def test_posterior_comparison_varies_m_at_n_2_on_identical_seeds(tmp_path, monkeypatch):
+    _, table = grid.COMPARISONS["posterior"]
+    monkeypatch.setitem(grid.COMPARISONS, "posterior", (tmp_path, table))
+    for task, seeds in (("dmc:cartpole-swingup", "seed=0,1,2,3,4"),
+                        ("dmc:cartpole-swingup_sparse", "seed=0,1,2,3,4,5,6,7")):
+        cmds = grid.commands("posterior", tasks=[task])
+        arms = {next(a for a in argv if a.startswith("hydra.sweep.dir=")).rsplit("/", 1)[1]: argv
+                for _, argv in cmds}
+        assert list(arms) == ["mbpo", "ps-mbpo-M1", "ps-mbpo-M2", "ps-mbpo-M3", "ops-mbpo"]
+        assert all(seeds in argv and "preset=cpu_dmc" in argv for argv in arms.values())
+        for m in (1, 2, 3):
+            assert "posterior.policies_per_model=%d" % m in arms[f"ps-mbpo-M{m}"]
+        # N stays the protocol's (2) in every arm, and OPS runs the protocol's rule
+        assert not any(a.startswith("posterior.num_models") for argv in arms.values() for a in argv)
+        assert not any(a.startswith("posterior.ops_") for a in arms["ops-mbpo"])
+
+
 @pytest.mark.parametrize("args, message", [
     (["--comparison", "nope"],
-     "error: unknown comparison 'nope'; accepted: ['grid', 'inference', 'protocol', 'nll_beta0']"),
+     "error: unknown comparison 'nope'; accepted: ['grid', 'inference', 'protocol', 'posterior', 'nll_beta0']"),
     (["--tasks", "dmc:walker-walk"], "error: unknown task 'dmc:walker-walk' for --comparison grid"),
     (["--comparison", "inference", "--variants", "sac"],
      "error: unknown variant 'sac' for --comparison inference; accepted: ['ps-mbpo+info', "),
