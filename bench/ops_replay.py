@@ -12,6 +12,7 @@ data another rule collects: the curves are the PS run's.
 
 Usage (from the repository root):
     python bench/ops_replay.py                                  # the committed PS runs
+    python bench/ops_replay.py --plot docs/img/ops_weights.png  # and the weights figure
     python bench/ops_replay.py --runs bench/results/protocol_v1/runs/dmc_cartpole-swingup/ps-mbpo/seed*
 
 Prints one row per rule: median episodes until p_max > 0.9 (``never`` counts as the run's
@@ -38,6 +39,7 @@ RULES = {  # name: PolicyPosterior keyword arguments (mode="ops")
     **{f"importance, tau {t:g}, mix {g:g}": dict(statistic="importance", temperature=t, mix=g)
        for t in (100.0, 300.0, 1000.0, 3000.0) for g in (0.0, 0.1)},
 }
+PROTOCOL_RULE = "importance, tau 1000, mix 0.1"  # the recipes' default (recipes/config.py)
 
 
 @dataclass
@@ -46,14 +48,16 @@ class MemberCurves:
 
     name: str
     returns: np.ndarray  # [episodes, members]
+    env_steps: np.ndarray  # [episodes]: simulator steps at the end of each credited episode
 
     @classmethod
     def from_run(cls, run_dir: Path) -> "MemberCurves":
         scalars = run_dir / "logs" / "scalars" / "train"
-        index, ret, credited = (np.loadtxt(scalars / f"{k}.csv", delimiter=",", ndmin=2)[:, 1]
+        index, ret, credited = (np.loadtxt(scalars / f"{k}.csv", delimiter=",", ndmin=2)
                                 for k in ("policy_index", "return", "credited"))
-        keep = credited > 0
-        index, ret = index[keep].astype(int), ret[keep]
+        keep = credited[:, 1] > 0
+        steps = index[keep, 0] * _action_repeat(run_dir)
+        index, ret = index[keep, 1].astype(int), ret[keep, 1]
         episodes = np.arange(len(ret))
         members = int(index.max()) + 1
         curves = np.empty((len(ret), members))
@@ -62,7 +66,64 @@ class MemberCurves:
             if len(played) == 0:
                 raise ValueError(f"{run_dir}: member {m} never played; cannot rebuild its curve")
             curves[:, m] = np.interp(episodes, played, ret[index == m])
-        return cls(str(run_dir), curves)
+        return cls(str(run_dir), curves, steps)
+
+
+def _action_repeat(run_dir: Path) -> int:
+    from omegaconf import OmegaConf
+
+    return int(OmegaConf.load(run_dir / "config.yaml").env.action_repeat)
+
+
+def _logged_weights(run_dir: Path) -> tuple[np.ndarray, np.ndarray]:
+    """``(env steps, [steps, members] probabilities)`` an OPS run logged per episode."""
+    files = sorted((run_dir / "logs" / "scalars" / "ops").glob("p[0-9]*.csv"),
+                   key=lambda f: int(f.stem[1:]))
+    columns = [np.loadtxt(f, delimiter=",", ndmin=2) for f in files]
+    return columns[0][:, 0] * _action_repeat(run_dir), np.stack([c[:, 1] for c in columns], 1)
+
+
+def plot_weights(out: Path, tasks: list[str], replay_rule: str, seed: int = 0) -> None:
+    """Per task: the OPS weights of the earlier protocol's run (literal sum, tau 100), and both
+    rules replayed on the PS run's member returns (seed 0 of each)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    literal = "sum, tau 100 (the paper's form; protocol v1)"
+    fig, axes = plt.subplots(len(tasks), 3, figsize=(12, 3.2 * len(tasks)), squeeze=False,
+                             sharey=True)
+    for row, task in zip(axes, tasks):
+        steps, weights = _logged_weights(Path(f"bench/results/protocol_v1/runs/{task}/ops-mbpo/seed0"))
+        row[0].plot(steps, weights)
+        row[0].set_title(f"{task}: OPS-MBPO run, literal sum", fontsize=9)
+        curves = MemberCurves.from_run(Path(f"bench/results/protocol_v1/runs/{task}/ps-mbpo/seed0"))
+        for ax, name in ((row[1], literal), (row[2], replay_rule)):
+            probs = replay_probs(curves.returns, RULES[name], seed)
+            ax.plot(curves.env_steps, probs)
+            ax.set_title(f"replay on PS returns: {name.split(' (')[0]}", fontsize=9)
+        for ax in row:
+            ax.set_xlabel("env steps")
+            ax.grid(alpha=0.3)
+        row[0].set_ylabel("probability of each member")
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=120)
+    fig.savefig(out.with_suffix(".svg"))
+    plt.close(fig)
+
+
+def replay_probs(curves: np.ndarray, rule: dict, seed: int) -> np.ndarray:
+    """``[episodes, members]``: the distribution each pick of one replay drew from."""
+    episodes, members = curves.shape
+    posterior = PolicyPosterior(members, mode="ops", seed=seed, **rule)
+    out = np.empty((episodes, members))
+    for k in range(episodes):
+        out[k] = posterior.probs.numpy()
+        i = posterior.pick()
+        posterior.update(i, float(curves[k, i]))
+    return out
 
 
 def replay(curves: np.ndarray, rule: dict, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -75,7 +136,7 @@ def replay(curves: np.ndarray, rule: dict, seed: int) -> tuple[np.ndarray, np.nd
         i = posterior.pick()
         played[k] = curves[k, i]
         posterior.update(i, float(curves[k, i]))
-    return p_max, played
+    return p_max, played  # the same draws as replay_probs (same seed, same rule)
 
 
 def summarise(runs: list[MemberCurves], rule: dict, seeds: int) -> dict[str, float]:
@@ -101,7 +162,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", nargs="+", default=[DEFAULT_RUNS],
                         help=f"PS-MBPO run dirs or globs (default: {DEFAULT_RUNS})")
     parser.add_argument("--seeds", type=int, default=50, help="replays per run and rule")
+    parser.add_argument("--plot", type=Path, default=None,
+                        help="also draw the weights figure (PNG, and SVG beside it) here")
     args = parser.parse_args(argv)
+    if args.plot is not None:
+        plot_weights(args.plot, ["dmc_cartpole-swingup", "metaworld_window-open-v3"],
+                     PROTOCOL_RULE)
+        print(f"wrote {args.plot} and {args.plot.with_suffix('.svg')}")
     dirs = sorted({Path(p) for pattern in args.runs for p in glob.glob(pattern)})
     if not dirs:
         print(f"error: no run dir matches {args.runs}", file=sys.stderr)

@@ -108,7 +108,7 @@ class PosteriorConfig:
     num_models: int = _f(5, "N: dynamics models, each with its own M policies (PS-MBPO)")
     policies_per_model: int = _f(4, "M: policies per model (PS-MBPO)")
     ops_temperature: float = _f(1000.0, "tau of OPS, p(i) ~ exp(score_i / tau), on the scale of "
-                                        "returns (ours: docs/results.md, the OPS rule)")
+                                        "returns (ours: docs/sampling_and_replay.md)")
     ops_statistic: str = _f("importance", "OPS score: importance (Exp3's estimate of every "
                                           "member's sum; ours) | sum (the paper's literal sum "
                                           "of real returns) | mean per play")
