@@ -257,23 +257,47 @@ class DynamicsEnsemble(TensorDictModuleBase):
             raise ValueError(f"selection={selection!r} is not accepted; accepted: {SELECTIONS} or a member index")
         return selection
 
-    def _resolve_members(self, members: Sequence[int] | torch.Tensor | str | None) -> torch.Tensor | None:
-        """Member indices to use: ``None`` means all members (fast path, no weight gather)."""
-        if members is None:
-            members = "elites" if self.elites_only else None
+    def check_members(self, members: Sequence[int] | torch.Tensor | str) -> torch.Tensor | str:
+        """``members`` checked against this model: ``"elites"`` as it is, indices as a tensor.
+
+        Args:
+            members: member indices (any sequence or tensor of ints) or ``"elites"``.
+
+        Returns:
+            ``"elites"``, or the indices as a flat long tensor on the model's device.
+
+        Raises:
+            ValueError: for another string, no index, or an index outside ``0..num_members - 1``.
+
+        Examples:
+            >>> DynamicsEnsemble(3, 1, num_members=4, num_elites=2).check_members(range(2))
+            tensor([0, 1])
+        """
         if isinstance(members, str):
             if members != "elites":
                 raise ValueError(f"members={members!r} is not accepted; accepted: 'elites', None or indices")
-            return self.elite_indices
-        if members is None:
-            return None
+            return members
+        if not isinstance(members, torch.Tensor):
+            members = list(members)
         idx = torch.as_tensor(members, dtype=torch.long, device=self.device).flatten()
         if idx.numel() == 0:
             raise ValueError("members is empty; give at least one member index")
         if (idx < 0).any() or (idx >= self.num_members).any():
             raise ValueError(
-                f"member indices {idx.tolist()} out of range; accepted: 0..{self.num_members - 1}"
+                f"members {idx.tolist()} out of range for a model with num_members={self.num_members}; "
+                f"accepted: 0..{self.num_members - 1}"
             )
+        return idx
+
+    def _resolve_members(self, members: Sequence[int] | torch.Tensor | str | None) -> torch.Tensor | None:
+        """Member indices to use: ``None`` means all members (fast path, no weight gather)."""
+        if members is None:
+            members = "elites" if self.elites_only else None
+        if members is None:
+            return None
+        idx = self.check_members(members)
+        if isinstance(idx, str):
+            return self.elite_indices
         if idx.numel() == self.num_members and torch.equal(idx, torch.arange(self.num_members, device=idx.device)):
             return None  # all members in order: use the stacked weights without gathering them
         return idx

@@ -195,21 +195,10 @@ class ImaginedRolloutEnv(ModelBasedEnvBase):
         num_models = model_shape[0]
         if members is None:
             members = range(num_models) if member_mode == "per_model" else "elites"
-        if isinstance(members, str):
-            if members != "elites":
-                raise ValueError(f"members={members!r} is not accepted; accepted: 'elites', None or indices")
-            count = model.num_elites
+        member_idx = model.check_members(members)
+        if isinstance(member_idx, str):  # "elites": read at every step
             member_idx = None
-        else:
-            member_idx = torch.as_tensor(list(members), dtype=torch.long).flatten()
-            count = member_idx.numel()
-            if count == 0:
-                raise ValueError("members is empty; give at least one member index")
-            if (member_idx < 0).any() or (member_idx >= model.num_members).any():
-                raise ValueError(
-                    f"members {member_idx.tolist()} out of range for a model with "
-                    f"num_members={model.num_members}; accepted: 0..{model.num_members - 1}"
-                )
+        count = model.num_elites if member_idx is None else member_idx.numel()
         if member_mode == "per_model" and count != num_models:
             raise ValueError(
                 f"member_mode='per_model' steps slice n with members[n], so it needs N members: "
