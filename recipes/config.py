@@ -36,7 +36,7 @@ LOGGER_PACKAGES = {"tensorboard": "tensorboard", "wandb": "wandb"}
 """The package each of TorchRL's loggers needs (not installed with this project)."""
 MODEL_VAL_METRICS = ("mse", "nll")
 OPS_STATISTICS = ("sum", "mean")
-INFORMATION_SIGNS = ("pessimistic", "optimistic")
+from components.world_model.imagined_env import INFORMATION_SIGNS  # noqa: E402  (names -> signs)
 
 
 def _f(default: Any, help: str) -> Any:
