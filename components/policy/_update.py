@@ -146,7 +146,36 @@ def sac_losses(
     return losses
 
 
-class VmapBackend:
+class _Backend:
+    """The interface both backends give the ensemble: every member's actor and action prior.
+
+    A backend implements :meth:`_apply`; ``*_all`` runs every member on its own rows and
+    ``*_at`` the chosen members, with the same ops.
+    """
+
+    def _apply(self, net: str, index: Tensor | None, observation: Tensor) -> tuple[Tensor, Tensor]:
+        """``(loc, scale)`` of network ``net`` (``"actor"`` or ``"prior"``) of the members
+        ``index`` (``None``: all ``K``, member k on row k) on ``observation [P, n, O]``."""
+        raise NotImplementedError
+
+    def actor_all(self, observation: Tensor) -> tuple[Tensor, Tensor]:
+        """``observation [K, n, O]`` -> ``(loc, scale) [K, n, A]``, member k on row k."""
+        return self._apply("actor", None, observation)
+
+    def actor_at(self, index: Tensor, observation: Tensor) -> tuple[Tensor, Tensor]:
+        """``observation [P, n, O]`` -> ``(loc, scale) [P, n, A]``, member ``index[p]`` on row p."""
+        return self._apply("actor", index, observation)
+
+    def prior_all(self, observation: Tensor) -> tuple[Tensor, Tensor]:
+        """The action prior's ``observation [K, n, O]`` -> ``(loc, scale) [K, n, A]``."""
+        return self._apply("prior", None, observation)
+
+    def prior_at(self, index: Tensor, observation: Tensor) -> tuple[Tensor, Tensor]:
+        """The action prior of member ``index[p]`` on row p."""
+        return self._apply("prior", index, observation)
+
+
+class VmapBackend(_Backend):
     """Members as the TorchRL modules themselves, under ``torch.vmap`` over stacked params.
 
     Args:
@@ -194,14 +223,6 @@ class VmapBackend:
         with params.to_module(self.prior_template):
             return self._prior_net(observation)
 
-    def prior_all(self, observation: Tensor) -> tuple[Tensor, Tensor]:
-        """The action prior's ``observation [K, n, O]`` -> ``(loc, scale) [K, n, A]``."""
-        return self._vmap_prior(self.prior_params.flatten(0, 1), observation)
-
-    def prior_at(self, index: Tensor, observation: Tensor) -> tuple[Tensor, Tensor]:
-        """The action prior of member ``index[p]`` on row p."""
-        return self._vmap_prior(self.prior_params.flatten(0, 1)[index], observation)
-
     def _one_critic(self, params: TensorDictBase, observation: Tensor, action: Tensor) -> Tensor:
         with params.to_module(self.critic_template):
             return self._critic_net(observation, action).squeeze(-1)
@@ -211,13 +232,10 @@ class VmapBackend:
             params, observation, action
         )
 
-    def actor_all(self, observation: Tensor) -> tuple[Tensor, Tensor]:
-        """``observation [K, n, O]`` -> ``(loc, scale) [K, n, A]``, member k on row k."""
-        return self._vmap_actor(self.actor_params.flatten(0, 1), observation)
-
-    def actor_at(self, index: Tensor, observation: Tensor) -> tuple[Tensor, Tensor]:
-        """``observation [P, n, O]`` -> ``(loc, scale) [P, n, A]``, member ``index[p]`` on row p."""
-        return self._vmap_actor(self.actor_params.flatten(0, 1)[index], observation)
+    def _apply(self, net: str, index: Tensor | None, observation: Tensor) -> tuple[Tensor, Tensor]:
+        params = (self.actor_params if net == "actor" else self.prior_params).flatten(0, 1)
+        run = self._vmap_actor if net == "actor" else self._vmap_prior
+        return run(params if index is None else params[index], observation)
 
     def compile(self) -> None:
         """Run the loss computation under ``torch.compile``."""
@@ -276,7 +294,7 @@ class VmapBackend:
         )
 
 
-class BmmBackend:
+class BmmBackend(_Backend):
     """Members as batched matmuls over the stacked parameters (same math, no vmap).
 
     The stacked leaves are looked up once (``load_state_dict`` copies into them in place)
@@ -330,24 +348,13 @@ class BmmBackend:
         x = x.unsqueeze(1).expand(p, 2, n, d).reshape(2 * p, n, d)
         return self._critic_net(weights, x).view(p, 2, n)
 
-    def actor_all(self, observation: Tensor) -> tuple[Tensor, Tensor]:
-        """``observation [K, n, O]`` -> ``(loc, scale) [K, n, A]``, member k on row k."""
-        return self._actor_net(self._actor_weights(), observation)
-
-    def actor_at(self, index: Tensor, observation: Tensor) -> tuple[Tensor, Tensor]:
-        """``observation [P, n, O]`` -> ``(loc, scale) [P, n, A]``, member ``index[p]`` on row p."""
-        return self._actor_net([w[index] for w in self._actor_weights()], observation)
-
     def _prior_weights(self) -> list[Tensor]:
         return [p.flatten(0, 1) for p in self._prior_leaves]
 
-    def prior_all(self, observation: Tensor) -> tuple[Tensor, Tensor]:
-        """The action prior's ``observation [K, n, O]`` -> ``(loc, scale) [K, n, A]``."""
-        return self._prior_net(self._prior_weights(), observation)
-
-    def prior_at(self, index: Tensor, observation: Tensor) -> tuple[Tensor, Tensor]:
-        """The action prior of member ``index[p]`` on row p."""
-        return self._prior_net([w[index] for w in self._prior_weights()], observation)
+    def _apply(self, net: str, index: Tensor | None, observation: Tensor) -> tuple[Tensor, Tensor]:
+        weights = self._actor_weights() if net == "actor" else self._prior_weights()
+        run = self._actor_net if net == "actor" else self._prior_net
+        return run(weights if index is None else [w[index] for w in weights], observation)
 
     def compile(self) -> None:
         """Run the loss computation under ``torch.compile`` (it sees plain tensors only)."""
