@@ -15,6 +15,14 @@ What is where (each subpackage is one job of the agent; see docs/index.md):
   ``valid_after_termination`` (the imagined steps to keep).
 * :mod:`components.theory`: Example 1 and the tabular experiment (not TorchRL components).
 
+Shared by the subpackages (each may import them; they import none of the subpackages):
+
+* :mod:`components.keys`: ``POLICY_INDEX_KEY`` and ``TRANSITION_KEYS``, the entries that
+  several parts read or write;
+* :mod:`components.seeding`: ``episode_seed``, the seed of each episode of a run;
+* :mod:`components.termination`: the known termination rules of the Gym tasks;
+* :mod:`components.batched_linear`: the stacked linear layer both ensembles run on.
+
 Examples:
     >>> from components import PolicyEnsemble, make_env
     >>> env = make_env("dmc:cartpole-swingup", seed=0)
@@ -26,21 +34,11 @@ Examples:
 """
 
 from components.envs import EpisodeSeeder, make_env, max_episode_steps, parse_task, termination_fn
+from components.keys import POLICY_INDEX_KEY, TRANSITION_KEYS
 from components.policy import PolicyEnsemble, load_agent, load_ensemble, save_agent
-from components.replay import (
-    TRANSITION_KEYS,
-    MixedBatchSampler,
-    ModelReplay,
-    make_real_buffer,
-    mbpo_model_capacity,
-)
+from components.replay import MixedBatchSampler, ModelReplay, make_real_buffer, mbpo_model_capacity
 from components.replay.buffers import valid_after_termination
-from components.sampling import (
-    POLICY_INDEX_KEY,
-    PolicyPosterior,
-    PosteriorSamplingTransform,
-    ops_probabilities,
-)
+from components.sampling import PolicyPosterior, PosteriorSamplingTransform, ops_probabilities
 from components.world_model import (
     DynamicsEnsemble,
     DynamicsTrainer,

@@ -24,8 +24,8 @@ import numpy as np
 import torch
 
 from recipes.config import Config, comparable
+from recipes.rundir import CHECKPOINT_NAME
 
-CHECKPOINT_NAME = "checkpoint.pt"
 _DEFAULTS = comparable(Config())  # every field's default, for checkpoints older than a field
 
 

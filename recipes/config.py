@@ -23,8 +23,6 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from components.sampling.posterior import STATISTICS
-
 VARIANTS = ("sac", "mbpo", "ps-mbpo", "ops-mbpo", "ps-mbpo-fixed")
 """``sac``: no model, lambda = 1. ``mbpo``: one policy, each imagined step by a random elite.
 ``ps-mbpo``: N*M policies, uniform pick per episode. ``ops-mbpo``: optimistic pick.
@@ -37,8 +35,6 @@ LOGGERS = ("csv", "tensorboard", "wandb")
 LOGGER_PACKAGES = {"tensorboard": "tensorboard", "wandb": "wandb"}
 """The package each of TorchRL's loggers needs (not installed with this project)."""
 MODEL_VAL_METRICS = ("mse", "nll")
-OPS_STATISTICS = STATISTICS  # the posterior's own list
-INFORMATION_SIGNS = ("pessimistic", "optimistic")
 
 
 def _f(default: Any, help: str) -> Any:
@@ -367,7 +363,11 @@ def _require(ok: bool, message: str) -> None:
 
 def validate(cfg: Config) -> None:
     """Check a resolved config; raise ``ValueError`` naming the bad value and what is accepted."""
+    # the components own these lists; imported here, not at the top, so that --help needs no
+    # torch
     from components.envs.factory import parse_task
+    from components.sampling.posterior import STATISTICS as OPS_STATISTICS
+    from components.world_model.imagined_env import INFORMATION_SIGNS
 
     _require(cfg.variant in VARIANTS, f"Unknown variant {cfg.variant!r}. Accepted: {VARIANTS}.")
     parse_task(cfg.env.task)
@@ -384,7 +384,7 @@ def validate(cfg: Config) -> None:
              f"Accepted: {OPS_STATISTICS}.")
     _require(cfg.rollout.information_sign in INFORMATION_SIGNS,
              f"Unknown rollout.information_sign {cfg.rollout.information_sign!r}. "
-             f"Accepted: {INFORMATION_SIGNS}.")
+             f"Accepted: {tuple(INFORMATION_SIGNS)}.")
     positive_ints = {
         "env.action_repeat": cfg.env.action_repeat, "run.total_steps": cfg.run.total_steps,
         "posterior.num_models": cfg.posterior.num_models,

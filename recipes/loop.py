@@ -37,6 +37,7 @@ from recipes.build import (
     model_capacity,
 )
 from recipes.checkpoint import (
+    CHECKPOINT_NAME,
     CheckpointError,
     os_cause,
     log_sizes,
@@ -325,7 +326,7 @@ def restore(cfg: Config, run_dir: Path, resume: dict | None,
         for name, obj in stateful.items():
             obj.load_state_dict(resume["state"][name])
         run = Progress(**resume["progress"])
-        run.checkpoint = str(run_dir / "checkpoint.pt")
+        run.checkpoint = str(run_dir / CHECKPOINT_NAME)
         # the logger's counters, unless the resumed run logs with another logger
         logger_state = resume.get("logger") if resume.get("logger_type", "csv") == cfg.run.logger \
             else None

@@ -30,7 +30,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from recipes.build import EVAL_SEED_OFFSET, make_policies, make_posterior
-from recipes.checkpoint import CheckpointError, load_checkpoint
+from recipes.checkpoint import CHECKPOINT_NAME, CheckpointError, load_checkpoint
 from recipes.cli import to_config
 from recipes.evaluation import Evaluator, rendering_problem
 from recipes.rundir import RunDirError, check_writable
@@ -60,7 +60,7 @@ def record(run_dir: str | Path, out: str | Path, episodes: int = 1, member: int 
     except RunDirError as err:
         raise ValueError(f"--out {out}: {err}") from None
     if not (run_dir / "config.yaml").is_file():
-        raise ValueError(f"{run_dir}: no config.yaml; a run dir holds config.yaml and checkpoint.pt.")
+        raise ValueError(f"{run_dir}: no config.yaml; a run dir holds config.yaml and {CHECKPOINT_NAME}.")
     try:
         cfg = to_config(OmegaConf.load(run_dir / "config.yaml"))
     except Exception as err:

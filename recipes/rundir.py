@@ -27,8 +27,9 @@ from typing import Any
 
 LOCK_NAME = "run.lock"
 CHECKPOINT_NAME = "checkpoint.pt"
+"""The checkpoint's file name in a run dir."""
 EARLIER_RUN = ("config.yaml", "logs", "provenance.json", "videos", "agent.pt",
-               "checkpoint.pt.tmp", "agent.pt.tmp")
+               f"{CHECKPOINT_NAME}.tmp", "agent.pt.tmp")
 """What a run writes besides its checkpoint: a directory holding any of these holds a run."""
 HYDRA_FILES = (".hydra",)
 """Hydra's record of a run's composition (rewritten by Hydra at every start)."""

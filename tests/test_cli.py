@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from recipes.rundir import CHECKPOINT_NAME
+
 RECIPES = Path(__file__).resolve().parent.parent / "recipes"
 TINY = [
     "preset=small", "task=gym:Pendulum-v1", "init_random_steps=100", "rollout.epoch_length=100",
@@ -87,7 +89,7 @@ def test_default_run_dirs_are_distinct(tmp_path):
                                                   "rollout."))]
     assert run(*args, cwd=tmp_path).returncode == 0
     assert run(*args, cwd=tmp_path).returncode == 0
-    dirs = sorted(p.parent for p in (tmp_path / "runs").rglob("checkpoint.pt"))
+    dirs = sorted(p.parent for p in (tmp_path / "runs").rglob(CHECKPOINT_NAME))
     assert len(dirs) == 2 and dirs[0] != dirs[1]
     assert all((d / "config.yaml").is_file() for d in dirs)
 
@@ -101,7 +103,7 @@ def test_resume_continues_in_the_run_dir_with_its_saved_config(finished_run, tmp
     out = run(f"resume={copy}", "total_steps=440", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert "done: 440 agent steps" in out.stdout and str(copy) in out.stdout
-    assert torch.load(copy / "checkpoint.pt", weights_only=False)["progress"]["step"] == 440
+    assert torch.load(copy / CHECKPOINT_NAME, weights_only=False)["progress"]["step"] == 440
     assert not (tmp_path / "runs").exists() and not (tmp_path / "outputs").exists()
     returns = (copy / "logs" / "scalars" / "train" / "return.csv").read_text().split()
     assert [int(r.split(",")[0]) for r in returns] == [200, 440]
@@ -144,7 +146,7 @@ def test_bad_resume_is_one_line_and_touches_nothing(finished_run, tmp_path, case
 
     copy = tmp_path / "copy"
     shutil.copytree(finished_run, copy)
-    ckpt = copy / "checkpoint.pt"
+    ckpt = copy / CHECKPOINT_NAME
     args = [f"resume={copy}"]
     if case == "missing":
         args = [f"resume={tmp_path / 'nowhere'}"]
@@ -197,7 +199,7 @@ def test_signal_writes_a_checkpoint_that_resumes(tmp_path, sig):
     out, _ = proc.communicate(timeout=120)
     assert proc.returncode == 130, out
     assert "checkpoint written to" in out and "Traceback" not in out, out
-    step = torch.load(run_dir / "checkpoint.pt", weights_only=False)["progress"]["step"]
+    step = torch.load(run_dir / CHECKPOINT_NAME, weights_only=False)["progress"]["step"]
     assert step >= 200  # at least the first episode
     resumed = run(f"resume={run_dir}", f"total_steps={step + 20}", cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
@@ -226,7 +228,7 @@ def test_stop_flag_says_what_happens_and_a_second_ctrl_c_stops_at_once(tmp_path,
         assert capsys.readouterr().err == (
             f"Stopped at once (second Ctrl-C): no checkpoint in {tmp_path} yet (the first is "
             "written at run.checkpoint_every).\n")
-        (tmp_path / "checkpoint.pt").write_bytes(b"")  # a run that has one
+        (tmp_path / CHECKPOINT_NAME).write_bytes(b"")  # a run that has one
         flag.signum = signal.SIGINT
         with pytest.raises(SystemExit):
             os.kill(os.getpid(), signal.SIGINT)

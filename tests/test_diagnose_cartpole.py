@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 
 from components.envs import make_env
+from recipes.rundir import CHECKPOINT_NAME
 
 SCRIPT = Path(__file__).resolve().parents[1] / "bench" / "diagnose" / "diagnose_cartpole.py"
 sys.path.insert(0, str(SCRIPT.parent))  # as when run: it imports its helpers (run_dirs) by name
@@ -94,7 +95,7 @@ def test_a_run_of_another_task_is_refused_by_name(tmp_path, capsys):
 
     run_dir = tmp_path / "walker"
     save_config(run_dir, compose("dmc", ["task=dmc:walker-walk", "preset=small"]))
-    (run_dir / "checkpoint.pt").write_bytes(b"")
+    (run_dir / CHECKPOINT_NAME).write_bytes(b"")
     assert diag.main([str(run_dir)]) == 2
     err = capsys.readouterr().err
     assert "'dmc:walker-walk'" in err and "dmc:cartpole-*" in err

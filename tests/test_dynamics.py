@@ -386,7 +386,7 @@ def test_bad_inputs_give_clear_errors():
         model.predict(torch.zeros(4, 2), torch.zeros(4, 1), selection="best")
     with pytest.raises(ValueError, match="selection=9 is not a member index"):
         model.predict(torch.zeros(4, 2), torch.zeros(4, 1), selection=9)
-    with pytest.raises(ValueError, match=r"member indices \[7\] out of range"):
+    with pytest.raises(ValueError, match=r"members \[7\] out of range"):
         model.predict(torch.zeros(4, 2), torch.zeros(4, 1), members=[7])
     with pytest.raises(ValueError, match="3 distinct member indices"):
         model.set_elites([0, 0, 1])

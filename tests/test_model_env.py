@@ -14,7 +14,7 @@ from components.replay.buffers import valid_after_termination
 from components.world_model.dynamics import DynamicsEnsemble
 from components.world_model.imagined_env import ImaginedRolloutEnv
 from components.world_model.rollout_schedule import rollout_length
-from components.world_model.termination import hopper_terminated
+from components.termination import hopper_terminated
 
 D, A = 3, 2
 N, M, B = 4, 2, 6

@@ -10,6 +10,7 @@ import pytest
 
 from recipes.cli import compose, save_config
 from recipes.loop import train
+from recipes.rundir import CHECKPOINT_NAME
 
 RECORD = Path(__file__).resolve().parent.parent / "recipes" / "record.py"
 
@@ -91,9 +92,9 @@ def test_missing_run_and_unreadable_checkpoint_are_one_line(saved_run, tmp_path)
         main([str(tmp_path / "nope"), "--out", str(tmp_path / "x.gif")])
     broken = tmp_path / "broken"
     shutil.copytree(saved_run, broken)
-    (broken / "checkpoint.pt").write_bytes(b"")
+    (broken / CHECKPOINT_NAME).write_bytes(b"")
     with pytest.raises(SystemExit) as err:
         main([str(broken), "--out", str(tmp_path / "x.gif")])
-    assert str(err.value) == (f"error: Checkpoint '{broken / 'checkpoint.pt'}' is empty (0 bytes): "
+    assert str(err.value) == (f"error: Checkpoint '{broken / CHECKPOINT_NAME}' is empty (0 bytes): "
                               "unreadable.")
     assert not (tmp_path / "x.gif").exists()

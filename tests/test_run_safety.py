@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from recipes.rundir import CHECKPOINT_NAME
 from test_cli import RECIPES, TINY, run, snapshot
 
 ARGS = [*TINY, "variant=ps-mbpo"]
@@ -102,7 +103,7 @@ def test_a_stale_lock_of_a_dead_process_is_taken_over(copy, tmp_path):
 # ----------------------------------------------------------------------------------------------
 
 def test_an_earlier_run_without_checkpoint_is_refused_unless_discarded(copy, tmp_path):
-    (copy / "checkpoint.pt").unlink()  # as a run killed before its first checkpoint leaves it
+    (copy / CHECKPOINT_NAME).unlink()  # as a run killed before its first checkpoint leaves it
     before = snapshot(copy)
     args = [*ARGS, "total_steps=110", "eval.every=110", f"hydra.run.dir={copy}"]
     refused(run(*args, cwd=tmp_path), "holds an earlier run's files (config.yaml, logs, "
@@ -114,7 +115,7 @@ def test_an_earlier_run_without_checkpoint_is_refused_unless_discarded(copy, tmp
     evals = (copy / "logs" / "scalars" / "eval" / "return.csv").read_text().split()
     assert [int(r.split(",")[0]) for r in evals] == [110]  # the new run's only
     assert not (copy / "logs" / "scalars" / "train" / "return.csv").exists()  # no episode ended
-    assert len(torch.load(copy / "checkpoint.pt", weights_only=False)["progress"]) > 0
+    assert len(torch.load(copy / CHECKPOINT_NAME, weights_only=False)["progress"]) > 0
 
 
 # ----------------------------------------------------------------------------------------------
@@ -162,7 +163,7 @@ def test_a_corrupted_checkpoint_is_refused_in_one_line(finished, copy, tmp_path)
     from recipes.checkpoint import CheckpointError, load_checkpoint, verify_checksum
     from recipes.cli import compose
 
-    ckpt = copy / "checkpoint.pt"
+    ckpt = copy / CHECKPOINT_NAME
     assert verify_checksum(ckpt)
     data = bytearray(ckpt.read_bytes())
     middle = len(data) // 2
@@ -177,7 +178,7 @@ def test_a_corrupted_checkpoint_is_refused_in_one_line(finished, copy, tmp_path)
     with pytest.raises(CheckpointError, match="is corrupted"):
         load_checkpoint(ckpt, cfg)
     # a checkpoint written before checksums existed (a plain torch.save) loads as before
-    torch.save(torch.load(finished / "checkpoint.pt", weights_only=False), tmp_path / "old.pt")
+    torch.save(torch.load(finished / CHECKPOINT_NAME, weights_only=False), tmp_path / "old.pt")
     assert not verify_checksum(tmp_path / "old.pt")
     assert load_checkpoint(tmp_path / "old.pt", cfg)["progress"]["step"] == 240
 
@@ -243,7 +244,7 @@ def test_a_full_disk_while_writing_a_checkpoint_keeps_the_last_one(copy, tmp_pat
     the same failed write)."""
     import resource
 
-    ckpt = copy / "checkpoint.pt"
+    ckpt = copy / CHECKPOINT_NAME
     saved = ckpt.read_bytes()
     limit = len(saved) // 4  # the logs and provenance fit, the checkpoint does not
 
@@ -256,7 +257,7 @@ def test_a_full_disk_while_writing_a_checkpoint_keeps_the_last_one(copy, tmp_pat
     refused(out, f"Could not write checkpoint '{ckpt}' (File too large); the partial file was "
             "removed, the last checkpoint (agent step 240) kept", f"resume={copy}")
     assert ckpt.read_bytes() == saved
-    assert not (copy / "checkpoint.pt.tmp").exists()
+    assert not (copy / f"{CHECKPOINT_NAME}.tmp").exists()
     assert run(f"resume={copy}", "total_steps=260", cwd=tmp_path).returncode == 0
 
 

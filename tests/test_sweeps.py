@@ -11,6 +11,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from recipes.report import write_report
+from recipes.rundir import CHECKPOINT_NAME
 
 RECIPES = Path(__file__).resolve().parent.parent / "recipes"
 SWEEP = ["-m", "preset=small", "task=gym:Pendulum-v1", "total_steps=120", "init_random_steps=100",
@@ -32,7 +33,7 @@ def test_two_by_two_multirun_then_report(tmp_path, launcher):
     seen = {(OmegaConf.load(r / "config.yaml").variant, OmegaConf.load(r / "config.yaml").seed)
             for r in runs}
     assert seen == {("sac", 0), ("sac", 1), ("ps-mbpo", 0), ("ps-mbpo", 1)}
-    assert all((r / "checkpoint.pt").is_file() for r in runs)
+    assert all((r / CHECKPOINT_NAME).is_file() for r in runs)
     if launcher == "joblib":  # n_jobs=2: each job gets cores // 2 torch threads
         import os
 

@@ -12,7 +12,7 @@ from tensordict import TensorDict
 from components.envs.factory import make_env, termination_fn
 from components.world_model.dynamics import DynamicsEnsemble
 from components.world_model.imagined_env import ImaginedRolloutEnv
-from components.world_model.termination import TerminationRule
+from components.termination import TerminationRule
 
 D, A = 3, 2
 
@@ -110,3 +110,11 @@ def test_imagined_env_overwrites_the_reward_exactly_on_terminating_transitions()
     for name in ("constant", "callable"):
         assert torch.equal(reward[name][others], reward["bare"][others])
         assert (reward[name][frozen] == 0).all()
+
+
+def test_former_import_path_gives_the_same_rules():
+    import components.termination as shared
+    import components.world_model.termination as former
+
+    assert former.__all__ == shared.__all__
+    assert all(getattr(former, name) is getattr(shared, name) for name in shared.__all__)

@@ -14,12 +14,9 @@ import torch
 from tensordict import TensorDictBase
 from torchrl.envs.transforms import Transform
 
+from components.seeding import episode_seed
+
 __all__ = ["EpisodeSeeder", "episode_seed"]
-
-
-def episode_seed(seed: int, episode: int) -> int:
-    """The seed of episode ``episode`` of a run seeded with ``seed`` (fits in 31 bits)."""
-    return (int(seed) * 1_000_003 + int(episode)) % (2**31 - 1)
 
 
 class EpisodeSeeder(Transform):

@@ -3,7 +3,8 @@
 :class:`BatchedNetwork` runs the module graph of one network (``nn.Sequential`` of
 ``nn.Linear`` and parameter-free modules, e.g. TorchRL's ``MLP`` followed by a
 ``NormalParamExtractor``) for P members at once: each ``nn.Linear`` becomes
-``baddbmm(bias, x, weight^T)`` over the stacked ``[P, out, in]`` weights.
+``baddbmm(bias, x, weight^T)`` over the stacked ``[P, out, in]`` weights
+(:func:`~components.batched_linear.batched_linear`, the layer the dynamics ensemble uses too).
 
 A run of ``Linear, ReLU, ..., Linear`` layers (the SAC networks) goes through
 :class:`BatchedReLUMLP`, an ``autograd.Function`` with a hand-written backward, which is
@@ -21,6 +22,8 @@ from collections.abc import Sequence
 
 import torch
 from torch import nn
+
+from components.batched_linear import batched_linear
 
 Tensor = torch.Tensor
 
@@ -41,7 +44,7 @@ class BatchedReLUMLP(torch.autograd.Function):
         for i in range(layers):
             w, b = weights[2 * i], weights[2 * i + 1]
             layer_inputs.append(h)
-            h = torch.baddbmm(b.unsqueeze(-2), h, w.transpose(-1, -2))
+            h = batched_linear(h, w.transpose(-1, -2), b.unsqueeze(-2))
             if i < layers - 1:
                 h = h.relu_()  # the matmul output is ours: overwrite it
         ctx.layer_inputs = layer_inputs  # the ReLU outputs double as the backward's masks
@@ -138,7 +141,7 @@ class BatchedNetwork:
             if kind == "linear":
                 w, b = weights[i], weights[i + 1]
                 i += 2
-                x = torch.baddbmm(b.unsqueeze(-2), x, w.transpose(-1, -2))
+                x = batched_linear(x, w.transpose(-1, -2), b.unsqueeze(-2))
             else:
                 x = obj(x)
         return x

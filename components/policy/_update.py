@@ -101,16 +101,15 @@ def sac_losses(
         ``entropy`` (detached), each of shape ``[*E]``; with a prior also ``loss_prior``
         (differentiable) and ``kl_prior`` (detached mean of the sampled KL estimate).
     """
-    if prior is not None:
-        return _prior_losses(
-            actor, critics, target_critics, prior, log_alpha, observation, action,
-            next_observation, reward, not_terminated, noise,
-            gamma=gamma, target_kl=target_kl, loss_function=loss_function,
-        )
     alpha = log_alpha.detach().exp().unsqueeze(-1)  # [*E, 1]
     with torch.no_grad():
         next_loc, next_scale = actor(next_observation)
-        next_action, next_log_prob = tanh_normal_rsample(next_loc, next_scale, noise[..., 0, :, :])
+        next_noise = noise[..., 0, :, :]
+        next_action, next_log_prob = tanh_normal_rsample(next_loc, next_scale, next_noise)
+        if prior is not None:  # log pi - log p_a at the same pre-tanh sample
+            prior_next_loc, prior_next_scale = prior(next_observation)
+            next_pre = next_loc + next_noise * next_scale
+            next_log_prob = next_log_prob - tanh_normal_log_prob(prior_next_loc, prior_next_scale, next_pre)
         next_q = target_critics(next_observation, next_action)  # [*E, 2, b]
         next_value = (next_q - (alpha * next_log_prob).unsqueeze(-2)).min(-2).values
         target = reward + gamma * not_terminated * next_value  # [*E, b]
@@ -119,65 +118,64 @@ def sac_losses(
     loss_qvalue = _distance(q, target.unsqueeze(-2).expand_as(q), loss_function).sum(-2).mean(-1)
 
     loc, scale = actor(observation)
-    new_action, log_prob = tanh_normal_rsample(loc, scale, noise[..., 1, :, :])
-    q_new = critics(observation, new_action, True).min(-2).values
-    loss_actor = (alpha * log_prob - q_new).mean(-1)
-
-    log_prob = log_prob.detach()
-    loss_alpha = (-log_alpha.unsqueeze(-1) * (log_prob + target_entropy)).mean(-1)
-    return {
-        "loss_actor": loss_actor,
-        "loss_qvalue": loss_qvalue,
-        "loss_alpha": loss_alpha,
-        "alpha": alpha.squeeze(-1),
-        "entropy": -log_prob.mean(-1),
-    }
-
-
-def _prior_losses(
-    actor, critics, target_critics, prior, log_alpha, observation, action, next_observation,
-    reward, not_terminated, noise, *, gamma, target_kl, loss_function,
-) -> dict[str, Tensor]:
-    """:func:`sac_losses` with the action prior ``p_a`` in place of the uniform prior."""
-    alpha = log_alpha.detach().exp().unsqueeze(-1)  # [*E, 1]
-    with torch.no_grad():
-        next_loc, next_scale = actor(next_observation)
-        next_noise = noise[..., 0, :, :]
-        next_action, next_log_prob = tanh_normal_rsample(next_loc, next_scale, next_noise)
-        prior_next_loc, prior_next_scale = prior(next_observation)
-        next_pre = next_loc + next_noise * next_scale
-        next_kl = next_log_prob - tanh_normal_log_prob(prior_next_loc, prior_next_scale, next_pre)
-        next_q = target_critics(next_observation, next_action)  # [*E, 2, b]
-        next_value = (next_q - (alpha * next_kl).unsqueeze(-2)).min(-2).values
-        target = reward + gamma * not_terminated * next_value  # [*E, b]
-
-    q = critics(observation, action, False)  # [*E, 2, b]
-    loss_qvalue = _distance(q, target.unsqueeze(-2).expand_as(q), loss_function).sum(-2).mean(-1)
-
-    loc, scale = actor(observation)
     actor_noise = noise[..., 1, :, :]
     new_action, log_prob = tanh_normal_rsample(loc, scale, actor_noise)
-    prior_loc, prior_scale = prior(observation)  # one forward: detached here, live below
-    pre = loc + actor_noise * scale
-    kl = log_prob - tanh_normal_log_prob(prior_loc.detach(), prior_scale.detach(), pre)
+    penalty = log_prob  # log pi, or log pi - log p_a with a prior
+    if prior is not None:
+        prior_loc, prior_scale = prior(observation)  # one forward: detached here, live below
+        pre = loc + actor_noise * scale
+        penalty = log_prob - tanh_normal_log_prob(prior_loc.detach(), prior_scale.detach(), pre)
     q_new = critics(observation, new_action, True).min(-2).values
-    loss_actor = (alpha * kl - q_new).mean(-1)
+    loss_actor = (alpha * penalty - q_new).mean(-1)
 
-    kl = kl.detach()
-    loss_alpha = (log_alpha.unsqueeze(-1) * (target_kl - kl)).mean(-1)
-    loss_prior = normal_kl(loc.detach(), scale.detach(), prior_loc, prior_scale).mean(-1)
-    return {
+    penalty = penalty.detach()
+    if prior is None:
+        loss_alpha = (-log_alpha.unsqueeze(-1) * (penalty + target_entropy)).mean(-1)
+    else:
+        loss_alpha = (log_alpha.unsqueeze(-1) * (target_kl - penalty)).mean(-1)
+    losses = {
         "loss_actor": loss_actor,
         "loss_qvalue": loss_qvalue,
         "loss_alpha": loss_alpha,
         "alpha": alpha.squeeze(-1),
         "entropy": -log_prob.detach().mean(-1),
-        "kl_prior": kl.mean(-1),
-        "loss_prior": loss_prior,
     }
+    if prior is not None:
+        losses["kl_prior"] = penalty.mean(-1)
+        losses["loss_prior"] = normal_kl(loc.detach(), scale.detach(), prior_loc, prior_scale).mean(-1)
+    return losses
 
 
-class VmapBackend:
+class _Backend:
+    """The interface both backends give the ensemble: every member's actor and action prior.
+
+    A backend implements :meth:`_apply`; ``*_all`` runs every member on its own rows and
+    ``*_at`` the chosen members, with the same ops.
+    """
+
+    def _apply(self, net: str, index: Tensor | None, observation: Tensor) -> tuple[Tensor, Tensor]:
+        """``(loc, scale)`` of network ``net`` (``"actor"`` or ``"prior"``) of the members
+        ``index`` (``None``: all ``K``, member k on row k) on ``observation [P, n, O]``."""
+        raise NotImplementedError
+
+    def actor_all(self, observation: Tensor) -> tuple[Tensor, Tensor]:
+        """``observation [K, n, O]`` -> ``(loc, scale) [K, n, A]``, member k on row k."""
+        return self._apply("actor", None, observation)
+
+    def actor_at(self, index: Tensor, observation: Tensor) -> tuple[Tensor, Tensor]:
+        """``observation [P, n, O]`` -> ``(loc, scale) [P, n, A]``, member ``index[p]`` on row p."""
+        return self._apply("actor", index, observation)
+
+    def prior_all(self, observation: Tensor) -> tuple[Tensor, Tensor]:
+        """The action prior's ``observation [K, n, O]`` -> ``(loc, scale) [K, n, A]``."""
+        return self._apply("prior", None, observation)
+
+    def prior_at(self, index: Tensor, observation: Tensor) -> tuple[Tensor, Tensor]:
+        """The action prior of member ``index[p]`` on row p."""
+        return self._apply("prior", index, observation)
+
+
+class VmapBackend(_Backend):
     """Members as the TorchRL modules themselves, under ``torch.vmap`` over stacked params.
 
     Args:
@@ -225,14 +223,6 @@ class VmapBackend:
         with params.to_module(self.prior_template):
             return self._prior_net(observation)
 
-    def prior_all(self, observation: Tensor) -> tuple[Tensor, Tensor]:
-        """The action prior's ``observation [K, n, O]`` -> ``(loc, scale) [K, n, A]``."""
-        return self._vmap_prior(self.prior_params.flatten(0, 1), observation)
-
-    def prior_at(self, index: Tensor, observation: Tensor) -> tuple[Tensor, Tensor]:
-        """The action prior of member ``index[p]`` on row p."""
-        return self._vmap_prior(self.prior_params.flatten(0, 1)[index], observation)
-
     def _one_critic(self, params: TensorDictBase, observation: Tensor, action: Tensor) -> Tensor:
         with params.to_module(self.critic_template):
             return self._critic_net(observation, action).squeeze(-1)
@@ -242,13 +232,10 @@ class VmapBackend:
             params, observation, action
         )
 
-    def actor_all(self, observation: Tensor) -> tuple[Tensor, Tensor]:
-        """``observation [K, n, O]`` -> ``(loc, scale) [K, n, A]``, member k on row k."""
-        return self._vmap_actor(self.actor_params.flatten(0, 1), observation)
-
-    def actor_at(self, index: Tensor, observation: Tensor) -> tuple[Tensor, Tensor]:
-        """``observation [P, n, O]`` -> ``(loc, scale) [P, n, A]``, member ``index[p]`` on row p."""
-        return self._vmap_actor(self.actor_params.flatten(0, 1)[index], observation)
+    def _apply(self, net: str, index: Tensor | None, observation: Tensor) -> tuple[Tensor, Tensor]:
+        params = (self.actor_params if net == "actor" else self.prior_params).flatten(0, 1)
+        run = self._vmap_actor if net == "actor" else self._vmap_prior
+        return run(params if index is None else params[index], observation)
 
     def compile(self) -> None:
         """Run the loss computation under ``torch.compile``."""
@@ -257,15 +244,7 @@ class VmapBackend:
     def losses(self, log_alpha: Tensor, *data: Tensor, **kwargs) -> dict[str, Tensor]:
         """Per-member losses ``[K]``: ``log_alpha [K]``, data ``[K, b, ...]`` (see :func:`sac_losses`)."""
         if self.prior_params is not None:
-            return self._prior_losses(
-                self.actor_params.flatten(0, 1),
-                self.critic_params.flatten(0, 1),
-                self.target_params.flatten(0, 1),
-                self.prior_params.flatten(0, 1),
-                log_alpha,
-                *data,
-                **kwargs,
-            )
+            kwargs["prior_params"] = self.prior_params.flatten(0, 1)
         return self._loss_impl(
             self.actor_params.flatten(0, 1),
             self.critic_params.flatten(0, 1),
@@ -275,25 +254,26 @@ class VmapBackend:
             **kwargs,
         )
 
-    def _losses(self, actor_params, critic_params, target_params, log_alpha, *data, **kwargs):
-        def member(actor_p, critic_p, target_p, log_alpha_k, *member_data):
-            def critics(obs, act, detach):
-                return self._two_critics(critic_p.detach() if detach else critic_p, obs, act)
+    def _losses(
+        self,
+        actor_params: TensorDictBase,
+        critic_params: TensorDictBase,
+        target_params: TensorDictBase,
+        log_alpha: Tensor,
+        *data: Tensor,
+        prior_params: TensorDictBase | None = None,
+        **kwargs,
+    ) -> dict[str, Tensor]:
+        """:func:`sac_losses` of every member under ``torch.vmap`` over the ``[K]``-stacked params.
 
-            return sac_losses(
-                lambda obs: self._one_actor(actor_p, obs),
-                critics,
-                lambda obs, act: self._two_critics(target_p, obs, act),
-                log_alpha_k,
-                *member_data,
-                **kwargs,
-            )
+        Args:
+            actor_params, critic_params, target_params: the stacked parameters, batch ``[K]``
+                (critics ``[K, 2]``).
+            log_alpha, data: as :func:`sac_losses`, with a leading ``[K]``.
+            prior_params: the action prior's stacked parameters (``None``: no prior).
+            kwargs: the keyword arguments of :func:`sac_losses`.
+        """
 
-        return torch.vmap(member, randomness="different")(
-            actor_params, critic_params, target_params, log_alpha, *data
-        )
-
-    def _prior_losses(self, actor_params, critic_params, target_params, prior_params, log_alpha, *data, **kwargs):
         def member(actor_p, critic_p, target_p, prior_p, log_alpha_k, *member_data):
             def critics(obs, act, detach):
                 return self._two_critics(critic_p.detach() if detach else critic_p, obs, act)
@@ -304,16 +284,17 @@ class VmapBackend:
                 lambda obs, act: self._two_critics(target_p, obs, act),
                 log_alpha_k,
                 *member_data,
-                prior=lambda obs: self._one_prior(prior_p, obs),
+                prior=None if prior_p is None else (lambda obs: self._one_prior(prior_p, obs)),
                 **kwargs,
             )
 
-        return torch.vmap(member, randomness="different")(
+        in_dims = (0, 0, 0, None if prior_params is None else 0, 0) + (0,) * len(data)
+        return torch.vmap(member, in_dims, randomness="different")(
             actor_params, critic_params, target_params, prior_params, log_alpha, *data
         )
 
 
-class BmmBackend:
+class BmmBackend(_Backend):
     """Members as batched matmuls over the stacked parameters (same math, no vmap).
 
     The stacked leaves are looked up once (``load_state_dict`` copies into them in place)
@@ -367,24 +348,13 @@ class BmmBackend:
         x = x.unsqueeze(1).expand(p, 2, n, d).reshape(2 * p, n, d)
         return self._critic_net(weights, x).view(p, 2, n)
 
-    def actor_all(self, observation: Tensor) -> tuple[Tensor, Tensor]:
-        """``observation [K, n, O]`` -> ``(loc, scale) [K, n, A]``, member k on row k."""
-        return self._actor_net(self._actor_weights(), observation)
-
-    def actor_at(self, index: Tensor, observation: Tensor) -> tuple[Tensor, Tensor]:
-        """``observation [P, n, O]`` -> ``(loc, scale) [P, n, A]``, member ``index[p]`` on row p."""
-        return self._actor_net([w[index] for w in self._actor_weights()], observation)
-
     def _prior_weights(self) -> list[Tensor]:
         return [p.flatten(0, 1) for p in self._prior_leaves]
 
-    def prior_all(self, observation: Tensor) -> tuple[Tensor, Tensor]:
-        """The action prior's ``observation [K, n, O]`` -> ``(loc, scale) [K, n, A]``."""
-        return self._prior_net(self._prior_weights(), observation)
-
-    def prior_at(self, index: Tensor, observation: Tensor) -> tuple[Tensor, Tensor]:
-        """The action prior of member ``index[p]`` on row p."""
-        return self._prior_net([w[index] for w in self._prior_weights()], observation)
+    def _apply(self, net: str, index: Tensor | None, observation: Tensor) -> tuple[Tensor, Tensor]:
+        weights = self._actor_weights() if net == "actor" else self._prior_weights()
+        run = self._actor_net if net == "actor" else self._prior_net
+        return run(weights if index is None else [w[index] for w in weights], observation)
 
     def compile(self) -> None:
         """Run the loss computation under ``torch.compile`` (it sees plain tensors only)."""

@@ -25,7 +25,7 @@ from torchrl.modules import ProbabilisticActor, ValueOperator
 from components.policy._acting import AllMembersActor, IndexedMemberActor, PriorView
 from components.policy._networks import load_member, make_sac_actor, make_sac_critic
 from components.policy._update import BACKENDS, LOSS_FUNCTIONS, LOSS_KEYS, PRIOR_LOSS_KEYS
-from components.sampling import POLICY_INDEX_KEY
+from components.keys import POLICY_INDEX_KEY
 
 __all__ = ["PolicyEnsemble"]
 

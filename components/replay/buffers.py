@@ -33,6 +33,8 @@ from torchrl.data import (
     TensorStorage,
 )
 
+from components.keys import TRANSITION_KEYS
+
 __all__ = [
     "make_real_buffer",
     "ModelReplay",
@@ -41,16 +43,6 @@ __all__ = [
     "valid_after_termination",
     "TRANSITION_KEYS",
 ]
-
-TRANSITION_KEYS: tuple[NestedKey, ...] = (
-    "observation",
-    "action",
-    ("next", "observation"),
-    ("next", "reward"),
-    ("next", "terminated"),
-    ("next", "done"),
-)
-"""The entries a SAC update reads from a transition."""
 
 _BUFFER_INTERNAL_KEYS = {"index"}  # written by TensorDictReplayBuffer, not transition data
 

@@ -21,7 +21,7 @@ from typing import Literal
 
 import torch
 
-from components.envs.episode_seeding import episode_seed
+from components.seeding import episode_seed
 
 __all__ = ["PolicyPosterior", "SAMPLING_MODES", "STATISTICS", "ops_probabilities"]
 

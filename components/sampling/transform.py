@@ -23,6 +23,7 @@ from tensordict.utils import NestedKey
 from torchrl.data import Categorical, Composite, TensorSpec
 from torchrl.envs.transforms import Transform
 
+from components.keys import POLICY_INDEX_KEY
 from components.sampling.posterior import (
     SAMPLING_MODES,
     PolicyPosterior,
@@ -36,9 +37,6 @@ __all__ = [
     "SAMPLING_MODES",
     "ops_probabilities",
 ]
-
-POLICY_INDEX_KEY = "policy_index"
-"""The tensordict entry holding the acting member's flat index ``n * M + m``."""
 
 
 class FinishedEpisode(NamedTuple):

@@ -7,13 +7,14 @@
 * :mod:`~components.world_model.imagined_env`: :class:`ImaginedRolloutEnv`, a
   ``ModelBasedEnvBase`` of batch ``[N, M, B]`` (Algorithm 1, lines 9-10).
 * :mod:`~components.world_model.rollout_schedule`: MBPO's truncated linear rollout length.
-* :mod:`~components.world_model.termination`: the known termination rules of the Gym tasks.
+* the known termination rules of the Gym tasks are in :mod:`components.termination` (task
+  knowledge the env factory shares); ``TerminationFn`` and ``never_terminates`` are re-exported.
 """
 
 from components.world_model.dynamics import DynamicsEnsemble
 from components.world_model.imagined_env import ImaginedRolloutEnv
 from components.world_model.rollout_schedule import rollout_length
-from components.world_model.termination import TerminationFn, never_terminates
+from components.termination import TerminationFn, never_terminates
 from components.world_model.trainer import DynamicsTrainer, mbpo_weight_decay
 
 __all__ = [

@@ -6,8 +6,9 @@ style, defaults from MBPO: 7 members, 5 elites, 4 hidden layers of 200 SiLU unit
 a Gaussian over the next observation (as a delta or directly) and the reward.
 
 The members' weights are stacked along a leading ensemble dimension (``[E, in, out]``) and every
-layer is one ``torch.baddbmm``: all members run in a single batched matrix product, with no
-Python loop over members (see docs/world_model.md for why this beats ``torch.vmap`` here).
+layer is one ``torch.baddbmm`` (:class:`~components.batched_linear.EnsembleLinear`): all members
+run in a single batched matrix product, with no Python loop over members (see
+docs/world_model.md for why this beats ``torch.vmap`` here).
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from tensordict.nn import TensorDictModuleBase
 from tensordict.utils import NestedKey, unravel_key_list
 from torch import nn
 
+from components.batched_linear import EnsembleLinear
+
 __all__ = ["EnsembleLinear", "DynamicsEnsemble", "SELECTIONS", "CONSTANT_TARGET_SCALE",
            "gaussian_log_prob", "information_gain"]
 
@@ -29,65 +32,6 @@ SELECTIONS = ("random", "stacked", "ensemble_mean")
 """Accepted string values of ``selection`` (an ``int`` selects one member)."""
 
 Selection = Literal["random", "stacked", "ensemble_mean"] | int
-
-
-class EnsembleLinear(nn.Module):
-    """``E`` independent linear layers with stacked parameters, applied with one ``baddbmm``.
-
-    Args:
-        num_members (int): ensemble size ``E``.
-        in_features (int): input size.
-        out_features (int): output size.
-        device (torch.device, optional): where the parameters live.
-
-    The weight has shape ``[E, in_features, out_features]`` and the bias ``[E, 1, out_features]``.
-    Initialisation follows MBPO / mbrl-lib: weights from a normal truncated at two standard
-    deviations with std ``1 / (2 sqrt(in_features))``, zero biases.
-
-    Examples:
-        >>> layer = EnsembleLinear(7, 3, 4)
-        >>> layer(torch.randn(7, 10, 3)).shape
-        torch.Size([7, 10, 4])
-    """
-
-    def __init__(
-        self,
-        num_members: int,
-        in_features: int,
-        out_features: int,
-        device: torch.device | str | None = None,
-    ) -> None:
-        super().__init__()
-        self.num_members = num_members
-        self.in_features = in_features
-        self.out_features = out_features
-        self.weight = nn.Parameter(torch.empty(num_members, in_features, out_features, device=device))
-        self.bias = nn.Parameter(torch.zeros(num_members, 1, out_features, device=device))
-        std = 1.0 / (2.0 * math.sqrt(in_features))
-        nn.init.trunc_normal_(self.weight, std=std, a=-2 * std, b=2 * std)
-
-    def forward(self, x: torch.Tensor, members: torch.Tensor | None = None) -> torch.Tensor:
-        """Applies member ``k``'s layer to ``x[k]``.
-
-        Args:
-            x (Tensor): input of shape ``[E', n, in_features]``.
-            members (Tensor, optional): long tensor of ``E'`` member indices; all members when
-                ``None`` (then ``E' = E``).
-        """
-        if members is None:
-            return torch.baddbmm(self.bias, x, self.weight)
-        return torch.baddbmm(self.bias[members], x, self.weight[members])
-
-    def member(self, index: int) -> nn.Linear:
-        """A plain :class:`torch.nn.Linear` holding a copy of member ``index``'s parameters."""
-        linear = nn.Linear(self.in_features, self.out_features, device=self.weight.device)
-        with torch.no_grad():
-            linear.weight.copy_(self.weight[index].T)
-            linear.bias.copy_(self.bias[index, 0])
-        return linear
-
-    def extra_repr(self) -> str:
-        return f"num_members={self.num_members}, in_features={self.in_features}, out_features={self.out_features}"
 
 
 _LOG_2PI = math.log(2 * math.pi)
@@ -314,23 +258,47 @@ class DynamicsEnsemble(TensorDictModuleBase):
             raise ValueError(f"selection={selection!r} is not accepted; accepted: {SELECTIONS} or a member index")
         return selection
 
-    def _resolve_members(self, members: Sequence[int] | torch.Tensor | str | None) -> torch.Tensor | None:
-        """Member indices to use: ``None`` means all members (fast path, no weight gather)."""
-        if members is None:
-            members = "elites" if self.elites_only else None
+    def check_members(self, members: Sequence[int] | torch.Tensor | str) -> torch.Tensor | str:
+        """``members`` checked against this model: ``"elites"`` as it is, indices as a tensor.
+
+        Args:
+            members: member indices (any sequence or tensor of ints) or ``"elites"``.
+
+        Returns:
+            ``"elites"``, or the indices as a flat long tensor on the model's device.
+
+        Raises:
+            ValueError: for another string, no index, or an index outside ``0..num_members - 1``.
+
+        Examples:
+            >>> DynamicsEnsemble(3, 1, num_members=4, num_elites=2).check_members(range(2))
+            tensor([0, 1])
+        """
         if isinstance(members, str):
             if members != "elites":
                 raise ValueError(f"members={members!r} is not accepted; accepted: 'elites', None or indices")
-            return self.elite_indices
-        if members is None:
-            return None
+            return members
+        if not isinstance(members, torch.Tensor):
+            members = list(members)
         idx = torch.as_tensor(members, dtype=torch.long, device=self.device).flatten()
         if idx.numel() == 0:
             raise ValueError("members is empty; give at least one member index")
         if (idx < 0).any() or (idx >= self.num_members).any():
             raise ValueError(
-                f"member indices {idx.tolist()} out of range; accepted: 0..{self.num_members - 1}"
+                f"members {idx.tolist()} out of range for a model with num_members={self.num_members}; "
+                f"accepted: 0..{self.num_members - 1}"
             )
+        return idx
+
+    def _resolve_members(self, members: Sequence[int] | torch.Tensor | str | None) -> torch.Tensor | None:
+        """Member indices to use: ``None`` means all members (fast path, no weight gather)."""
+        if members is None:
+            members = "elites" if self.elites_only else None
+        if members is None:
+            return None
+        idx = self.check_members(members)
+        if isinstance(idx, str):
+            return self.elite_indices
         if idx.numel() == self.num_members and torch.equal(idx, torch.arange(self.num_members, device=idx.device)):
             return None  # all members in order: use the stacked weights without gathering them
         return idx

@@ -5,7 +5,7 @@ states. In PS-MBPO mode slice ``[n]`` is stepped by ensemble member ``members[n]
 every transition uses a uniformly random member. Rewards come from the model, termination from
 the task's known termination function, and a trajectory stays done once terminated. Two optional
 reward terms: the task's known reward on terminating transitions (carried by a
-:class:`~components.world_model.termination.TerminationRule`) and Marino & Yue's information
+:class:`~components.termination.TerminationRule`) and Marino & Yue's information
 term (``information_weight``; see ``docs/inference_perspective.md``).
 
 torchrl's ``WorldModelEnv`` copies specs with ``base_env.action_spec.expand(batch)``, which fails
@@ -25,8 +25,8 @@ from torchrl.data import Bounded, Categorical, Composite, ReplayBuffer, Unbounde
 from torchrl.data.replay_buffers.storages import Storage
 from torchrl.envs.model_based import ModelBasedEnvBase
 
+from components.termination import TerminationFn, TerminationRule
 from components.world_model.dynamics import DynamicsEnsemble
-from components.world_model.termination import TerminationRule
 
 __all__ = ["ImaginedRolloutEnv", "MEMBER_MODES", "INFORMATION_SIGNS"]
 
@@ -34,7 +34,6 @@ MEMBER_MODES = ("per_model", "random")
 INFORMATION_SIGNS = {"pessimistic": -1.0, "optimistic": 1.0}
 """``information_sign`` -> the sign ``s`` of ``s * information_weight * info`` in the reward."""
 
-TerminationFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 StartStates = Union[ReplayBuffer, Storage, torch.Tensor, TensorDictBase, Callable[[int], Any]]
 """What ``start_states=`` accepts (see :class:`ImaginedRolloutEnv`)."""
 
@@ -115,7 +114,7 @@ class ImaginedRolloutEnv(ModelBasedEnvBase):
     only resets (broadcasts) tensordicts that carry no done state.
 
     Terminal reward: when ``termination_fn`` carries a known reward on terminating steps (a
-    :class:`~components.world_model.termination.TerminationRule` with ``terminal_reward``, as
+    :class:`~components.termination.TerminationRule` with ``terminal_reward``, as
     ``components.envs.termination_fn`` gives for InvertedPendulum and InvertedDoublePendulum),
     the transitions that terminate get that reward instead of the model's (plus the information
     term, when on). Pass the bare function (``rule.fn``) to keep the model's reward.
@@ -195,21 +194,10 @@ class ImaginedRolloutEnv(ModelBasedEnvBase):
         num_models = model_shape[0]
         if members is None:
             members = range(num_models) if member_mode == "per_model" else "elites"
-        if isinstance(members, str):
-            if members != "elites":
-                raise ValueError(f"members={members!r} is not accepted; accepted: 'elites', None or indices")
-            count = model.num_elites
+        member_idx = model.check_members(members)
+        if isinstance(member_idx, str):  # "elites": read at every step
             member_idx = None
-        else:
-            member_idx = torch.as_tensor(list(members), dtype=torch.long).flatten()
-            count = member_idx.numel()
-            if count == 0:
-                raise ValueError("members is empty; give at least one member index")
-            if (member_idx < 0).any() or (member_idx >= model.num_members).any():
-                raise ValueError(
-                    f"members {member_idx.tolist()} out of range for a model with "
-                    f"num_members={model.num_members}; accepted: 0..{model.num_members - 1}"
-                )
+        count = model.num_elites if member_idx is None else member_idx.numel()
         if member_mode == "per_model" and count != num_models:
             raise ValueError(
                 f"member_mode='per_model' steps slice n with members[n], so it needs N members: "
