@@ -37,9 +37,11 @@ RULES = {  # name: PolicyPosterior keyword arguments (mode="ops")
     "sum, tau 100 (the paper's form; protocol v1)": dict(statistic="sum", temperature=100.0),
     "mean, tau 100": dict(statistic="mean", temperature=100.0),
     **{f"importance, tau {t:g}, mix {g:g}": dict(statistic="importance", temperature=t, mix=g)
-       for t in (100.0, 300.0, 1000.0, 3000.0) for g in (0.0, 0.1)},
+       for t in (100.0, 300.0, 1000.0, 3000.0, 5000.0) for g in (0.0, 0.1)},
 }
-PROTOCOL_RULE = "importance, tau 1000, mix 0.1"  # the recipes' default (recipes/config.py)
+# the recipes' OPS rule per suite: tau = the suite's largest episode return (recipes/config.py,
+# recipes/conf/metaworld.yaml)
+PROTOCOL_RULES = {"dmc": "importance, tau 1000, mix 0.1", "metaworld": "importance, tau 5000, mix 0.1"}
 
 
 @dataclass
@@ -83,7 +85,7 @@ def _logged_weights(run_dir: Path) -> tuple[np.ndarray, np.ndarray]:
     return columns[0][:, 0] * _action_repeat(run_dir), np.stack([c[:, 1] for c in columns], 1)
 
 
-def plot_weights(out: Path, tasks: list[str], replay_rule: str, seed: int = 0) -> None:
+def plot_weights(out: Path, tasks: list[str], seed: int = 0) -> None:
     """Per task: the OPS weights of the earlier protocol's run (literal sum, tau 100), and both
     rules replayed on the PS run's member returns (seed 0 of each)."""
     import matplotlib
@@ -99,7 +101,7 @@ def plot_weights(out: Path, tasks: list[str], replay_rule: str, seed: int = 0) -
         row[0].plot(steps, weights)
         row[0].set_title(f"{task}: OPS-MBPO run, literal sum", fontsize=9)
         curves = MemberCurves.from_run(Path(f"bench/results/protocol_v1/runs/{task}/ps-mbpo/seed0"))
-        for ax, name in ((row[1], literal), (row[2], replay_rule)):
+        for ax, name in ((row[1], literal), (row[2], PROTOCOL_RULES[task.split("_")[0]])):
             probs = replay_probs(curves.returns, RULES[name], seed)
             ax.plot(curves.env_steps, probs)
             ax.set_title(f"replay on PS returns: {name.split(' (')[0]}", fontsize=9)
@@ -166,8 +168,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="also draw the weights figure (PNG, and SVG beside it) here")
     args = parser.parse_args(argv)
     if args.plot is not None:
-        plot_weights(args.plot, ["dmc_cartpole-swingup", "metaworld_window-open-v3"],
-                     PROTOCOL_RULE)
+        plot_weights(args.plot, ["dmc_cartpole-swingup", "metaworld_window-open-v3"])
         print(f"wrote {args.plot} and {args.plot.with_suffix('.svg')}")
     dirs = sorted({Path(p) for pattern in args.runs for p in glob.glob(pattern)})
     if not dirs:
