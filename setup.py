@@ -1,5 +1,11 @@
 """Install the PS-MBPO / OPS-MBPO TorchRL component set.
 
+Everything installs under one import name, ``torchrl_psmbpo``: the folder ``components/`` is the
+package ``torchrl_psmbpo`` (the public API at its top: ``from torchrl_psmbpo import
+DynamicsEnsemble``) and ``recipes/`` is ``torchrl_psmbpo.recipes`` (the Hydra apps, the loop, the
+report), mapped by ``package_dir`` so that the checkout keeps its layout (docs/packaging.md says
+why). Nothing generic such as ``components`` or ``recipes`` lands at the top of the import path.
+
 The core install is what ``components/`` imports: torch, torchrl, tensordict, numpy and tqdm.
 The simulators, the recipes' tools and the optional loggers are extras:
 
@@ -63,6 +69,16 @@ EXTRAS["all"] = sorted({r for k in ("dmc", "gym", "metaworld", "recipes") for r 
 # is all it needs.
 EXTRAS["test"] = EXTRAS["all"] + ["pytest", "pytest-xdist", PDOC]
 
+# The import name and the folder of each package: components/ is the top, recipes/ sits under
+# it. Every subpackage is listed with its folder, so a wheel and an editable install agree.
+PACKAGE = "torchrl_psmbpo"
+FOLDERS = {PACKAGE: "components", f"{PACKAGE}.recipes": "recipes"}
+PACKAGE_DIR = {
+    f"{root}.{sub}" if sub else root: f"{folder}/{sub.replace('.', '/')}" if sub else folder
+    for root, folder in FOLDERS.items()
+    for sub in ["", *find_packages(where=folder)]
+}
+
 setup(
     name="psmbpo-components",
     version="0.1.0",
@@ -74,9 +90,10 @@ setup(
     long_description_content_type="text/markdown",
     license="MIT",
     python_requires=">=3.10",
-    packages=find_packages(include=["components", "components.*", "recipes", "recipes.*"]),
+    packages=sorted(PACKAGE_DIR),
+    package_dir=PACKAGE_DIR,
     package_data={
-        "recipes": [
+        f"{PACKAGE}.recipes": [
             "conf/*.yaml", "conf/*/*.yaml", "conf/*/*/*.yaml",
             # the published anchors the report plots (TD-MPC2's result files, MIT)
             "anchors/README.md", "anchors/tdmpc2_results/*.csv", "anchors/tdmpc2_results/LICENSE",

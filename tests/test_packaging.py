@@ -130,3 +130,106 @@ def test_console_scripts_point_at_the_recipes_entry_functions(metadata):
                           "sys.argv = ['psmbpo-dmc', '--help']; run()"],
                          capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert out.returncode == 0 and "Override any field with key=value" in out.stdout
+
+
+# --- one import name: torchrl_psmbpo (components/ at its top, recipes/ under it) -------------
+
+PACKAGE = "torchrl_psmbpo"
+FOLDERS = {"components": PACKAGE, "recipes": f"{PACKAGE}.recipes"}
+GENERIC = tuple(FOLDERS)  # the folder names, which must never be import names of ours
+
+
+def test_every_folder_is_a_package_under_the_one_name_and_its_data_ships(metadata):
+    """Each folder with an ``__init__.py`` under components/ and recipes/ installs as the package
+    its place gives (components/world_model -> torchrl_psmbpo.world_model), nothing installs at
+    the top but torchrl_psmbpo, and every config and anchor file of recipes/ is package data."""
+    import fnmatch
+
+    expected = {}
+    for folder, name in FOLDERS.items():
+        for init in (ROOT / folder).rglob("__init__.py"):
+            sub = init.parent.relative_to(ROOT / folder).parts
+            expected[".".join((name, *sub))] = init.parent.relative_to(ROOT).as_posix()
+    assert set(metadata["packages"]) == set(expected)
+    assert {k: v for k, v in metadata["package_dir"].items() if k} == expected
+    assert {p.split(".")[0] for p in metadata["packages"]} == {PACKAGE}
+    patterns = metadata["package_data"][f"{PACKAGE}.recipes"]
+    data = [p.relative_to(ROOT / "recipes").as_posix()
+            for sub in ("conf", "anchors") for p in (ROOT / "recipes" / sub).rglob("*")
+            if p.is_file() and "__pycache__" not in p.parts]
+    assert any(d.endswith("dmc.yaml") for d in data) and any(d.endswith(".csv") for d in data)
+    missing = [d for d in data if not any(fnmatch.fnmatchcase(d, pat) for pat in patterns)]
+    assert not missing, f"not shipped as package data: {missing}"
+    targets = [e.split("=", 1)[1] for e in metadata["entry_points"]["console_scripts"]]
+    assert all(t.startswith(f"{PACKAGE}.recipes.") for t in targets), targets
+
+
+def test_no_code_imports_a_folder_name():
+    """Our code names its modules ``torchrl_psmbpo...`` only: an import of the bare folder names
+    would load a user's own ``components``/``recipes`` package, or a second copy of ours."""
+    statement = re.compile(rf"^\s*(from|import)\s+({'|'.join(GENERIC)})\b", re.M)
+    files = [p for folder in ("components", "recipes", "tests", "bench", "docs")
+             for p in (ROOT / folder).rglob("*.py")]
+    found = [f"{p.relative_to(ROOT)}: {m.group(0).strip()}"
+             for p in files for m in statement.finditer(p.read_text(encoding="utf-8"))]
+    assert not found, "\n".join(found)
+
+
+def test_a_project_with_its_own_components_and_recipes_packages_imports_ours(tmp_path):
+    """A user's project with packages of its own named like our folders, first on sys.path,
+    imports every module of ours and keeps its own: ours neither reads nor replaces them."""
+    for folder in GENERIC:
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "__init__.py").write_text(f"OWNER = 'user {folder}'\n")
+        (tmp_path / folder / "own.py").write_text(f"OWNER = 'user {folder} own'\n")
+    code = f"""
+import importlib, pkgutil, sys
+from pathlib import Path
+sys.path.insert(0, {str(tmp_path)!r})
+import {PACKAGE}
+from {PACKAGE} import DynamicsEnsemble, ImaginedRolloutEnv, PolicyEnsemble, PosteriorSamplingTransform
+from {PACKAGE}.recipes.cli import CONF_DIR
+assert (CONF_DIR / "dmc.yaml").is_file(), CONF_DIR
+for package in ({PACKAGE}, importlib.import_module({PACKAGE}.__name__ + ".recipes")):
+    for info in pkgutil.walk_packages(package.__path__, prefix=package.__name__ + "."):
+        importlib.import_module(info.name)
+for folder in {GENERIC!r}:
+    assert importlib.import_module(folder).OWNER == "user " + folder
+    assert importlib.import_module(folder + ".own").OWNER == "user " + folder + " own"
+for name, module in sorted(sys.modules.items()):
+    if name.split(".")[0] in {GENERIC!r}:
+        assert Path(module.__file__).is_relative_to({str(tmp_path)!r}), (name, module.__file__)
+print(len([m for m in sys.modules if m.startswith("{PACKAGE}.")]), "modules of ours")
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=tmp_path, timeout=300)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert int(out.stdout.split()[-4]) >= 20, out.stdout
+
+
+def test_a_wheel_holds_the_one_package_its_data_and_the_entry_points(tmp_path):
+    """What ``pip install .`` installs: a wheel built from a copy of the checkout has
+    ``torchrl_psmbpo/`` (with ``recipes/``, its Hydra configs and anchors) and no other top."""
+    import shutil
+    import zipfile
+
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
+    for name in ("setup.py", "README.md"):
+        shutil.copy(ROOT / name, tmp_path / name)
+    for folder in GENERIC:
+        shutil.copytree(ROOT / folder, tmp_path / folder, ignore=ignore)
+    code = "from setuptools import build_meta; print(build_meta.build_wheel('dist'))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=tmp_path, timeout=300)
+    assert out.returncode == 0, out.stdout + out.stderr
+    wheel = zipfile.ZipFile(tmp_path / "dist" / out.stdout.split()[-1])
+    names = wheel.namelist()
+    assert {n.split("/")[0] for n in names if ".dist-info/" not in n} == {PACKAGE}
+    for path in ("__init__.py", "world_model/dynamics.py", "theory/tabular/psrl.py",
+                 "recipes/cli.py", "recipes/conf/dmc.yaml", "recipes/conf/preset/cpu_dmc.yaml",
+                 "recipes/conf/hydra/launcher/slurm.yaml", "recipes/anchors/README.md",
+                 "recipes/anchors/tdmpc2_results/LICENSE",
+                 "recipes/anchors/tdmpc2_results/sac_walker-walk.csv"):
+        assert f"{PACKAGE}/{path}" in names, path
+    entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
+    assert f"psmbpo-dmc = {PACKAGE}.recipes.psmbpo_dmc:run" in wheel.read(entry_points).decode()
