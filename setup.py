@@ -102,12 +102,12 @@ setup(
     install_requires=TORCH + ["numpy", "tqdm"],
     extras_require=EXTRAS,
     # the recipes as commands (the same as python recipes/<script>.py, or python -m
-    # recipes.report, from a checkout)
+    # torchrl_psmbpo.recipes.report, from a checkout)
     entry_points={"console_scripts": [
-        "psmbpo-dmc=recipes.psmbpo_dmc:run",
-        "psmbpo-gym=recipes.psmbpo_gym:run",
-        "psmbpo-metaworld=recipes.psmbpo_metaworld:run",
-        "psmbpo-report=recipes.report:main",
-        "psmbpo-record=recipes.record:main",
+        "psmbpo-dmc=torchrl_psmbpo.recipes.psmbpo_dmc:run",
+        "psmbpo-gym=torchrl_psmbpo.recipes.psmbpo_gym:run",
+        "psmbpo-metaworld=torchrl_psmbpo.recipes.psmbpo_metaworld:run",
+        "psmbpo-report=torchrl_psmbpo.recipes.report:main",
+        "psmbpo-record=torchrl_psmbpo.recipes.record:main",
     ]},
 )

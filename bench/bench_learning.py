@@ -1,7 +1,7 @@
 """Learning benchmark: sac, mbpo and ps-mbpo side by side on a task where models pay off fast.
 
 A Hydra multirun of the gym recipe over variants x seeds with one documented small config,
-then the multi-seed report (``python -m recipes.report``): evaluation return against env steps with a
+then the multi-seed report (``python -m torchrl_psmbpo.recipes.report``): evaluation return against env steps with a
 95% bootstrap band, env steps to the threshold and wall-clock per 1K agent steps by phase.
 Not part of the test run.
 
@@ -16,8 +16,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from recipes.cli import main as recipe_main
-from recipes.report import write_report
+from torchrl_psmbpo.recipes.cli import main as recipe_main
+from torchrl_psmbpo.recipes.report import write_report
 
 # One config for every variant; sources in docs/algorithm.md ("Learning benchmark").
 BENCH_CONFIG = [

@@ -30,7 +30,7 @@ Comparisons (``--comparison``):
   the first protocol's runs, kept as the ablation (the grid's ``sac`` has no model and serves
   both).
 
-Then ``python -m recipes.report bench/results/runs --out <dir>`` builds the grid's tables and
+Then ``python -m torchrl_psmbpo.recipes.report bench/results/runs --out <dir>`` builds the grid's tables and
 plots. The runs of the first CPU protocol (action repeat 4 with G = 10 on DeepMind Control,
 sampled imagined steps), behind docs/results.md sections 1-5, are kept apart in
 ``bench/results/protocol_v1/`` (its README says what differs); new runs never mix with them.
@@ -53,7 +53,7 @@ from pathlib import Path
 
 import torch
 
-from recipes.cli import main as recipe_main
+from torchrl_psmbpo.recipes.cli import main as recipe_main
 
 RESULTS = Path(__file__).resolve().parent / "results"
 ROOT = RESULTS / "runs"

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from components.sampling.posterior import PolicyPosterior
+from torchrl_psmbpo.sampling.posterior import PolicyPosterior
 
 DEFAULT_RUNS = "bench/results/protocol_v1/runs/*/ps-mbpo/seed*"
 RULES = {  # name: PolicyPosterior keyword arguments (mode="ops")

@@ -1,7 +1,7 @@
 """The seed of each episode of a run, shared by the real env's reseeding and the posterior's picks.
 
-:class:`~components.envs.episode_seeding.EpisodeSeeder` reseeds the real env with it before
-every reset, and :class:`~components.sampling.posterior.PolicyPosterior` (with
+:class:`~torchrl_psmbpo.envs.episode_seeding.EpisodeSeeder` reseeds the real env with it before
+every reset, and :class:`~torchrl_psmbpo.sampling.posterior.PolicyPosterior` (with
 ``episode_seeded=True``) reseeds its generator with it before every pick, so that a resumed run
 sees the same episodes and the same picks as the run it continues.
 """

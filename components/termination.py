@@ -13,7 +13,7 @@ where ``terminated`` is a bool tensor of shape ``next_observation.shape[:-1] + (
 Some tasks also pay a known reward on the terminating step, which a model trained mostly on
 non-terminal transitions does not predict (InvertedPendulum-v5 pays 0 there; a model predicted
 0.68). A :class:`TerminationRule` is a termination function that carries that reward as its
-``terminal_reward``; :class:`~components.world_model.imagined_env.ImaginedRolloutEnv` writes it
+``terminal_reward``; :class:`~torchrl_psmbpo.world_model.imagined_env.ImaginedRolloutEnv` writes it
 over the model's reward on terminating transitions. Checked against gymnasium 1.4's sources
 and the real envs (``tests/test_envs.py``):
 

@@ -1,11 +1,11 @@
-"""Build the HTML API reference of ``components`` from its docstrings with pdoc (docs/api.md).
+"""Build the HTML API reference of ``torchrl_psmbpo`` from its docstrings with pdoc (docs/api.md).
 
 Usage (from the repository root)::
 
     .venv/bin/python docs/build_api.py            # writes docs/api/index.html (ignored by git)
     .venv/bin/python docs/build_api.py OUT_DIR    # anywhere else
 
-Every public module under ``components/`` gets a page (``pdoc components`` alone would stop at
+Every public module under ``components/`` gets a page (``pdoc torchrl_psmbpo`` alone would stop at
 the package's ``__all__``, which lists classes, not modules). Docstrings are read as Google
 style. Any warning fails the build, except pdoc's notes that it cannot resolve a few
 annotations of members that our classes *inherit from TorchRL* (names TorchRL imports only
@@ -30,13 +30,13 @@ _TORCHRL_ANNOTATIONS = (
 
 
 def public_modules() -> list[str]:
-    """``components`` and every module under it whose dotted name has no ``_``-prefixed part."""
+    """``torchrl_psmbpo`` and every module under it whose dotted name has no ``_``-prefixed part."""
     import importlib
 
-    import components
+    import torchrl_psmbpo
 
-    names = [components.__name__]
-    for info in pkgutil.walk_packages(components.__path__, prefix="components."):
+    names = [torchrl_psmbpo.__name__]
+    for info in pkgutil.walk_packages(torchrl_psmbpo.__path__, prefix="torchrl_psmbpo."):
         if not any(part.startswith("_") for part in info.name.split(".")):
             names.append(info.name)
     # pdoc walks a package without __all__ itself: name only what it would not reach

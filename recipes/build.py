@@ -12,20 +12,20 @@ from typing import Any, Callable, NamedTuple
 import torch
 from torchrl.envs import RewardSum, TransformedEnv
 
-from components.envs import EpisodeSeeder, make_env, termination_fn
-from components.policy import PolicyEnsemble
-from components.replay import (
+from torchrl_psmbpo.envs import EpisodeSeeder, make_env, termination_fn
+from torchrl_psmbpo.policy import PolicyEnsemble
+from torchrl_psmbpo.replay import (
     TRANSITION_KEYS,
     MixedBatchSampler,
     ModelReplay,
     make_real_buffer,
     mbpo_model_capacity,
 )
-from components.sampling import PosteriorSamplingTransform
-from components.sampling.posterior import PolicyPosterior
-from components.world_model import DynamicsEnsemble, DynamicsTrainer, ImaginedRolloutEnv
-from components.world_model.rollout_schedule import rollout_length
-from recipes.config import SAMPLING_MODE, Config
+from torchrl_psmbpo.sampling import PosteriorSamplingTransform
+from torchrl_psmbpo.sampling.posterior import PolicyPosterior
+from torchrl_psmbpo.world_model import DynamicsEnsemble, DynamicsTrainer, ImaginedRolloutEnv
+from torchrl_psmbpo.world_model.rollout_schedule import rollout_length
+from torchrl_psmbpo.recipes.config import SAMPLING_MODE, Config
 
 EVAL_SEED_OFFSET = 10_000
 """The evaluation env's seed is the run's seed plus this (never the training episodes')."""
@@ -126,10 +126,10 @@ def make_world_model(
         act_dim: action size.
 
     Keyword Args:
-        model_cls: builds the model from :class:`~components.world_model.DynamicsEnsemble`'s
+        model_cls: builds the model from :class:`~torchrl_psmbpo.world_model.DynamicsEnsemble`'s
             arguments (a subclass, e.g. one whose ``predict`` is a simulator).
         trainer_cls: builds its trainer from
-            :class:`~components.world_model.DynamicsTrainer`'s arguments.
+            :class:`~torchrl_psmbpo.world_model.DynamicsTrainer`'s arguments.
     """
     if not cfg.model_based:
         return None
@@ -162,7 +162,7 @@ def make_world_model(
 
 
 WorldModelFactory = Callable[[Config, int, int], WorldModel | None]
-"""``(cfg, obs_dim, act_dim) -> WorldModel | None``: what :func:`recipes.loop.train` builds its
+"""``(cfg, obs_dim, act_dim) -> WorldModel | None``: what :func:`torchrl_psmbpo.recipes.loop.train` builds its
 world model with (:func:`make_world_model` by default)."""
 
 

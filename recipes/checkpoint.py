@@ -23,8 +23,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from recipes.config import Config, comparable
-from recipes.rundir import CHECKPOINT_NAME
+from torchrl_psmbpo.recipes.config import Config, comparable
+from torchrl_psmbpo.recipes.rundir import CHECKPOINT_NAME
 
 _DEFAULTS = comparable(Config())  # every field's default, for checkpoints older than a field
 

@@ -1,7 +1,7 @@
 """Command-line front end of the three suite recipes: Hydra composition, checks, then training.
 
 ``python recipes/psmbpo_dmc.py [key=value ...]`` composes ``recipes/conf/<suite>.yaml`` (the
-structured defaults of :mod:`recipes.config`, the suite's task, a preset) with the overrides,
+structured defaults of :mod:`torchrl_psmbpo.recipes.config`, the suite's task, a preset) with the overrides,
 checks everything, and trains in a run directory of its own. Before Hydra starts, this module:
 
 * prints ``--help`` (every field, its default and its source);
@@ -9,7 +9,7 @@ checks everything, and trains in a run directory of its own. Before Hydra starts
 * refuses an unknown field with the nearest valid names, and any bad value or a value that
   contradicts the variant with one ``error:`` line, exit code 1, before any directory exists;
 * continues a run with ``resume=<run dir>`` from the config saved in that directory;
-* checks the run dir (:func:`recipes.rundir.claim_run_dir`): writable, no other process in it
+* checks the run dir (:func:`torchrl_psmbpo.recipes.rundir.claim_run_dir`): writable, no other process in it
   (``run.lock``), no earlier run to overwrite or mix with. A run dir given with
   ``hydra.run.dir=`` is checked before Hydra writes its ``.hydra/`` record there, and one that
   ``run.resume_if_exists=true`` continues is resumed without Hydra, so that its record stays.
@@ -32,8 +32,8 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from recipes.rundir import RunDirError, check_writable, claim_run_dir, release_run_dir
-from recipes.config import (
+from torchrl_psmbpo.recipes.rundir import RunDirError, check_writable, claim_run_dir, release_run_dir
+from torchrl_psmbpo.recipes.config import (
     Config,
     check_overrides,
     help_text,
@@ -260,7 +260,7 @@ class StopFlag:
     def _handle(self, signum: int, frame: Any) -> None:
         where = f" in {self.run_dir}" if self.run_dir is not None else ""
         if self.signum is not None and signum == signal.SIGINT:
-            from recipes.checkpoint import CHECKPOINT_NAME
+            from torchrl_psmbpo.recipes.checkpoint import CHECKPOINT_NAME
 
             if self.run_dir is not None and not (Path(self.run_dir) / CHECKPOINT_NAME).is_file():
                 kept = f"no checkpoint{where} yet (the first is written at run.checkpoint_every)"
@@ -315,7 +315,7 @@ _WRITE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS}
 def run_in(run_dir: Path, cfg: Config, resume: bool) -> dict[str, Any]:
     """Train ``cfg`` in ``run_dir``, print the summary line.
 
-    The run dir is claimed first (:func:`recipes.rundir.claim_run_dir`: writable, locked for
+    The run dir is claimed first (:func:`torchrl_psmbpo.recipes.rundir.claim_run_dir`: writable, locked for
     this process, no earlier run overwritten); ``resume=True``, or ``run.resume_if_exists`` with
     a checkpoint there, continues its checkpoint, refused when the run has already reached
     ``run.total_steps``. Everything is checked before anything is written.
@@ -325,8 +325,8 @@ def run_in(run_dir: Path, cfg: Config, resume: bool) -> dict[str, Any]:
             a checkpoint or log that cannot be written (a full disk: the last checkpoint kept),
             or a non-finite loss (the last checkpoint kept).
     """
-    from recipes.checkpoint import CHECKPOINT_NAME, CheckpointError, load_checkpoint
-    from recipes.loop import NonFiniteLossError
+    from torchrl_psmbpo.recipes.checkpoint import CHECKPOINT_NAME, CheckpointError, load_checkpoint
+    from torchrl_psmbpo.recipes.loop import NonFiniteLossError
 
     ckpt = run_dir / CHECKPOINT_NAME
     try:
@@ -342,7 +342,7 @@ def run_in(run_dir: Path, cfg: Config, resume: bool) -> dict[str, Any]:
 
 
 def _train_in(run_dir: Path, cfg: Config, payload: dict[str, Any] | None) -> dict[str, Any]:
-    from recipes.loop import train
+    from torchrl_psmbpo.recipes.loop import train
 
     if payload is not None and payload["progress"]["step"] >= cfg.run.total_steps:
         done = payload["progress"]["step"]
@@ -351,7 +351,7 @@ def _train_in(run_dir: Path, cfg: Config, payload: dict[str, Any] | None) -> dic
             f"{cfg.run.total_steps}): nothing to continue. To extend it, resume with more steps: "
             f"resume={run_dir} total_steps=<more than {done}>.")
     threads = set_threads(cfg)
-    from recipes.provenance import record
+    from torchrl_psmbpo.recipes.provenance import record
 
     entry = record(run_dir, step=payload["progress"]["step"] if payload else 0)
     code = (f"code {entry['commit'][:12]}{' + uncommitted changes' if entry['dirty'] else ''}"

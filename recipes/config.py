@@ -365,9 +365,9 @@ def validate(cfg: Config) -> None:
     """Check a resolved config; raise ``ValueError`` naming the bad value and what is accepted."""
     # the components own these lists; imported here, not at the top, so that --help needs no
     # torch
-    from components.envs.factory import parse_task
-    from components.sampling.posterior import STATISTICS as OPS_STATISTICS
-    from components.world_model.imagined_env import INFORMATION_SIGNS
+    from torchrl_psmbpo.envs.factory import parse_task
+    from torchrl_psmbpo.sampling.posterior import STATISTICS as OPS_STATISTICS
+    from torchrl_psmbpo.world_model.imagined_env import INFORMATION_SIGNS
 
     _require(cfg.variant in VARIANTS, f"Unknown variant {cfg.variant!r}. Accepted: {VARIANTS}.")
     parse_task(cfg.env.task)
@@ -473,7 +473,7 @@ def validate(cfg: Config) -> None:
                  f"{cfg.posterior.fixed_index}.")
     validate_device(cfg.run.device)
     if cfg.eval.video:
-        from recipes.evaluation import rendering_problem
+        from torchrl_psmbpo.recipes.evaluation import rendering_problem
 
         problem = rendering_problem(cfg.env.task)
         _require(problem is None, f"eval.video=true: {problem}; or set eval.video=false.")

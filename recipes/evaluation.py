@@ -13,9 +13,9 @@ from torchrl.envs import ExplorationType, set_exploration_type
 from torchrl.record import VideoRecorder
 from torchrl.record.loggers import Logger
 
-from components.envs import EpisodeSeeder, make_env, max_episode_steps
-from components.policy import PolicyEnsemble
-from recipes.checkpoint import rng_state, set_rng_state
+from torchrl_psmbpo.envs import EpisodeSeeder, make_env, max_episode_steps
+from torchrl_psmbpo.policy import PolicyEnsemble
+from torchrl_psmbpo.recipes.checkpoint import rng_state, set_rng_state
 
 
 @contextmanager

@@ -21,11 +21,11 @@ from torchrl.envs.utils import step_mdp
 from torchrl.record.loggers import Logger, get_logger
 from tqdm import tqdm
 
-from components.policy import PolicyEnsemble, save_agent
-from components.replay import TRANSITION_KEYS, MixedBatchSampler
-from components.sampling.posterior import PolicyPosterior
-from components.world_model.rollout_schedule import rollout_length
-from recipes.build import (
+from torchrl_psmbpo.policy import PolicyEnsemble, save_agent
+from torchrl_psmbpo.replay import TRANSITION_KEYS, MixedBatchSampler
+from torchrl_psmbpo.sampling.posterior import PolicyPosterior
+from torchrl_psmbpo.world_model.rollout_schedule import rollout_length
+from torchrl_psmbpo.recipes.build import (
     EVAL_SEED_OFFSET,
     WorldModel,
     WorldModelFactory,
@@ -36,7 +36,7 @@ from recipes.build import (
     make_world_model,
     model_capacity,
 )
-from recipes.checkpoint import (
+from torchrl_psmbpo.recipes.checkpoint import (
     CHECKPOINT_NAME,
     CheckpointError,
     os_cause,
@@ -46,9 +46,9 @@ from recipes.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
-from recipes.config import Config, comparable, flatten
-from recipes.evaluation import Evaluator, own_random_streams
-from recipes.rundir import PHASES
+from torchrl_psmbpo.recipes.config import Config, comparable, flatten
+from torchrl_psmbpo.recipes.evaluation import Evaluator, own_random_streams
+from torchrl_psmbpo.recipes.rundir import PHASES
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -76,13 +76,13 @@ def train(cfg: Config, run_dir: str | Path, resume: dict | None = None,
     """Run Algorithm 1 for ``cfg.run.total_steps`` agent steps in ``run_dir``.
 
     Args:
-        cfg: a resolved, validated :class:`recipes.config.Config` (``recipes.cli.compose``).
+        cfg: a resolved, validated :class:`torchrl_psmbpo.recipes.config.Config` (``torchrl_psmbpo.recipes.cli.compose``).
         run_dir: where logs and checkpoints go.
-        resume: a loaded checkpoint (``recipes.checkpoint.load_checkpoint``) to continue from.
-        stop: anything truthy once the run must stop (``recipes.cli.StopFlag``); checked once
+        resume: a loaded checkpoint (``torchrl_psmbpo.recipes.checkpoint.load_checkpoint``) to continue from.
+        stop: anything truthy once the run must stop (``torchrl_psmbpo.recipes.cli.StopFlag``); checked once
             per step, then a checkpoint is written.
         world_model_factory: ``(cfg, obs_dim, act_dim) -> WorldModel | None`` that builds the
-            world model (default :func:`recipes.build.make_world_model`; e.g. its ``model_cls``
+            world model (default :func:`torchrl_psmbpo.recipes.build.make_world_model`; e.g. its ``model_cls``
             and ``trainer_cls`` give it another model, such as a simulator as an oracle).
 
     Returns:
@@ -156,7 +156,7 @@ def train(cfg: Config, run_dir: str | Path, resume: dict | None = None,
     if not stopped and run.step % cfg.eval.every != 0:
         evaluate(evaluator, policies, posterior, run, logger)  # every run ends with an evaluation
     log(logger, timing(run), run.step)
-    # the acting policy (and every member) as stock TorchRL actors: components.load_agent(run_dir);
+    # the acting policy (and every member) as stock TorchRL actors: torchrl_psmbpo.load_agent(run_dir);
     # before the last checkpoint, so that a run whose last checkpoint exists has its agent too
     export_agent(cfg, run_dir, run, policies, posterior)
     checkpoint(cfg, run_dir, run, stateful, logger)
@@ -366,7 +366,7 @@ def maybe_checkpoint(cfg: Config, run_dir: Path, run: Progress, stateful: dict[s
 def export_agent(cfg: Config, run_dir: Path, run: Progress, policies: PolicyEnsemble,
                  posterior: PolicyPosterior) -> None:
     """``agent.pt``: every member's actor, the most likely one to act
-    (:func:`components.save_agent`).
+    (:func:`torchrl_psmbpo.save_agent`).
 
     Raises:
         CheckpointError: the write failed (a full disk): the partial file is removed, the last

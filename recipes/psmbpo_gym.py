@@ -10,7 +10,7 @@ Usage:
     python recipes/psmbpo_gym.py --cfg job                  # the composed config
 """
 
-from recipes.cli import main
+from torchrl_psmbpo.recipes.cli import main
 
 
 def run() -> None:

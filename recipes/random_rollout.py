@@ -14,7 +14,7 @@ import argparse
 import torch
 from tqdm import tqdm
 
-from components.envs.factory import make_env, max_episode_steps
+from torchrl_psmbpo.envs.factory import make_env, max_episode_steps
 
 
 def main(argv: list[str] | None = None) -> dict[str, float]:

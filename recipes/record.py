@@ -3,7 +3,7 @@
 Loads a run dir's ``config.yaml`` and ``checkpoint.pt``, picks the member the run's posterior
 finds most likely (as the run's own evaluations do; ``--member`` chooses another), renders
 ``--episodes`` deterministic episodes offscreen with TorchRL's ``VideoRecorder`` (through
-:class:`recipes.evaluation.Evaluator`) and writes the first as a GIF. MuJoCo needs an offscreen
+:class:`torchrl_psmbpo.recipes.evaluation.Evaluator`) and writes the first as a GIF. MuJoCo needs an offscreen
 backend on a machine without a display: ``MUJOCO_GL=egl`` (or ``osmesa``); Gym's classic-control
 tasks draw with pygame instead.
 
@@ -29,11 +29,11 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from recipes.build import EVAL_SEED_OFFSET, make_policies, make_posterior
-from recipes.checkpoint import CHECKPOINT_NAME, CheckpointError, load_checkpoint
-from recipes.cli import to_config
-from recipes.evaluation import Evaluator, rendering_problem
-from recipes.rundir import RunDirError, check_writable
+from torchrl_psmbpo.recipes.build import EVAL_SEED_OFFSET, make_policies, make_posterior
+from torchrl_psmbpo.recipes.checkpoint import CHECKPOINT_NAME, CheckpointError, load_checkpoint
+from torchrl_psmbpo.recipes.cli import to_config
+from torchrl_psmbpo.recipes.evaluation import Evaluator, rendering_problem
+from torchrl_psmbpo.recipes.rundir import RunDirError, check_writable
 
 
 def record(run_dir: str | Path, out: str | Path, episodes: int = 1, member: int | None = None,

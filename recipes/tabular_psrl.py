@@ -27,9 +27,9 @@ from pathlib import Path
 
 import numpy as np
 
-from components.theory.tabular.experiment import ENVS, SweepConfig, SweepResult, run_sweep
-from components.theory.tabular.posterior import BOOTSTRAPS
-from components.theory.tabular.psrl import SELECTIONS
+from torchrl_psmbpo.theory.tabular.experiment import ENVS, SweepConfig, SweepResult, run_sweep
+from torchrl_psmbpo.theory.tabular.posterior import BOOTSTRAPS
+from torchrl_psmbpo.theory.tabular.psrl import SELECTIONS
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

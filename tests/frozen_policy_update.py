@@ -22,7 +22,7 @@ from tensordict.nn import TensorDictParams
 from torch import nn
 from torchrl.modules.distributions.utils import safetanh_noeps
 
-from components.policy._networks import actor_network, critic_network, make_sac_actor, make_sac_critic
+from torchrl_psmbpo.policy._networks import actor_network, critic_network, make_sac_actor, make_sac_critic
 
 Tensor = torch.Tensor
 _LOG_SQRT_2PI = math.log(math.sqrt(2 * math.pi))

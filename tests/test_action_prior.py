@@ -12,9 +12,9 @@ from tensordict import TensorDict
 from torchrl.envs.utils import ExplorationType, set_exploration_type
 from torchrl.modules import TanhNormal
 
-import components.policy._update as update_module
-from components.policy._networks import normal_kl, tanh_normal_log_prob, tanh_normal_rsample
-from components.policy.ensemble import PolicyEnsemble
+import torchrl_psmbpo.policy._update as update_module
+from torchrl_psmbpo.policy._networks import normal_kl, tanh_normal_log_prob, tanh_normal_rsample
+from torchrl_psmbpo.policy.ensemble import PolicyEnsemble
 
 BACKENDS = ("bmm", "vmap")
 OBS, ACT, HID = 5, 3, (32, 32)

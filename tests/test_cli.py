@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from recipes.rundir import CHECKPOINT_NAME
+from torchrl_psmbpo.recipes.rundir import CHECKPOINT_NAME
 
 RECIPES = Path(__file__).resolve().parent.parent / "recipes"
 TINY = [
@@ -208,7 +208,7 @@ def test_signal_writes_a_checkpoint_that_resumes(tmp_path, sig):
 
 def test_stop_flag_says_what_happens_and_a_second_ctrl_c_stops_at_once(tmp_path, capsys):
     """First Ctrl-C: a line saying a checkpoint follows the step; second: exit 130 at once."""
-    from recipes.cli import StopFlag
+    from torchrl_psmbpo.recipes.cli import StopFlag
 
     before = signal.getsignal(signal.SIGINT)  # SIG_IGN under nohup, default_int_handler in a shell
     flag = StopFlag(tmp_path)
@@ -242,7 +242,7 @@ def test_stop_flag_says_what_happens_and_a_second_ctrl_c_stops_at_once(tmp_path,
 
 
 def test_a_cluster_signal_is_announced_once(capsys):
-    from recipes.cli import StopFlag
+    from torchrl_psmbpo.recipes.cli import StopFlag
 
     flag = StopFlag()
     flag.install()

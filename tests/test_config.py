@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from recipes.cli import UserError, compose, rewrite_overrides
-from recipes.config import Config, help_text, leaf_fields, resolve
+from torchrl_psmbpo.recipes.cli import UserError, compose, rewrite_overrides
+from torchrl_psmbpo.recipes.config import Config, help_text, leaf_fields, resolve
 
 
 def test_defaults_are_paper_scale_and_presets_compose():
@@ -127,7 +127,7 @@ def test_resolve_fills_only_what_the_variant_decides():
 
 
 def test_model_val_metric_reaches_the_trainer():
-    from recipes.build import make_world_model
+    from torchrl_psmbpo.recipes.build import make_world_model
 
     cfg = compose("gym", ["preset=small", "variant=mbpo", "task=gym:Pendulum-v1",
                           "model.val_metric=nll"])
@@ -135,7 +135,7 @@ def test_model_val_metric_reaches_the_trainer():
 
 
 def test_model_nll_beta_reaches_the_trainer():
-    from recipes.build import make_world_model
+    from torchrl_psmbpo.recipes.build import make_world_model
 
     cfg = compose("gym", ["preset=small", "variant=mbpo", "task=gym:Pendulum-v1",
                           "model.nll_beta=0.5"])
@@ -144,7 +144,7 @@ def test_model_nll_beta_reaches_the_trainer():
 
 
 def test_rollout_and_information_settings_reach_the_imagined_env():
-    from recipes.build import make_world_model
+    from torchrl_psmbpo.recipes.build import make_world_model
 
     cfg = compose("gym", ["preset=small", "task=gym:Pendulum-v1", "rollout.deterministic=true",
                           "rollout.information_weight=0.5", "rollout.information_sign=optimistic"])
@@ -154,7 +154,7 @@ def test_rollout_and_information_settings_reach_the_imagined_env():
 
 
 def test_action_prior_widths_default_to_half_the_actors_and_are_checked():
-    from recipes.build import make_policies
+    from torchrl_psmbpo.recipes.build import make_policies
 
     cfg = compose("dmc", ["preset=cpu_dmc", "policy.action_prior=true"])
     assert cfg.policy.prior_hidden is None

@@ -15,8 +15,8 @@ import importlib.util
 import sys
 from pathlib import Path
 
-from recipes.cli import compose, save_config
-from recipes.loop import train
+from torchrl_psmbpo.recipes.cli import compose, save_config
+from torchrl_psmbpo.recipes.loop import train
 
 SCRIPT = Path(__file__).resolve().parents[1] / "bench" / "diagnose" / "diagnose_runaway.py"
 sys.path.insert(0, str(SCRIPT.parent))  # as when run: it imports its helpers (run_dirs) by name

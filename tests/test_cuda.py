@@ -11,13 +11,13 @@ import pytest
 import torch
 from tensordict import TensorDict
 
-from components.policy.ensemble import PolicyEnsemble
-from components.replay.buffers import MixedBatchSampler, ModelReplay, make_real_buffer
-from components.sampling.posterior import PolicyPosterior
-from components.world_model.dynamics import DynamicsEnsemble
-from components.world_model.trainer import DynamicsTrainer
-from recipes.checkpoint import load_checkpoint, rng_state, set_rng_state
-from recipes.loop import train
+from torchrl_psmbpo.policy.ensemble import PolicyEnsemble
+from torchrl_psmbpo.replay.buffers import MixedBatchSampler, ModelReplay, make_real_buffer
+from torchrl_psmbpo.sampling.posterior import PolicyPosterior
+from torchrl_psmbpo.world_model.dynamics import DynamicsEnsemble
+from torchrl_psmbpo.world_model.trainer import DynamicsTrainer
+from torchrl_psmbpo.recipes.checkpoint import load_checkpoint, rng_state, set_rng_state
+from torchrl_psmbpo.recipes.loop import train
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 
@@ -67,7 +67,7 @@ def test_fast_update_on_cuda_equals_the_autograd_update(monkeypatch):
     protocol's shape (K = 4, 128 wide, batch 256)."""
     import time
 
-    import components.policy.ensemble as ensemble_module
+    import torchrl_psmbpo.policy.ensemble as ensemble_module
 
     torch.manual_seed(0)
     kwargs = dict(actor_hidden=(128, 128), critic_hidden=(128, 128), device="cuda")

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import torch
 
-from components.envs import make_env
-from recipes.rundir import CHECKPOINT_NAME
+from torchrl_psmbpo.envs import make_env
+from torchrl_psmbpo.recipes.rundir import CHECKPOINT_NAME
 
 SCRIPT = Path(__file__).resolve().parents[1] / "bench" / "diagnose" / "diagnose_cartpole.py"
 sys.path.insert(0, str(SCRIPT.parent))  # as when run: it imports its helpers (run_dirs) by name
@@ -69,8 +69,8 @@ def test_docstring_example_runs():
 
 
 def test_a_saved_run_gives_one_row_per_member_and_is_left_untouched(tmp_path, capsys):
-    from recipes.cli import compose, save_config
-    from recipes.loop import train
+    from torchrl_psmbpo.recipes.cli import compose, save_config
+    from torchrl_psmbpo.recipes.loop import train
 
     run_dir = tmp_path / "run"
     cfg = compose("dmc", ["task=dmc:cartpole-swingup_sparse", "variant=ps-mbpo", "preset=small",
@@ -91,7 +91,7 @@ def test_a_saved_run_gives_one_row_per_member_and_is_left_untouched(tmp_path, ca
 
 
 def test_a_run_of_another_task_is_refused_by_name(tmp_path, capsys):
-    from recipes.cli import compose, save_config
+    from torchrl_psmbpo.recipes.cli import compose, save_config
 
     run_dir = tmp_path / "walker"
     save_config(run_dir, compose("dmc", ["task=dmc:walker-walk", "preset=small"]))

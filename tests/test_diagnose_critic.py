@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from components.envs import make_env
+from torchrl_psmbpo.envs import make_env
 
 SCRIPT = Path(__file__).resolve().parents[1] / "bench" / "diagnose" / "diagnose_critic.py"
 sys.path.insert(0, str(SCRIPT.parent))  # as when run: it imports its helpers (run_dirs) by name

@@ -9,12 +9,12 @@ import pkgutil
 import pytest
 import torch
 
-import components
+import torchrl_psmbpo
 
 
 def _modules() -> list[str]:
-    names = [components.__name__]
-    for info in pkgutil.walk_packages(components.__path__, prefix=f"{components.__name__}."):
+    names = [torchrl_psmbpo.__name__]
+    for info in pkgutil.walk_packages(torchrl_psmbpo.__path__, prefix=f"{torchrl_psmbpo.__name__}."):
         names.append(info.name)
     return sorted(names)
 
@@ -24,7 +24,7 @@ MODULES = _modules()
 
 def test_every_subpackage_is_collected():
     for sub in ("envs", "world_model", "policy", "sampling", "replay", "theory"):
-        assert f"components.{sub}" in MODULES
+        assert f"torchrl_psmbpo.{sub}" in MODULES
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -10,8 +10,8 @@ import torch
 from tensordict import TensorDict
 from torchrl.data import LazyTensorStorage, ListStorage, ReplayBuffer
 
-from components.world_model.dynamics import DynamicsEnsemble
-from components.world_model.trainer import DynamicsTrainer, mbpo_weight_decay
+from torchrl_psmbpo.world_model.dynamics import DynamicsEnsemble
+from torchrl_psmbpo.world_model.trainer import DynamicsTrainer, mbpo_weight_decay
 
 OBS_RANGE = torch.tensor([1.0, 2.0])  # training states: theta in [-1, 1], theta_dot in [-2, 2]
 NOISE = 0.01
@@ -436,7 +436,7 @@ def test_bad_inputs_give_clear_errors():
 def test_progress_bar_shows_epoch_and_losses_and_is_off_by_default(capsys, monkeypatch):
     import functools
 
-    import components.world_model.trainer as trainer_module
+    import torchrl_psmbpo.world_model.trainer as trainer_module
 
     # refresh on every update, so that what the bar shows does not depend on the machine's speed
     monkeypatch.setattr(trainer_module, "tqdm", functools.partial(trainer_module.tqdm, mininterval=0, miniters=1))

@@ -7,7 +7,7 @@ import torch
 from tensordict import TensorDict
 from torchrl.envs.utils import check_env_specs
 
-from components.envs.factory import make_env, max_episode_steps, parse_task, termination_fn
+from torchrl_psmbpo.envs.factory import make_env, max_episode_steps, parse_task, termination_fn
 
 TASKS = [
     "dmc:cartpole-swingup",
@@ -181,7 +181,7 @@ def _dmc_builds_and_steps(name: str) -> int:
 
 
 def _one_task_per_domain() -> list[str]:
-    from components.envs.factory import dmc_tasks
+    from torchrl_psmbpo.envs.factory import dmc_tasks
 
     first: dict[str, str] = {}
     for name in dmc_tasks():
@@ -198,7 +198,7 @@ def test_every_dmc_domain_builds_checks_and_steps(name):
 @pytest.mark.slow
 def test_every_dmc_task_builds_checks_and_steps():
     """All of dm_control.suite.ALL_TASKS (about 20 s here): `pytest -m slow tests/test_envs.py`."""
-    from components.envs.factory import dmc_tasks
+    from torchrl_psmbpo.envs.factory import dmc_tasks
 
     failed = {}
     for name in dmc_tasks():
@@ -283,7 +283,7 @@ def test_dmc_pixels_are_the_wrappers_frames_rendered_once_per_agent_step():
 
 
 def test_headless_gl_backend_falls_back_when_egl_is_missing():
-    from components.envs.factory import headless_gl_backend
+    from torchrl_psmbpo.envs.factory import headless_gl_backend
 
     assert headless_gl_backend(lambda name: f"lib{name}.so.1") == "egl"
     assert headless_gl_backend(lambda name: "libOSMesa.so" if name == "OSMesa" else None) == "osmesa"

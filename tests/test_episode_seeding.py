@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from components.envs.factory import make_env
-from components.envs.episode_seeding import EpisodeSeeder, episode_seed
+from torchrl_psmbpo.envs.factory import make_env
+from torchrl_psmbpo.envs.episode_seeding import EpisodeSeeder, episode_seed
 
 
 def _seeded(task: str, seed: int = 3):

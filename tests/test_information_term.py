@@ -11,8 +11,8 @@ import torch
 from tensordict import TensorDict
 from torchrl.envs.utils import check_env_specs
 
-from components.world_model.dynamics import DynamicsEnsemble, gaussian_log_prob, information_gain
-from components.world_model.imagined_env import ImaginedRolloutEnv
+from torchrl_psmbpo.world_model.dynamics import DynamicsEnsemble, gaussian_log_prob, information_gain
+from torchrl_psmbpo.world_model.imagined_env import ImaginedRolloutEnv
 
 D, A, E = 3, 2, 5
 

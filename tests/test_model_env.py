@@ -10,11 +10,11 @@ from torchrl.data import LazyTensorStorage, ReplayBuffer
 from torchrl.envs.utils import check_env_specs
 from torchrl.modules import MLP, NormalParamExtractor, ProbabilisticActor, TanhNormal
 
-from components.replay.buffers import valid_after_termination
-from components.world_model.dynamics import DynamicsEnsemble
-from components.world_model.imagined_env import ImaginedRolloutEnv
-from components.world_model.rollout_schedule import rollout_length
-from components.termination import hopper_terminated
+from torchrl_psmbpo.replay.buffers import valid_after_termination
+from torchrl_psmbpo.world_model.dynamics import DynamicsEnsemble
+from torchrl_psmbpo.world_model.imagined_env import ImaginedRolloutEnv
+from torchrl_psmbpo.world_model.rollout_schedule import rollout_length
+from torchrl_psmbpo.termination import hopper_terminated
 
 D, A = 3, 2
 N, M, B = 4, 2, 6
@@ -422,7 +422,7 @@ def test_a_one_dimensional_batch_with_termination_and_information(model):
 
 
 def test_transitions_only_returns_what_mixes_with_real_data(model):
-    from components import TRANSITION_KEYS
+    from torchrl_psmbpo import TRANSITION_KEYS
 
     env = ImaginedRolloutEnv(model, never, (B,), member_mode="random")
     actor = stock_actor(env)

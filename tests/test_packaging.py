@@ -94,7 +94,7 @@ def test_citation_cites_the_software_and_both_papers():
 
 def test_import_components_loads_no_suite_or_recipe_dependency():
     code = (
-        "import sys, components\n"
+        "import sys, torchrl_psmbpo\n"
         f"print(sorted(m for m in {OPTIONAL[:4]!r} if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
@@ -126,7 +126,7 @@ def test_console_scripts_point_at_the_recipes_entry_functions(metadata):
     for name, target in scripts.items():
         module, func = target.split(":")
         assert callable(getattr(importlib.import_module(module), func)), name
-    out = subprocess.run([sys.executable, "-c", "from recipes.psmbpo_dmc import run; import sys; "
+    out = subprocess.run([sys.executable, "-c", "from torchrl_psmbpo.recipes.psmbpo_dmc import run; import sys; "
                           "sys.argv = ['psmbpo-dmc', '--help']; run()"],
                          capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert out.returncode == 0 and "Override any field with key=value" in out.stdout

@@ -16,8 +16,8 @@ from torchrl.envs.utils import ExplorationType, set_exploration_type
 from torchrl.modules import ProbabilisticActor
 from torchrl.objectives import SACLoss, SoftUpdate
 
-from components.envs.factory import make_env
-from components.policy.ensemble import PolicyEnsemble
+from torchrl_psmbpo.envs.factory import make_env
+from torchrl_psmbpo.policy.ensemble import PolicyEnsemble
 
 BACKENDS = ("bmm", "vmap")
 OBS, ACT, HID = 5, 3, (32, 32)
@@ -175,7 +175,7 @@ def test_update_equals_the_frozen_update(case, monkeypatch):
     from frozen_policy_update import FrozenUpdate  # tests/ is on sys.path under pytest
 
     if case == "chunked":
-        import components.policy._sac_step as sac_step
+        import torchrl_psmbpo.policy._sac_step as sac_step
 
         monkeypatch.setattr(sac_step, "_CHUNK_BYTES", 3 * 2 * 64 * 32 * 4)  # 3 critics of [2b = 128, 32]
         c = dict(FROZEN_CASES["walker"], shape=(2, 5))

@@ -10,8 +10,8 @@ import torch
 from tensordict.nn import TensorDictModule
 from torchrl.collectors import Collector
 
-from components.envs.factory import make_env
-from components.sampling import PolicyPosterior, PosteriorSamplingTransform
+from torchrl_psmbpo.envs.factory import make_env
+from torchrl_psmbpo.sampling import PolicyPosterior, PosteriorSamplingTransform
 
 # Upper 0.1% quantiles of the chi-square distribution (standard tables), by degrees of freedom:
 # a correct sampler fails a frequency test below with probability 0.001.

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from components.theory.example1 import (
+from torchrl_psmbpo.theory.example1 import (
     example_1,
     kl_divergence,
     kl_optimal_policy_given_model,

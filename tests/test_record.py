@@ -8,16 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from recipes.cli import compose, save_config
-from recipes.loop import train
-from recipes.rundir import CHECKPOINT_NAME
+from torchrl_psmbpo.recipes.cli import compose, save_config
+from torchrl_psmbpo.recipes.loop import train
+from torchrl_psmbpo.recipes.rundir import CHECKPOINT_NAME
 
 RECORD = Path(__file__).resolve().parent.parent / "recipes" / "record.py"
 
 
 @pytest.fixture(scope="module")
 def saved_run(tmp_path_factory) -> Path:
-    from components import make_env
+    from torchrl_psmbpo import make_env
 
     try:
         make_env("dmc:cartpole-swingup", seed=0, from_pixels=True).rollout(1)
@@ -39,7 +39,7 @@ def cli(*args: str) -> subprocess.CompletedProcess:
 def test_gif_of_the_most_likely_member_leaves_the_run_untouched(saved_run, tmp_path):
     from PIL import Image
 
-    from recipes.record import record
+    from torchrl_psmbpo.recipes.record import record
 
     before = {p: p.read_bytes() for p in saved_run.rglob("*") if p.is_file()}
     result = record(saved_run, tmp_path / "a.gif", scale=0.5, stride=2)
@@ -54,7 +54,7 @@ def test_gif_of_the_most_likely_member_leaves_the_run_untouched(saved_run, tmp_p
 def test_an_existing_out_file_is_overwritten(saved_run, tmp_path):
     from PIL import Image
 
-    from recipes.record import record
+    from torchrl_psmbpo.recipes.record import record
 
     out = tmp_path / "again.gif"
     out.write_bytes(b"an older recording")
@@ -66,7 +66,7 @@ def test_an_existing_out_file_is_overwritten(saved_run, tmp_path):
 def test_png_out_is_one_strip_of_the_kept_frames(saved_run, tmp_path, capsys):
     from PIL import Image
 
-    from recipes.record import main
+    from torchrl_psmbpo.recipes.record import main
 
     assert main([str(saved_run), "--out", str(tmp_path / "strip.png"), "--scale", "0.25",
                  "--stride", "6"]) == 0
@@ -85,7 +85,7 @@ def test_bad_member_is_one_line_through_the_command_line(saved_run, tmp_path):
 def test_missing_run_and_unreadable_checkpoint_are_one_line(saved_run, tmp_path):
     import shutil
 
-    from recipes.record import main
+    from torchrl_psmbpo.recipes.record import main
 
     with pytest.raises(SystemExit, match="^error: .*nope: no config.yaml; a run dir holds "
                                          "config.yaml and checkpoint.pt.$"):

@@ -10,7 +10,7 @@ from tensordict import TensorDict
 from torchrl.data import LazyTensorStorage, TensorDictReplayBuffer
 from torchrl.envs.transforms import RenameTransform
 
-from components.replay.buffers import (
+from torchrl_psmbpo.replay.buffers import (
     TRANSITION_KEYS,
     MixedBatchSampler,
     ModelReplay,
@@ -366,7 +366,7 @@ def test_mixed_batches_on_cuda():
 def test_a_restored_real_buffer_is_indexed_where_its_entries_live():
     # torchrl restores the storage as a TensorDict with no device, its entries where torch.load
     # put them (the GPU in a CUDA run): the sampler's index must follow the entries
-    from components.replay.buffers import _data_device
+    from torchrl_psmbpo.replay.buffers import _data_device
 
     real = make_real_buffer(100, seed=0)
     real.extend(_transitions(torch.arange(10), -1.0))

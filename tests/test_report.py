@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import recipes.report as report
+import torchrl_psmbpo.recipes.report as report
 
 ROOT = Path(__file__).resolve().parent.parent
 REPORT_MODULES = [importlib.import_module(m.name)
@@ -337,7 +337,7 @@ def test_bad_configs_name_the_file(tmp_path: Path):
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "recipes.report", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "torchrl_psmbpo.recipes.report", *args], capture_output=True,
                           text=True, timeout=60, cwd=ROOT)
 
 

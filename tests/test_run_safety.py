@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from recipes.rundir import CHECKPOINT_NAME
+from torchrl_psmbpo.recipes.rundir import CHECKPOINT_NAME
 from test_cli import RECIPES, TINY, run, snapshot
 
 ARGS = [*TINY, "variant=ps-mbpo"]
@@ -74,7 +74,7 @@ def read_only(path: Path):
 # ----------------------------------------------------------------------------------------------
 
 def test_a_second_process_in_a_run_dir_is_refused_naming_the_first(copy, tmp_path):
-    from recipes.rundir import lock_run_dir
+    from torchrl_psmbpo.recipes.rundir import lock_run_dir
 
     lock = lock_run_dir(copy)  # this test process trains in it, as far as anyone can tell
     try:
@@ -160,8 +160,8 @@ def test_resume_if_exists_accepts_capital_true_and_keeps_the_hydra_record(copy, 
 # ----------------------------------------------------------------------------------------------
 
 def test_a_corrupted_checkpoint_is_refused_in_one_line(finished, copy, tmp_path):
-    from recipes.checkpoint import CheckpointError, load_checkpoint, verify_checksum
-    from recipes.cli import compose
+    from torchrl_psmbpo.recipes.checkpoint import CheckpointError, load_checkpoint, verify_checksum
+    from torchrl_psmbpo.recipes.cli import compose
 
     ckpt = copy / CHECKPOINT_NAME
     assert verify_checksum(ckpt)
@@ -264,13 +264,13 @@ def test_a_full_disk_while_writing_a_checkpoint_keeps_the_last_one(copy, tmp_pat
 def test_a_full_disk_while_writing_the_logs_is_one_line(tmp_path, monkeypatch):
     import errno
 
-    import recipes.loop
-    from recipes.cli import UserError, compose, run_in
+    import torchrl_psmbpo.recipes.loop
+    from torchrl_psmbpo.recipes.cli import UserError, compose, run_in
 
     def full(logger, metrics, step):
         raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "run" / "a.csv"))
 
-    monkeypatch.setattr(recipes.loop, "log", full)
+    monkeypatch.setattr(torchrl_psmbpo.recipes.loop, "log", full)
     cfg = compose("gym", ["preset=small", "task=gym:Pendulum-v1", "variant=sac",
                           "total_steps=120", "init_random_steps=100", "progress=false"])
     with pytest.raises(UserError, match=rf"^Could not write {tmp_path / 'run' / 'a.csv'} \(No "

@@ -13,8 +13,8 @@ from torchrl.collectors import Collector
 from torchrl.envs import EnvBase, SerialEnv, TransformedEnv
 from torchrl.envs.utils import check_env_specs
 
-from components.envs.factory import make_env
-from components.sampling import (
+from torchrl_psmbpo.envs.factory import make_env
+from torchrl_psmbpo.sampling import (
     POLICY_INDEX_KEY,
     FinishedEpisode,
     PolicyPosterior,
@@ -313,7 +313,7 @@ def test_bad_types_are_rejected():
 
 
 def test_episode_seeded_picks_depend_only_on_seed_and_finished_episodes():
-    from components.envs.factory import make_env
+    from torchrl_psmbpo.envs.factory import make_env
 
     def run(reset_twice_after_first: bool) -> list[int]:
         env = make_env("gym:Pendulum-v1", seed=0)

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from recipes.report import write_report
-from recipes.rundir import CHECKPOINT_NAME
+from torchrl_psmbpo.recipes.report import write_report
+from torchrl_psmbpo.recipes.rundir import CHECKPOINT_NAME
 
 RECIPES = Path(__file__).resolve().parent.parent / "recipes"
 SWEEP = ["-m", "preset=small", "task=gym:Pendulum-v1", "total_steps=120", "init_random_steps=100",

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from components.theory.tabular import (
+from torchrl_psmbpo.theory.tabular import (
     ConjugatePrior,
     Counts,
     EnsemblePSRL,
@@ -27,7 +27,7 @@ from components.theory.tabular import (
     run_sweep,
     value_iteration,
 )
-from components.theory.tabular.regret_bound import kl_to_sampled_posterior, label_entropy, policy_labels, regret_bound
+from torchrl_psmbpo.theory.tabular.regret_bound import kl_to_sampled_posterior, label_entropy, policy_labels, regret_bound
 
 ROOT = Path(__file__).resolve().parents[1]
 

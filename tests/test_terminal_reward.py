@@ -9,10 +9,10 @@ import pytest
 import torch
 from tensordict import TensorDict
 
-from components.envs.factory import make_env, termination_fn
-from components.world_model.dynamics import DynamicsEnsemble
-from components.world_model.imagined_env import ImaginedRolloutEnv
-from components.termination import TerminationRule
+from torchrl_psmbpo.envs.factory import make_env, termination_fn
+from torchrl_psmbpo.world_model.dynamics import DynamicsEnsemble
+from torchrl_psmbpo.world_model.imagined_env import ImaginedRolloutEnv
+from torchrl_psmbpo.termination import TerminationRule
 
 D, A = 3, 2
 
@@ -113,8 +113,8 @@ def test_imagined_env_overwrites_the_reward_exactly_on_terminating_transitions()
 
 
 def test_former_import_path_gives_the_same_rules():
-    import components.termination as shared
-    import components.world_model.termination as former
+    import torchrl_psmbpo.termination as shared
+    import torchrl_psmbpo.world_model.termination as former
 
     assert former.__all__ == shared.__all__
     assert all(getattr(former, name) is getattr(shared, name) for name in shared.__all__)

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from recipes.checkpoint import CheckpointError, load_checkpoint
-from recipes.cli import compose
-from recipes.loop import NonFiniteLossError, train
+from torchrl_psmbpo.recipes.checkpoint import CheckpointError, load_checkpoint
+from torchrl_psmbpo.recipes.cli import compose
+from torchrl_psmbpo.recipes.loop import NonFiniteLossError, train
 
 TINY = [
     "preset=small", "task=gym:Pendulum-v1", "total_steps=240", "init_random_steps=100",
@@ -87,7 +87,7 @@ def test_model_buffers_follow_the_rollout_length(tmp_path):
     """MBPO resizes its model buffer as the rollout length grows."""
     cfg = tiny("ps-mbpo", "total_steps=400", "rollout.schedule=[1,3,1,3]",
                "rollout.retain_epochs=1")
-    from recipes.build import make_world_model
+    from torchrl_psmbpo.recipes.build import make_world_model
 
     world = make_world_model(cfg, 3, 1)
     assert world.buffer.capacity_per_member == 8 * 1 * 100  # per_step * R * epoch_length
@@ -140,8 +140,8 @@ def test_a_world_model_factory_given_to_train_is_the_one_used(tmp_path):
     """train(world_model_factory=...) builds the world model with it: its model predicts every
     imagined step, its trainer fits, its weights are checkpointed; a factory that changes nothing
     gives the run the default factory gives."""
-    from components.world_model import DynamicsEnsemble, DynamicsTrainer
-    from recipes.build import make_world_model
+    from torchrl_psmbpo.world_model import DynamicsEnsemble, DynamicsTrainer
+    from torchrl_psmbpo.recipes.build import make_world_model
 
     calls = {"predict": 0, "train": 0}
 
@@ -257,7 +257,7 @@ def test_checkpoint_older_than_a_field_resumes_while_the_field_keeps_its_default
 
 
 def test_nan_loss_stops_the_run_and_keeps_the_checkpoint(tmp_path, monkeypatch):
-    from components.policy.ensemble import PolicyEnsemble
+    from torchrl_psmbpo.policy.ensemble import PolicyEnsemble
 
     cfg = tiny("sac", "total_steps=200")
     first = train(tiny("sac", "total_steps=100"), tmp_path)
@@ -303,7 +303,7 @@ def test_marino_yue_switches_run_and_are_logged(tmp_path):
 
 
 def test_evaluation_videos_are_recorded_when_asked(tmp_path):
-    from components import make_env
+    from torchrl_psmbpo import make_env
 
     try:
         make_env("dmc:cartpole-swingup", seed=0, from_pixels=True).rollout(1)
@@ -321,7 +321,7 @@ def test_evaluation_videos_are_recorded_when_asked(tmp_path):
 
 
 def test_a_checkpoints_rng_states_are_loaded_onto_the_cpu_and_the_rest_is_left_alone():
-    from recipes.checkpoint import rng_states_on_cpu
+    from torchrl_psmbpo.recipes.checkpoint import rng_states_on_cpu
 
     weights = torch.ones(3)
     state = {"rng": {"torch": torch.zeros(4, dtype=torch.uint8), "numpy": ("MT19937", 1)},
@@ -344,16 +344,16 @@ def test_every_run_leaves_an_agent_that_loads_without_the_training_code_and_acts
     from torchrl.envs import ExplorationType, set_exploration_type
     from torchrl.modules import ProbabilisticActor
 
-    from components import load_agent, load_ensemble, make_env
-    from components.policy.export import agent_info
-    from recipes.build import make_policies
+    from torchrl_psmbpo import load_agent, load_ensemble, make_env
+    from torchrl_psmbpo.policy.export import agent_info
+    from torchrl_psmbpo.recipes.build import make_policies
 
     cfg = tiny("ops-mbpo", "total_steps=230", "posterior.ops_temperature=50")
     result = train(cfg, tmp_path)
     torch.load(tmp_path / "agent.pt", weights_only=True)  # no pickled code inside
     info = agent_info(tmp_path)
     state = torch.load(result["checkpoint"], weights_only=False)["state"]
-    from components.sampling.posterior import PolicyPosterior
+    from torchrl_psmbpo.sampling.posterior import PolicyPosterior
 
     posterior = PolicyPosterior(4, mode="ops", temperature=50.0)
     posterior.load_state_dict(state["posterior"])
@@ -383,7 +383,7 @@ def test_every_run_leaves_an_agent_that_loads_without_the_training_code_and_acts
 def test_wandb_takes_a_project_group_and_run_name():
     import dataclasses
 
-    from recipes.loop import logger_names
+    from torchrl_psmbpo.recipes.loop import logger_names
 
     cfg = tiny("ps-mbpo")
     assert logger_names(cfg, Path("/r")) == {"experiment_name": "logs"}  # csv: <run dir>/logs

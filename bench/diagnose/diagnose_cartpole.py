@@ -31,9 +31,9 @@ import torch
 from run_dirs import chosen_members, parser, read_config, trained_policies
 from torchrl.envs import ExplorationType, set_exploration_type
 
-from components.envs import make_env
-from recipes.build import EVAL_SEED_OFFSET
-from recipes.checkpoint import CheckpointError, load_checkpoint
+from torchrl_psmbpo.envs import make_env
+from torchrl_psmbpo.recipes.build import EVAL_SEED_OFFSET
+from torchrl_psmbpo.recipes.checkpoint import CheckpointError, load_checkpoint
 
 UPRIGHT_COS = 0.995  # dm_control cartpole: the sparse reward's "upright" bound
 CENTRED_X = 0.25  # and its "centred" bound

@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 from run_dirs import load_real_data, parser, require_checkpoints, trained_world_model
 
-from components.world_model.dynamics import CONSTANT_TARGET_SCALE  # the normaliser's threshold
+from torchrl_psmbpo.world_model.dynamics import CONSTANT_TARGET_SCALE  # the normaliser's threshold
 
 
 def diagnose(run_dir: Path, newest: int) -> dict[str, float]:

@@ -27,13 +27,13 @@ from run_dirs import chosen_members, parser, read_config, trained_policies
 from tensordict import TensorDict
 from torchrl.envs import ExplorationType, set_exploration_type
 
-from components.envs import max_episode_steps, parse_task
-from recipes.checkpoint import CheckpointError, load_checkpoint
+from torchrl_psmbpo.envs import max_episode_steps, parse_task
+from torchrl_psmbpo.recipes.checkpoint import CheckpointError, load_checkpoint
 
 
 def dm_env(task: str, seed: int):
     """The DMC task without a time limit (observations concatenated in sorted-key order, as
-    ``components.envs.make_env`` does)."""
+    ``torchrl_psmbpo.envs.make_env`` does)."""
     from dm_control import suite
 
     domain, name = parse_task(task)[1].split("-", 1)

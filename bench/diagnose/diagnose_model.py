@@ -20,7 +20,7 @@ import time
 import torch
 from run_dirs import load_real_data, parser, require_checkpoints
 
-from components.world_model import DynamicsEnsemble, DynamicsTrainer
+from torchrl_psmbpo.world_model import DynamicsEnsemble, DynamicsTrainer
 
 
 def fraction_unexplained(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

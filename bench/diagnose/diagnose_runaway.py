@@ -19,8 +19,8 @@ import torch
 from run_dirs import parser, read_checkpoint, read_config, require_checkpoints, trained_world_model
 from tensordict import TensorDict
 
-from recipes.build import make_buffers, make_policies, make_posterior, make_real_env
-from recipes.loop import Progress, imagine, update_policies
+from torchrl_psmbpo.recipes.build import make_buffers, make_policies, make_posterior, make_real_env
+from torchrl_psmbpo.recipes.loop import Progress, imagine, update_policies
 
 
 def main(argv: list[str] | None = None) -> list[dict[str, float]]:

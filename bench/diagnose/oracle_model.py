@@ -22,9 +22,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from components.world_model import DynamicsEnsemble, DynamicsTrainer
-from recipes.build import WorldModel, make_world_model
-from recipes.cli import (
+from torchrl_psmbpo.world_model import DynamicsEnsemble, DynamicsTrainer
+from torchrl_psmbpo.recipes.build import WorldModel, make_world_model
+from torchrl_psmbpo.recipes.cli import (
     UserError,
     compose,
     planned_run_dir,
@@ -32,10 +32,10 @@ from recipes.cli import (
     save_config,
     set_threads,
 )
-from recipes.config import Config
-from recipes.loop import train
-from recipes.provenance import record
-from recipes.rundir import RunDirError, claim_run_dir, release_run_dir
+from torchrl_psmbpo.recipes.config import Config
+from torchrl_psmbpo.recipes.loop import train
+from torchrl_psmbpo.recipes.provenance import record
+from torchrl_psmbpo.recipes.rundir import RunDirError, claim_run_dir, release_run_dir
 
 
 class CartpoleOracle(DynamicsEnsemble):
@@ -43,12 +43,12 @@ class CartpoleOracle(DynamicsEnsemble):
     dims (its networks are built as the config's model would be, and never used).
 
     Args:
-        *args: :class:`~components.world_model.DynamicsEnsemble`'s arguments.
+        *args: :class:`~torchrl_psmbpo.world_model.DynamicsEnsemble`'s arguments.
 
     Keyword Args:
         task: the ``dmc:cartpole-*`` task.
         repeat: the action repeat (simulator steps per imagined step).
-        **kwargs: :class:`~components.world_model.DynamicsEnsemble`'s keyword arguments.
+        **kwargs: :class:`~torchrl_psmbpo.world_model.DynamicsEnsemble`'s keyword arguments.
     """
 
     def __init__(self, *args: Any, task: str, repeat: int, **kwargs: Any) -> None:

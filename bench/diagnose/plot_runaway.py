@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from recipes.report import load_run
+from torchrl_psmbpo.recipes.report import load_run
 
 
 def main(argv: list[str] | None = None) -> list[Path]:

@@ -16,10 +16,10 @@ import torch
 from omegaconf import OmegaConf
 from tensordict import TensorDictBase
 
-from components.policy import PolicyEnsemble
-from recipes.build import WorldModel, make_buffers, make_policies, make_posterior, make_world_model
-from recipes.cli import to_config
-from recipes.config import Config
+from torchrl_psmbpo.policy import PolicyEnsemble
+from torchrl_psmbpo.recipes.build import WorldModel, make_buffers, make_policies, make_posterior, make_world_model
+from torchrl_psmbpo.recipes.cli import to_config
+from torchrl_psmbpo.recipes.config import Config
 
 
 def parser(doc: str, *, one_run: bool = False, members: str | None = None,
@@ -51,7 +51,7 @@ def parser(doc: str, *, one_run: bool = False, members: str | None = None,
 
 
 def read_config(run_dir: Path, overrides: Sequence[str] = ()) -> Config:
-    """The run's ``config.yaml`` as a :class:`~recipes.config.Config`, with ``key=value``
+    """The run's ``config.yaml`` as a :class:`~torchrl_psmbpo.recipes.config.Config`, with ``key=value``
     overrides applied."""
     node = OmegaConf.load(run_dir / "config.yaml")
     if overrides:

@@ -3,8 +3,8 @@
 Prints figures (not a test). Three ways to train N=7 members of 4x200 SiLU MLPs with the same
 loss, minibatches and Adam:
 
-- ``batched``: :class:`components.world_model.dynamics.DynamicsEnsemble` (stacked weights, one ``baddbmm``
-  per layer), the path :class:`components.world_model.trainer.DynamicsTrainer` runs;
+- ``batched``: :class:`torchrl_psmbpo.world_model.dynamics.DynamicsEnsemble` (stacked weights, one ``baddbmm``
+  per layer), the path :class:`torchrl_psmbpo.world_model.trainer.DynamicsTrainer` runs;
 - ``vmap``: 7 ``nn.Sequential`` members stacked with ``torch.func.stack_module_state`` and run with
   ``torch.vmap(functional_call)``;
 - ``loop``: a Python loop over 7 separate ``nn.Sequential`` members (one Adam over all of them).
@@ -15,7 +15,7 @@ Each variant runs ``--steps`` minibatch updates (after a warm-up) in each of ``-
 interleaved rounds; the best round is scaled to an epoch over ``--transitions`` (80% train split,
 batch ``--batch-size``). ``--full-epoch`` also times one real
 ``DynamicsTrainer.train`` epoch. Then imagined transitions per second for N=5, M=4, B=400, R=5
-through :class:`components.world_model.imagined_env.ImaginedRolloutEnv` with a stock TorchRL actor.
+through :class:`torchrl_psmbpo.world_model.imagined_env.ImaginedRolloutEnv` with a stock TorchRL actor.
 
 Usage::
 
@@ -36,9 +36,9 @@ from tensordict.nn import TensorDictModule
 from torch import nn
 from torchrl.modules import MLP, NormalParamExtractor, ProbabilisticActor, TanhNormal
 
-from components.world_model.dynamics import DynamicsEnsemble
-from components.world_model.trainer import DynamicsTrainer
-from components.world_model.imagined_env import ImaginedRolloutEnv
+from torchrl_psmbpo.world_model.dynamics import DynamicsEnsemble
+from torchrl_psmbpo.world_model.trainer import DynamicsTrainer
+from torchrl_psmbpo.world_model.imagined_env import ImaginedRolloutEnv
 
 
 def _nll(mean, logvar, y):

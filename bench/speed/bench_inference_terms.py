@@ -31,10 +31,10 @@ import torch
 from tensordict import TensorDict
 
 
-from components.policy.ensemble import PolicyEnsemble
-from components.world_model.dynamics import DynamicsEnsemble
-from components.world_model.imagined_env import ImaginedRolloutEnv
-from components.world_model.termination import never_terminates
+from torchrl_psmbpo.policy.ensemble import PolicyEnsemble
+from torchrl_psmbpo.world_model.dynamics import DynamicsEnsemble
+from torchrl_psmbpo.world_model.imagined_env import ImaginedRolloutEnv
+from torchrl_psmbpo.world_model.termination import never_terminates
 
 OBS, ACT = 17, 6
 

@@ -45,7 +45,7 @@ from torchrl.objectives import SACLoss, SoftUpdate
 
 # this checkout's components and tests/ (not an installed copy: the bench compares code versions)
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from components.policy.ensemble import PolicyEnsemble  # noqa: E402
+from torchrl_psmbpo.policy.ensemble import PolicyEnsemble  # noqa: E402
 
 MATMUL_OPS = ("aten::bmm", "aten::baddbmm")
 FROZEN = "frozen update (7d7b145)"

@@ -15,7 +15,7 @@ import time
 import torch
 from tensordict import TensorDict
 
-from components.replay.buffers import MixedBatchSampler, ModelReplay, make_real_buffer
+from torchrl_psmbpo.replay.buffers import MixedBatchSampler, ModelReplay, make_real_buffer
 
 
 def transitions(shape: tuple[int, ...], obs: int, act: int, device: torch.device) -> TensorDict:

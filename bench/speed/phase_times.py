@@ -28,7 +28,7 @@ import csv
 import sys
 from pathlib import Path
 
-from recipes.rundir import PHASES
+from torchrl_psmbpo.recipes.rundir import PHASES
 
 
 def _read(path: Path) -> list[tuple[int, float]]:

@@ -1,12 +1,12 @@
 """Real environments: one factory for DeepMind Control, Gym (MuJoCo) and Metaworld, and per-episode seeds.
 
-* :mod:`~components.envs.factory`: ``make_env(task)``, ``parse_task``, ``termination_fn``.
-* :mod:`~components.envs.episode_seeding`: :class:`EpisodeSeeder`, a transform that reseeds
+* :mod:`~torchrl_psmbpo.envs.factory`: ``make_env(task)``, ``parse_task``, ``termination_fn``.
+* :mod:`~torchrl_psmbpo.envs.episode_seeding`: :class:`EpisodeSeeder`, a transform that reseeds
   every episode so that a resumed run replays the same episodes.
 """
 
-from components.envs.episode_seeding import EpisodeSeeder, episode_seed
-from components.envs.factory import (
+from torchrl_psmbpo.envs.episode_seeding import EpisodeSeeder, episode_seed
+from torchrl_psmbpo.envs.factory import (
     SUITES,
     dmc_tasks,
     make_env,

@@ -14,7 +14,7 @@ import torch
 from tensordict import TensorDictBase
 from torchrl.envs.transforms import Transform
 
-from components.seeding import episode_seed
+from torchrl_psmbpo.seeding import episode_seed
 
 __all__ = ["EpisodeSeeder", "episode_seed"]
 
@@ -30,7 +30,7 @@ class EpisodeSeeder(Transform):
 
     Examples:
         >>> from torchrl.envs import TransformedEnv
-        >>> from components.envs.factory import make_env
+        >>> from torchrl_psmbpo.envs.factory import make_env
         >>> env = make_env("gym:Pendulum-v1")
         >>> _ = env.append_transform(EpisodeSeeder(seed=0))
         >>> first = env.reset()["observation"]

@@ -31,7 +31,7 @@ from torchrl.envs import (
 )
 from torchrl.envs.gym_like import BaseInfoDictReader
 
-from components.termination import GYM_TERMINATION_FNS, TerminationFn, never_terminates
+from torchrl_psmbpo.termination import GYM_TERMINATION_FNS, TerminationFn, never_terminates
 
 __all__ = [
     "SUITES",

@@ -1,7 +1,7 @@
 """The policy posterior: N*M SAC agents with stacked parameters, updated together.
 
-* :mod:`~components.policy.ensemble`: :class:`PolicyEnsemble`, the public class.
-* :mod:`~components.policy.export`: ``save_agent`` / ``load_agent`` / ``load_ensemble``: a
+* :mod:`~torchrl_psmbpo.policy.ensemble`: :class:`PolicyEnsemble`, the public class.
+* :mod:`~torchrl_psmbpo.policy.export`: ``save_agent`` / ``load_agent`` / ``load_ensemble``: a
   trained ensemble's actors as a file that loads as stock TorchRL actors.
 * ``_networks``, ``_batched_mlp``, ``_update``, ``_sac_step``, ``_acting``: its private parts
   (TorchRL actor/critic factories, the batched-matmul MLP, the SAC losses of every member in one
@@ -9,7 +9,7 @@
   acting modules).
 """
 
-from components.policy.ensemble import PolicyEnsemble
-from components.policy.export import load_agent, load_ensemble, save_agent
+from torchrl_psmbpo.policy.ensemble import PolicyEnsemble
+from torchrl_psmbpo.policy.export import load_agent, load_ensemble, save_agent
 
 __all__ = ["PolicyEnsemble", "save_agent", "load_agent", "load_ensemble"]

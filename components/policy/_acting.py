@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from torchrl.envs.utils import ExplorationType, exploration_type
 
-from components.policy._networks import squash
+from torchrl_psmbpo.policy._networks import squash
 
 Tensor = torch.Tensor
 
@@ -51,7 +51,7 @@ class IndexedMemberActor(_StackedActor):
     weights per env then).
 
     Args:
-        backend: the ensemble's :class:`~components.policy._update.BmmBackend` or
+        backend: the ensemble's :class:`~torchrl_psmbpo.policy._update.BmmBackend` or
             ``VmapBackend`` (it reads the ensemble's live stacked actor parameters).
         ensemble_shape: ``[N, M]``.
         observation_dim: size of the observation vector.

@@ -4,7 +4,7 @@
 ``nn.Linear`` and parameter-free modules, e.g. TorchRL's ``MLP`` followed by a
 ``NormalParamExtractor``) for P members at once: each ``nn.Linear`` becomes
 ``baddbmm(bias, x, weight^T)`` over the stacked ``[P, out, in]`` weights
-(:func:`~components.batched_linear.batched_linear`, the layer the dynamics ensemble uses too).
+(:func:`~torchrl_psmbpo.batched_linear.batched_linear`, the layer the dynamics ensemble uses too).
 
 A run of ``Linear, ReLU, ..., Linear`` layers (the SAC networks) goes through
 :class:`BatchedReLUMLP`, an ``autograd.Function`` with a hand-written backward, which is
@@ -23,7 +23,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from components.batched_linear import batched_linear
+from torchrl_psmbpo.batched_linear import batched_linear
 
 Tensor = torch.Tensor
 

@@ -1,6 +1,6 @@
 """The TorchRL networks of one SAC member, and the batched forms the ensemble runs them in.
 
-One member of :class:`components.policy.ensemble.PolicyEnsemble` is a plain TorchRL SAC
+One member of :class:`torchrl_psmbpo.policy.ensemble.PolicyEnsemble` is a plain TorchRL SAC
 agent: a :class:`~torchrl.modules.ProbabilisticActor` with a ``TanhNormal`` head and two
 :class:`~torchrl.modules.ValueOperator` critics, built here. The ensemble stacks the
 parameters of N·M such members with :meth:`tensordict.TensorDict.from_modules` and runs
@@ -11,7 +11,7 @@ them in one of two ways (``backend``):
 * ``"bmm"``: the same module graph, with every ``nn.Linear`` replaced by one
   ``torch.baddbmm`` over the stacked weights; the parameter-free modules (activations,
   ``NormalParamExtractor``) are called as they are
-  (:class:`components.policy._batched_mlp.BatchedNetwork`).
+  (:class:`torchrl_psmbpo.policy._batched_mlp.BatchedNetwork`).
 
 Both read the very same stacked parameter tensors, so a member exported with
 :func:`load_member` is the module the ensemble trains.

@@ -31,8 +31,8 @@ from __future__ import annotations
 import torch
 from torch.nn.functional import mse_loss, smooth_l1_loss, softplus
 
-from components.policy._batched_mlp import BatchedNetwork
-from components.policy._networks import _LOG_2, _LOG_SQRT_2PI
+from torchrl_psmbpo.policy._batched_mlp import BatchedNetwork
+from torchrl_psmbpo.policy._networks import _LOG_2, _LOG_SQRT_2PI
 
 Tensor = torch.Tensor
 _softplus_backward = torch.ops.aten.softplus_backward
@@ -270,7 +270,7 @@ class SACStep:
 
         Args:
             log_alpha: the ``[N, M]`` parameter itself (its ``.grad`` is written).
-            others: as :func:`~components.policy._update.sac_losses` (flattened to ``K``).
+            others: as :func:`~torchrl_psmbpo.policy._update.sac_losses` (flattened to ``K``).
         """
         k, b, obs_dim = observation.shape
         act_dim = action.shape[-1]

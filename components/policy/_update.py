@@ -10,8 +10,8 @@ two backends feed it:
   ``randomness="different"``;
 * :class:`BmmBackend` calls it ONCE on ``[K, b, ...]`` tensors, the networks being
   evaluated with batched matmuls over the same stacked parameters
-  (:class:`~components.policy._batched_mlp.BatchedNetwork`). Its update on a CPU does not go
-  through here: :class:`~components.policy._sac_step.SACStep` computes the same losses and
+  (:class:`~torchrl_psmbpo.policy._batched_mlp.BatchedNetwork`). Its update on a CPU does not go
+  through here: :class:`~torchrl_psmbpo.policy._sac_step.SACStep` computes the same losses and
   gradients by hand (bit-identical; ``loss()`` and the action prior still use autograd).
 
 No random numbers are drawn in here: the standard-normal noise of the two action samples
@@ -33,9 +33,9 @@ import torch
 from tensordict import TensorDictBase
 from torch import nn
 
-from components.policy._batched_mlp import BatchedNetwork
-from components.policy._sac_step import SACStep
-from components.policy._networks import (
+from torchrl_psmbpo.policy._batched_mlp import BatchedNetwork
+from torchrl_psmbpo.policy._sac_step import SACStep
+from torchrl_psmbpo.policy._networks import (
     actor_network,
     critic_network,
     normal_kl,

@@ -22,10 +22,10 @@ from tensordict.nn import TensorDictModule, TensorDictParams
 from torch import nn
 from torchrl.modules import ProbabilisticActor, ValueOperator
 
-from components.policy._acting import AllMembersActor, IndexedMemberActor, PriorView
-from components.policy._networks import load_member, make_sac_actor, make_sac_critic
-from components.policy._update import BACKENDS, LOSS_FUNCTIONS, LOSS_KEYS, PRIOR_LOSS_KEYS
-from components.keys import POLICY_INDEX_KEY
+from torchrl_psmbpo.policy._acting import AllMembersActor, IndexedMemberActor, PriorView
+from torchrl_psmbpo.policy._networks import load_member, make_sac_actor, make_sac_critic
+from torchrl_psmbpo.policy._update import BACKENDS, LOSS_FUNCTIONS, LOSS_KEYS, PRIOR_LOSS_KEYS
+from torchrl_psmbpo.keys import POLICY_INDEX_KEY
 
 __all__ = ["PolicyEnsemble"]
 

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 from torchrl.modules import ProbabilisticActor
 
-from components.policy._networks import make_sac_actor
+from torchrl_psmbpo.policy._networks import make_sac_actor
 
 __all__ = ["AGENT_NAME", "save_agent", "load_agent", "load_ensemble", "agent_info"]
 
@@ -32,13 +32,13 @@ _FORMAT = 1
 
 def save_agent(path: str | Path, policies: Any, member: int, *, task: str | None = None,
                action_repeat: int = 1) -> Path:
-    """Write every member's actor of ``policies`` (a :class:`~components.policy.PolicyEnsemble`)
+    """Write every member's actor of ``policies`` (a :class:`~torchrl_psmbpo.policy.PolicyEnsemble`)
     to ``path`` (a file, or a dir that gets ``agent.pt``), with ``member`` (flat index) as the
     one to act with. Atomic: a temporary file renamed over the old one.
 
     Examples:
         >>> import tempfile
-        >>> from components.policy import PolicyEnsemble
+        >>> from torchrl_psmbpo.policy import PolicyEnsemble
         >>> ens = PolicyEnsemble(3, 1, ensemble_shape=(2, 2), actor_hidden=(8,), critic_hidden=(8,))
         >>> path = save_agent(tempfile.mkdtemp(), ens, member=3, task="gym:Pendulum-v1")
         >>> actor = load_agent(path)

@@ -1,10 +1,10 @@
 """Replay: the real buffer D_E, the N*M model buffers D_M^{n,m} and the exact-lambda mixed sampler.
 
-* :mod:`~components.replay.buffers`: ``make_real_buffer``, :class:`ModelReplay`,
+* :mod:`~torchrl_psmbpo.replay.buffers`: ``make_real_buffer``, :class:`ModelReplay`,
   :class:`MixedBatchSampler`, ``mbpo_model_capacity``, ``TRANSITION_KEYS``.
 """
 
-from components.replay.buffers import (
+from torchrl_psmbpo.replay.buffers import (
     TRANSITION_KEYS,
     MixedBatchSampler,
     ModelReplay,

@@ -33,7 +33,7 @@ from torchrl.data import (
     TensorStorage,
 )
 
-from components.keys import TRANSITION_KEYS
+from torchrl_psmbpo.keys import TRANSITION_KEYS
 
 __all__ = [
     "make_real_buffer",

@@ -10,7 +10,7 @@ episode and, for OPS, updates the optimistic distribution with the episode's rea
 where ``R_E(pi_i, l)`` is the real return of policy ``i`` in episode ``l`` (0 when it was not
 played). :class:`PolicyPosterior` is that distribution as an object of its own: :meth:`pick`
 is line 3, :meth:`update` is line 15. It knows nothing about envs; the TorchRL transform
-:class:`~components.sampling.transform.PosteriorSamplingTransform` asks it for picks at resets.
+:class:`~torchrl_psmbpo.sampling.transform.PosteriorSamplingTransform` asks it for picks at resets.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import Literal
 
 import torch
 
-from components.seeding import episode_seed
+from torchrl_psmbpo.seeding import episode_seed
 
 __all__ = ["PolicyPosterior", "SAMPLING_MODES", "STATISTICS", "ops_probabilities"]
 

@@ -2,7 +2,7 @@
 
 Line 3 of PS-MBPO's Algorithm 1 (Wang, Chen & Murphy, 2024) samples one of the N*M policies at
 the start of every real episode, and line 15 updates the optimistic distribution with the
-episode's real return. :class:`~components.sampling.posterior.PolicyPosterior` is that
+episode's real return. :class:`~torchrl_psmbpo.sampling.posterior.PolicyPosterior` is that
 distribution; :class:`PosteriorSamplingTransform` asks it for a pick at every (partial) reset of
 an env, writes the flat index ``i = n * M + m`` under ``"policy_index"``
 (:data:`POLICY_INDEX_KEY`), keeps it through the episode, sums the episode's rewards and, when
@@ -23,8 +23,8 @@ from tensordict.utils import NestedKey
 from torchrl.data import Categorical, Composite, TensorSpec
 from torchrl.envs.transforms import Transform
 
-from components.keys import POLICY_INDEX_KEY
-from components.sampling.posterior import (
+from torchrl_psmbpo.keys import POLICY_INDEX_KEY
+from torchrl_psmbpo.sampling.posterior import (
     SAMPLING_MODES,
     PolicyPosterior,
     ops_probabilities,
@@ -73,7 +73,7 @@ class PosteriorSamplingTransform(Transform):
     """Write the acting member's flat index into the real env's tensordicts, once per episode.
 
     At every reset (honouring partial resets of batched envs through the ``"_reset"`` mask) the
-    transform asks its :class:`~components.sampling.posterior.PolicyPosterior` for one member per
+    transform asks its :class:`~torchrl_psmbpo.sampling.posterior.PolicyPosterior` for one member per
     env being reset (line 3 of Algorithm 1) and writes it under ``index_key``; every step copies
     the same index to ``("next", index_key)``, so it is constant through an episode. It sums the
     rewards it sees; when ``"done"`` is set (terminated or truncated) the episode is finished:
@@ -112,7 +112,7 @@ class PosteriorSamplingTransform(Transform):
         mode: ``"ps"`` (default), ``"ops"`` or ``"fixed"``.
 
     Keyword Args:
-        posterior: a :class:`~components.sampling.posterior.PolicyPosterior` to pick from and
+        posterior: a :class:`~torchrl_psmbpo.sampling.posterior.PolicyPosterior` to pick from and
             credit (shared with the caller, e.g. the training loop).
         temperature: OPS's tau > 0 (default 1.0).
         fixed_index: the member ``"fixed"`` plays (default 0).
@@ -134,7 +134,7 @@ class PosteriorSamplingTransform(Transform):
         history: how many finished episodes :meth:`pop_finished_episodes` keeps (oldest dropped).
 
     Examples:
-        >>> from components.envs.factory import make_env
+        >>> from torchrl_psmbpo.envs.factory import make_env
         >>> env = make_env("gym:Pendulum-v1", seed=0)
         >>> posterior = PolicyPosterior(6, mode="ops", temperature=100.0, seed=0)
         >>> ps = PosteriorSamplingTransform(posterior=posterior)

@@ -6,7 +6,7 @@ style, defaults from MBPO: 7 members, 5 elites, 4 hidden layers of 200 SiLU unit
 a Gaussian over the next observation (as a delta or directly) and the reward.
 
 The members' weights are stacked along a leading ensemble dimension (``[E, in, out]``) and every
-layer is one ``torch.baddbmm`` (:class:`~components.batched_linear.EnsembleLinear`): all members
+layer is one ``torch.baddbmm`` (:class:`~torchrl_psmbpo.batched_linear.EnsembleLinear`): all members
 run in a single batched matrix product, with no Python loop over members (see
 docs/world_model.md for why this beats ``torch.vmap`` here).
 """
@@ -23,7 +23,7 @@ from tensordict.nn import TensorDictModuleBase
 from tensordict.utils import NestedKey, unravel_key_list
 from torch import nn
 
-from components.batched_linear import EnsembleLinear
+from torchrl_psmbpo.batched_linear import EnsembleLinear
 
 __all__ = ["EnsembleLinear", "DynamicsEnsemble", "SELECTIONS", "CONSTANT_TARGET_SCALE",
            "gaussian_log_prob", "information_gain"]

@@ -5,7 +5,7 @@ states. In PS-MBPO mode slice ``[n]`` is stepped by ensemble member ``members[n]
 every transition uses a uniformly random member. Rewards come from the model, termination from
 the task's known termination function, and a trajectory stays done once terminated. Two optional
 reward terms: the task's known reward on terminating transitions (carried by a
-:class:`~components.termination.TerminationRule`) and Marino & Yue's information
+:class:`~torchrl_psmbpo.termination.TerminationRule`) and Marino & Yue's information
 term (``information_weight``; see ``docs/inference_perspective.md``).
 
 torchrl's ``WorldModelEnv`` copies specs with ``base_env.action_spec.expand(batch)``, which fails
@@ -25,8 +25,8 @@ from torchrl.data import Bounded, Categorical, Composite, ReplayBuffer, Unbounde
 from torchrl.data.replay_buffers.storages import Storage
 from torchrl.envs.model_based import ModelBasedEnvBase
 
-from components.termination import TerminationFn, TerminationRule
-from components.world_model.dynamics import DynamicsEnsemble
+from torchrl_psmbpo.termination import TerminationFn, TerminationRule
+from torchrl_psmbpo.world_model.dynamics import DynamicsEnsemble
 
 __all__ = ["ImaginedRolloutEnv", "MEMBER_MODES", "INFORMATION_SIGNS"]
 
@@ -39,12 +39,12 @@ StartStates = Union[ReplayBuffer, Storage, torch.Tensor, TensorDictBase, Callabl
 
 
 class ImaginedRolloutEnv(ModelBasedEnvBase):
-    """Rolls a :class:`~components.world_model.dynamics.DynamicsEnsemble` out as a batched TorchRL env.
+    """Rolls a :class:`~torchrl_psmbpo.world_model.dynamics.DynamicsEnsemble` out as a batched TorchRL env.
 
     Args:
         model (DynamicsEnsemble): the trained ensemble (moved to ``device``).
         termination_fn (callable): ``(obs, action, next_obs) -> bool`` tensor of shape
-            ``leading_dims + (1,)``, e.g. ``components.envs.factory.termination_fn(task)``.
+            ``leading_dims + (1,)``, e.g. ``torchrl_psmbpo.envs.factory.termination_fn(task)``.
         batch_size (sequence of ints): ``(N, M, B)``, or ``(B,)`` for one model slice and one
             policy (``N = M = 1``: an env of batch ``[B]``, stepped as ``(1, 1, B)``, whose data
             is ``[B, R]`` and whose policy sees ``[B, D]`` observations, as any TorchRL env).
@@ -75,7 +75,7 @@ class ImaginedRolloutEnv(ModelBasedEnvBase):
         information_weight (float, optional): ``beta >= 0``; when positive, each transition's
             information term ``info = log p_n(x', r | s, a) - log((1/E') sum_k p_k(x', r | s, a))``
             (``n`` the member that produced the outcome, ``k`` over the members in use; see
-            :meth:`~components.world_model.dynamics.DynamicsEnsemble.predict_with_information`)
+            :meth:`~torchrl_psmbpo.world_model.dynamics.DynamicsEnsemble.predict_with_information`)
             is added to the reward as ``s * beta * info`` and written to ``("next",
             "information")`` (0 at reset and on frozen steps). It is 0 where the members agree
             and grows (up to ``log E'``) where the sampled outcome is likely under its member
@@ -109,20 +109,20 @@ class ImaginedRolloutEnv(ModelBasedEnvBase):
     termination of any of its ``N * M * B`` trajectories) and to ``auto_reset=False`` when a
     tensordict is given. A terminated trajectory stays done: later steps keep its last
     observation, give reward 0 and stay terminated;
-    :func:`components.replay.buffers.valid_after_termination` (what ``ModelReplay.extend_rollout``
+    :func:`torchrl_psmbpo.replay.buffers.valid_after_termination` (what ``ModelReplay.extend_rollout``
     applies) masks those steps out. Automatic partial resets are disabled: :meth:`maybe_reset`
     only resets (broadcasts) tensordicts that carry no done state.
 
     Terminal reward: when ``termination_fn`` carries a known reward on terminating steps (a
-    :class:`~components.termination.TerminationRule` with ``terminal_reward``, as
-    ``components.envs.termination_fn`` gives for InvertedPendulum and InvertedDoublePendulum),
+    :class:`~torchrl_psmbpo.termination.TerminationRule` with ``terminal_reward``, as
+    ``torchrl_psmbpo.envs.termination_fn`` gives for InvertedPendulum and InvertedDoublePendulum),
     the transitions that terminate get that reward instead of the model's (plus the information
     term, when on). Pass the bare function (``rule.fn``) to keep the model's reward.
 
     Before mixing imagined with real transitions (one buffer, or ``torch.cat``), keep only the
     common entries: ``env.rollout(R, policy, transitions_only=True)`` returns just
     :attr:`transition_keys` (observation, action, and ``("next", ...)`` observation, reward,
-    terminated, done: ``components.TRANSITION_KEYS`` with this env's keys). A full rollout also
+    terminated, done: ``torchrl_psmbpo.TRANSITION_KEYS`` with this env's keys). A full rollout also
     carries what the policy wrote (a stock actor's ``"loc"``, ``"scale"``) and the root
     ``"done"``/``"terminated"``/``"truncated"`` flags, which real data from a collector may not
     have, or have with other shapes; select the real data's entries the same way
@@ -130,7 +130,7 @@ class ImaginedRolloutEnv(ModelBasedEnvBase):
 
     Examples:
         >>> from tensordict import TensorDict
-        >>> from components.world_model.dynamics import DynamicsEnsemble
+        >>> from torchrl_psmbpo.world_model.dynamics import DynamicsEnsemble
         >>> model = DynamicsEnsemble(3, 2, num_members=5, num_elites=3, hidden=32, depth=2)
         >>> never = lambda o, a, no: torch.zeros(no.shape[:-1] + (1,), dtype=torch.bool)
         >>> env = ImaginedRolloutEnv(model, never, (5, 4, 10))
@@ -251,7 +251,7 @@ class ImaginedRolloutEnv(ModelBasedEnvBase):
     def transition_keys(self) -> tuple[NestedKey, ...]:
         """The entries of a transition, with this env's keys: observation, action, and
         ``("next", ...)`` observation, reward, terminated and done (what a SAC update reads;
-        ``components.TRANSITION_KEYS`` for the default keys)."""
+        ``torchrl_psmbpo.TRANSITION_KEYS`` for the default keys)."""
         return (
             self._obs_key,
             self._action_key,
@@ -423,7 +423,7 @@ class ImaginedRolloutEnv(ModelBasedEnvBase):
                 and what a SAC update reads), without the policy's outputs and the root done
                 flags. Defaults to ``False`` (everything TorchRL's rollout returns). Steps after
                 a termination are still there (frozen): mask them with
-                :func:`components.replay.buffers.valid_after_termination`.
+                :func:`torchrl_psmbpo.replay.buffers.valid_after_termination`.
             **kwargs: passed on to TorchRL's ``rollout``.
         """
         if auto_reset is None:

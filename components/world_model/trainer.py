@@ -1,4 +1,4 @@
-"""Maximum-likelihood training of a :class:`~components.world_model.dynamics.DynamicsEnsemble` (Algorithm 1, line 2).
+"""Maximum-likelihood training of a :class:`~torchrl_psmbpo.world_model.dynamics.DynamicsEnsemble` (Algorithm 1, line 2).
 
 MBPO's recipe (Janner et al. 2019, ``mbpo/models/bnn.py``): Gaussian negative log-likelihood
 plus the PETS penalty on the learned log-variance bounds plus per-layer L2 weight decay, Adam,
@@ -19,7 +19,7 @@ from torchrl.data import ReplayBuffer
 from torchrl.data.replay_buffers.storages import Storage
 from tqdm import tqdm
 
-from components.world_model.dynamics import DynamicsEnsemble
+from torchrl_psmbpo.world_model.dynamics import DynamicsEnsemble
 
 __all__ = ["DynamicsTrainer", "mbpo_weight_decay", "transitions_from"]
 
@@ -71,7 +71,7 @@ def transitions_from(data: Any) -> TensorDictBase:
 
 
 class DynamicsTrainer:
-    """Trains a :class:`~components.world_model.dynamics.DynamicsEnsemble` by maximum likelihood.
+    """Trains a :class:`~torchrl_psmbpo.world_model.dynamics.DynamicsEnsemble` by maximum likelihood.
 
     Args:
         model (DynamicsEnsemble): the ensemble to train (in place).

@@ -14,10 +14,10 @@ reward, for runs that logged them: ``rollout.information_weight > 0`` or
 (same name, ``.svg``).
 
 Usage:
-    python -m recipes.report runs/                           # writes runs/report/
-    python -m recipes.report runs/ --out docs/results        # rebuild the committed results
-    python -m recipes.report multirun/2026-01-01/12-00-00 --marks 10000 50000 --threshold 800
-    python -m recipes.report runs/ --label-by policy.action_prior
+    python -m torchrl_psmbpo.recipes.report runs/                           # writes runs/report/
+    python -m torchrl_psmbpo.recipes.report runs/ --out docs/results        # rebuild the committed results
+    python -m torchrl_psmbpo.recipes.report multirun/2026-01-01/12-00-00 --marks 10000 50000 --threshold 800
+    python -m torchrl_psmbpo.recipes.report runs/ --label-by policy.action_prior
 
 Statistics (docs/report.md): the 95% confidence interval of a mean over seeds is a BCa
 bootstrap over seeds (``scipy.stats.bootstrap``, 2000 resamples, generator seeded with 0, so a
@@ -28,17 +28,17 @@ formulaic, ...) for what is here a per-task mean over a few seeds: its IQM of 3 
 nothing (it is the plain mean) and its stratification over tasks does not apply. The step axis
 is env steps = agent steps * ``env.action_repeat`` (simulator frames).
 
-One job per module: :mod:`~recipes.report.runs` reads run dirs (config, scalars, provenance) and
-the anchors, :mod:`~recipes.report.stats` holds the intervals and curve arithmetic,
-:mod:`~recipes.report.summary` computes one task's numbers, :mod:`~recipes.report.markdown` and
-:mod:`~recipes.report.plots` draw them, :mod:`~recipes.report.write` writes the report and
-:mod:`~recipes.report.cli` is the command line (also ``psmbpo-report``).
+One job per module: :mod:`~torchrl_psmbpo.recipes.report.runs` reads run dirs (config, scalars, provenance) and
+the anchors, :mod:`~torchrl_psmbpo.recipes.report.stats` holds the intervals and curve arithmetic,
+:mod:`~torchrl_psmbpo.recipes.report.summary` computes one task's numbers, :mod:`~torchrl_psmbpo.recipes.report.markdown` and
+:mod:`~torchrl_psmbpo.recipes.report.plots` draw them, :mod:`~torchrl_psmbpo.recipes.report.write` writes the report and
+:mod:`~torchrl_psmbpo.recipes.report.cli` is the command line (also ``psmbpo-report``).
 """
 
-from recipes.report.cli import main, parse_thresholds
-from recipes.report.markdown import code_markdown, task_markdown
-from recipes.report.plots import X_LABEL, plot_members, plot_metric, plot_ops, plot_terms
-from recipes.report.runs import (
+from torchrl_psmbpo.recipes.report.cli import main, parse_thresholds
+from torchrl_psmbpo.recipes.report.markdown import code_markdown, task_markdown
+from torchrl_psmbpo.recipes.report.plots import X_LABEL, plot_members, plot_metric, plot_ops, plot_terms
+from torchrl_psmbpo.recipes.report.runs import (
     ANCHOR_NAMES,
     DEFAULT_ANCHORS,
     LABEL_DIR,
@@ -52,7 +52,7 @@ from recipes.report.runs import (
     read_scalar,
     run_code,
 )
-from recipes.report.stats import (
+from torchrl_psmbpo.recipes.report.stats import (
     CI_SEED,
     MIN_BCA_SEEDS,
     RESAMPLES,
@@ -65,8 +65,8 @@ from recipes.report.stats import (
     steps_to_threshold,
     value_at,
 )
-from recipes.report.summary import DEFAULT_MARKS, MEMBER_STATS, TERM_METRICS, TaskSummary, summarize
-from recipes.report.write import default_out, write_report
+from torchrl_psmbpo.recipes.report.summary import DEFAULT_MARKS, MEMBER_STATS, TERM_METRICS, TaskSummary, summarize
+from torchrl_psmbpo.recipes.report.write import default_out, write_report
 
 __all__ = [
     "ANCHOR_NAMES", "CI_SEED", "DEFAULT_ANCHORS", "DEFAULT_MARKS", "LABEL_DIR", "MEMBER_STATS",

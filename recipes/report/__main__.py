@@ -1,7 +1,7 @@
-"""``python -m recipes.report <runs> [options]``: see :mod:`recipes.report`."""
+"""``python -m torchrl_psmbpo.recipes.report <runs> [options]``: see :mod:`torchrl_psmbpo.recipes.report`."""
 
 import sys
 
-from recipes.report.cli import main
+from torchrl_psmbpo.recipes.report.cli import main
 
 sys.exit(main())

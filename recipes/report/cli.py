@@ -1,6 +1,6 @@
 """Multi-seed report: learning curves with 95% bootstrap bands, tables at fixed env steps.
 
-The command line of :func:`recipes.report.write_report` (``python -m recipes.report``,
+The command line of :func:`torchrl_psmbpo.recipes.report.write_report` (``python -m torchrl_psmbpo.recipes.report``,
 ``psmbpo-report``): prints every task's tables and writes the report.
 """
 
@@ -12,9 +12,9 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from recipes.report.runs import DEFAULT_ANCHORS
-from recipes.report.summary import DEFAULT_MARKS
-from recipes.report.write import default_out, write_report
+from torchrl_psmbpo.recipes.report.runs import DEFAULT_ANCHORS
+from torchrl_psmbpo.recipes.report.summary import DEFAULT_MARKS
+from torchrl_psmbpo.recipes.report.write import default_out, write_report
 
 
 def parse_thresholds(items: Sequence[str]) -> dict[str, float]:
@@ -44,8 +44,8 @@ class _Parser(argparse.ArgumentParser):
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line: print every task's tables and write the report; 0 on success, 1 on error."""
-    # "python -m recipes.report" rather than "__main__.py"; psmbpo-report names itself
-    prog = "python -m recipes.report" if Path(sys.argv[0]).name == "__main__.py" else None
+    # "python -m torchrl_psmbpo.recipes.report" rather than "__main__.py"; psmbpo-report names itself
+    prog = "python -m torchrl_psmbpo.recipes.report" if Path(sys.argv[0]).name == "__main__.py" else None
     parser = _Parser(prog=prog, description=__doc__.splitlines()[0])
     parser.add_argument("paths", nargs="+", help="run dirs or dirs containing them")
     parser.add_argument("--out", default=None,

@@ -7,10 +7,10 @@ import math
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from recipes.report.runs import ANCHOR_NAMES, Run, run_code
-from recipes.report.stats import Cell
-from recipes.report.summary import TaskSummary
-from recipes.rundir import PHASES
+from torchrl_psmbpo.recipes.report.runs import ANCHOR_NAMES, Run, run_code
+from torchrl_psmbpo.recipes.report.stats import Cell
+from torchrl_psmbpo.recipes.report.summary import TaskSummary
+from torchrl_psmbpo.recipes.rundir import PHASES
 
 
 def _row(*cells: object) -> str:

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from recipes.report.runs import ANCHOR_NAMES, Run, member_curves
-from recipes.report.stats import align
-from recipes.report.summary import TERM_METRICS, TaskSummary
+from torchrl_psmbpo.recipes.report.runs import ANCHOR_NAMES, Run, member_curves
+from torchrl_psmbpo.recipes.report.stats import align
+from torchrl_psmbpo.recipes.report.summary import TERM_METRICS, TaskSummary
 
 X_LABEL = "env steps (simulator frames = agent steps x action_repeat)"
 

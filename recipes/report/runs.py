@@ -12,8 +12,8 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from recipes.config import VARIANTS, flatten
-from recipes.provenance import commits
+from torchrl_psmbpo.recipes.config import VARIANTS, flatten
+from torchrl_psmbpo.recipes.provenance import commits
 
 DEFAULT_ANCHORS = Path(__file__).resolve().parent.parent / "anchors"
 """The published anchors shipped with the package (``recipes/anchors/``: TD-MPC2's result files,

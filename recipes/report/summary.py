@@ -9,8 +9,8 @@ from typing import Sequence
 
 import numpy as np
 
-from recipes.report.runs import Run, load_anchors, member_curves, read_scalar
-from recipes.report.stats import (
+from torchrl_psmbpo.recipes.report.runs import Run, load_anchors, member_curves, read_scalar
+from torchrl_psmbpo.recipes.report.stats import (
     CI_SEED,
     RESAMPLES,
     Cell,
@@ -20,7 +20,7 @@ from recipes.report.stats import (
     seconds_per_1k,
     value_at,
 )
-from recipes.rundir import PHASES
+from torchrl_psmbpo.recipes.rundir import PHASES
 
 DEFAULT_MARKS = (10_000, 25_000, 50_000, 100_000)
 # The Marino & Yue terms (docs/inference_perspective.md) and the imagined reward they sit beside.

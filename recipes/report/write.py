@@ -9,11 +9,11 @@ import sys
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from recipes.report.markdown import code_markdown, task_markdown
-from recipes.report.plots import plot_members, plot_metric, plot_ops, plot_terms
-from recipes.report.runs import DEFAULT_ANCHORS, check_same_commit, find_runs, group_runs, load_run
-from recipes.report.stats import CI_SEED, RESAMPLES
-from recipes.report.summary import DEFAULT_MARKS, summarize
+from torchrl_psmbpo.recipes.report.markdown import code_markdown, task_markdown
+from torchrl_psmbpo.recipes.report.plots import plot_members, plot_metric, plot_ops, plot_terms
+from torchrl_psmbpo.recipes.report.runs import DEFAULT_ANCHORS, check_same_commit, find_runs, group_runs, load_run
+from torchrl_psmbpo.recipes.report.stats import CI_SEED, RESAMPLES
+from torchrl_psmbpo.recipes.report.summary import DEFAULT_MARKS, summarize
 
 
 def _slug(task: str) -> str:

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 from tensordict import TensorDict
 
-from components.policy.ensemble import PolicyEnsemble
+from torchrl_psmbpo.policy.ensemble import PolicyEnsemble
 
 CASES = {
     "plain": dict(observation_dim=5, action_dim=1, ensemble_shape=(2, 2)),

@@ -1,7 +1,7 @@
 """The cumulative-regret-versus-lambda sweep (the paper's Figure 2), vectorised over seeds.
 
 All agents of a sweep (exact PSRL, and for every ``lambda`` and selection rule an
-:class:`~components.theory.tabular.psrl.EnsemblePSRL`) run side by side on one copy of the true MDP per
+:class:`~torchrl_psmbpo.theory.tabular.psrl.EnsemblePSRL`) run side by side on one copy of the true MDP per
 seed: the approximate agents are a single batch of ``len(lambdas) * len(selections) * seeds``
 learners, so an episode of the whole sweep is a handful of array operations.
 """
@@ -13,11 +13,11 @@ from dataclasses import dataclass
 import numpy as np
 from tqdm.auto import trange
 
-from components.theory.tabular.mdps import TabularMDP, random_mdps, riverswim, rollout
-from components.theory.tabular.planning import expected_return, policy_evaluation, value_iteration
-from components.theory.tabular.posterior import BOOTSTRAPS, ConjugatePrior, Counts
-from components.theory.tabular.psrl import SELECTIONS, EnsemblePSRL, ExactPSRL
-from components.theory.tabular.regret_bound import (
+from torchrl_psmbpo.theory.tabular.mdps import TabularMDP, random_mdps, riverswim, rollout
+from torchrl_psmbpo.theory.tabular.planning import expected_return, policy_evaluation, value_iteration
+from torchrl_psmbpo.theory.tabular.posterior import BOOTSTRAPS, ConjugatePrior, Counts
+from torchrl_psmbpo.theory.tabular.psrl import SELECTIONS, EnsemblePSRL, ExactPSRL
+from torchrl_psmbpo.theory.tabular.regret_bound import (
     kl_to_sampled_posterior,
     label_entropy,
     n_labels,

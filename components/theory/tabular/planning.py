@@ -50,7 +50,7 @@ def value_iteration(
         lowest action), ``values[..., h, s]`` the optimal value-to-go, ``values[..., H, :] = 0``.
 
     Examples:
-        >>> from components.theory.tabular.mdps import riverswim
+        >>> from torchrl_psmbpo.theory.tabular.mdps import riverswim
         >>> m = riverswim()
         >>> policy, values = value_iteration(m.transitions, m.rewards, m.horizon)
         >>> policy.shape, values.shape

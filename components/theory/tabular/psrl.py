@@ -30,8 +30,8 @@ from typing import Sequence
 
 import numpy as np
 
-from components.theory.tabular.planning import value_iteration
-from components.theory.tabular.posterior import ConjugatePrior, Counts, PerturbedCounts
+from torchrl_psmbpo.theory.tabular.planning import value_iteration
+from torchrl_psmbpo.theory.tabular.posterior import ConjugatePrior, Counts, PerturbedCounts
 
 __all__ = ["ExactPSRL", "EnsemblePSRL", "SELECTIONS"]
 
@@ -81,7 +81,7 @@ class EnsemblePSRL:
         tau: OPS temperature (returns are summed over episodes, then divided by ``tau``);
             default ``horizon``, the largest possible return of one episode.
         model_bootstrap, data_bootstrap: bootstrap of the models and of the policies' own fits
-            of the real data (see :class:`~components.theory.tabular.posterior.PerturbedCounts`).
+            of the real data (see :class:`~torchrl_psmbpo.theory.tabular.posterior.PerturbedCounts`).
         prior_weight: pseudo-count weight of every member's random initialisation.
         rng: generator for the initialisations.
     """
