@@ -30,14 +30,17 @@ _TORCHRL_ANNOTATIONS = (
 
 
 def public_modules() -> list[str]:
-    """``torchrl_psmbpo`` and every module under it whose dotted name has no ``_``-prefixed part."""
+    """``torchrl_psmbpo`` and every module under it whose dotted name has no ``_``-prefixed part,
+    the recipes (``torchrl_psmbpo.recipes``, the folder ``recipes/``) left out."""
     import importlib
 
     import torchrl_psmbpo
 
     names = [torchrl_psmbpo.__name__]
     for info in pkgutil.walk_packages(torchrl_psmbpo.__path__, prefix="torchrl_psmbpo."):
-        if not any(part.startswith("_") for part in info.name.split(".")):
+        parts = info.name.split(".")
+        # a wheel has recipes/ inside the package's folder, an editable install does not
+        if parts[1] != "recipes" and not any(part.startswith("_") for part in parts):
             names.append(info.name)
     # pdoc walks a package without __all__ itself: name only what it would not reach
     def reached(name: str) -> bool:
@@ -58,7 +61,6 @@ def build(output_directory: str | Path = ROOT / "docs" / "api") -> Path:
     import pdoc
     import pdoc.render
 
-    sys.path.insert(0, str(ROOT))
     pdoc.render.configure(docformat="google", footer_text="psmbpo-components")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

@@ -15,7 +15,8 @@ import torchrl_psmbpo
 def _modules() -> list[str]:
     names = [torchrl_psmbpo.__name__]
     for info in pkgutil.walk_packages(torchrl_psmbpo.__path__, prefix=f"{torchrl_psmbpo.__name__}."):
-        names.append(info.name)
+        if info.name.split(".")[1] != "recipes":  # in a wheel's folder, not an editable install's
+            names.append(info.name)
     return sorted(names)
 
 
