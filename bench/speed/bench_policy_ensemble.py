@@ -31,6 +31,7 @@ self CPU time spent in ``aten::bmm``/``aten::baddbmm`` and the ``aten::copy_`` c
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import statistics
 import sys
 import time
@@ -43,8 +44,15 @@ from tensordict import TensorDict
 from torch.profiler import ProfilerActivity, profile
 from torchrl.objectives import SACLoss, SoftUpdate
 
-# this checkout's components and tests/ (not an installed copy: the bench compares code versions)
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+# this checkout's components/ (as torchrl_psmbpo) and tests/, not an installed copy: the bench
+# compares code versions
+_ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(_ROOT))
+_spec = importlib.util.spec_from_file_location(
+    "torchrl_psmbpo", _ROOT / "components" / "__init__.py",
+    submodule_search_locations=[str(_ROOT / "components")])
+sys.modules["torchrl_psmbpo"] = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(sys.modules["torchrl_psmbpo"])
 from torchrl_psmbpo.policy.ensemble import PolicyEnsemble  # noqa: E402
 
 MATMUL_OPS = ("aten::bmm", "aten::baddbmm")
@@ -242,7 +250,7 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="print the matmul share (torch.profiler)")
     args = parser.parse_args()
     args.backends = args.backends.split(",")
-    print(f"components from {Path(sys.modules[PolicyEnsemble.__module__].__file__).parent.parent}")
+    print(f"torchrl_psmbpo from {Path(sys.modules[PolicyEnsemble.__module__].__file__).parent.parent}")
     if args.threads:
         torch.set_num_threads(args.threads)
     for shape in args.shapes.split(","):
