@@ -88,7 +88,7 @@ def make_policies(cfg: Config, obs_dim: int, act_dim: int) -> PolicyEnsemble:
     return PolicyEnsemble(
         obs_dim,
         act_dim,
-        ensemble_shape=(cfg.posterior.num_models, cfg.posterior.policies_per_model),
+        ensemble_shape=cfg.shape,
         actor_hidden=tuple(cfg.policy.actor_hidden),
         critic_hidden=tuple(cfg.policy.critic_hidden),
         actor_lr=cfg.policy.actor_lr,
@@ -149,14 +149,13 @@ def make_world_model(
     if cfg.rollout.information_weight > 0:
         extra.update(information_weight=cfg.rollout.information_weight,
                      information_sign=cfg.rollout.information_sign)
-    shape = (cfg.posterior.num_models, cfg.posterior.policies_per_model)
     imagined_env = ImaginedRolloutEnv(
-        model, termination_fn(cfg.env.task), batch_size=(*shape, cfg.rollout.per_step),
+        model, termination_fn(cfg.env.task), batch_size=(*cfg.shape, cfg.rollout.per_step),
         member_mode="random" if cfg.variant == "mbpo" else "per_model",
         deterministic=cfg.rollout.deterministic, device=device, **extra,
     )
     first = rollout_length(0, cfg.rollout.schedule)
-    buffer = ModelReplay(shape, model_capacity(cfg, first), device=device, seed=cfg.seed + 1,
+    buffer = ModelReplay(cfg.shape, model_capacity(cfg, first), device=device, seed=cfg.seed + 1,
                          keys=TRANSITION_KEYS)
     return WorldModel(model, trainer, imagined_env, buffer)
 
@@ -173,7 +172,7 @@ def make_buffers(cfg: Config, world: WorldModel | None) -> tuple[Any, MixedBatch
     sampler = MixedBatchSampler(
         real, None if world is None else world.buffer, real_ratio=cfg.policy.real_ratio,
         batch_size=cfg.policy.batch_size,
-        ensemble_shape=(cfg.posterior.num_models, cfg.posterior.policies_per_model),
+        ensemble_shape=cfg.shape,
         seed=cfg.seed + 2,
     )
     return real, sampler

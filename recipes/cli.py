@@ -1,18 +1,18 @@
-"""Command-line front end of the three suite recipes: Hydra composition, checks, then training.
+"""Command line of the three suite recipes: Hydra composes, our checks run before any work.
 
-``python recipes/psmbpo_dmc.py [key=value ...]`` composes ``recipes/conf/<suite>.yaml`` (the
-structured defaults of :mod:`torchrl_psmbpo.recipes.config`, the suite's task, a preset) with the overrides,
-checks everything, and trains in a run directory of its own. Before Hydra starts, this module:
+``python recipes/psmbpo_dmc.py [key=value ...]`` is a Hydra app over ``recipes/conf/<suite>.yaml``
+(the structured defaults of :mod:`torchrl_psmbpo.recipes.config`, the suite's task, a preset).
+Hydra owns the command line: its flags, sweeps (``-m``), launchers and ``--help`` (generated
+from every field's help). This module adds only:
 
-* prints ``--help`` (every field, its default and its source);
-* rewrites short field names (``total_steps=...`` -> ``run.total_steps=...``);
-* refuses an unknown field with the nearest valid names, and any bad value or a value that
-  contradicts the variant with one ``error:`` line, exit code 1, before any directory exists;
-* continues a run with ``resume=<run dir>`` from the config saved in that directory;
-* checks the run dir (:func:`torchrl_psmbpo.recipes.rundir.claim_run_dir`): writable, no other process in it
-  (``run.lock``), no earlier run to overwrite or mix with. A run dir given with
-  ``hydra.run.dir=`` is checked before Hydra writes its ``.hydra/`` record there, and one that
-  ``run.resume_if_exists=true`` continues is resumed without Hydra, so that its record stays.
+* short names: a leaf name unique across the groups stands for its dotted name
+  (``total_steps=...`` -> ``run.total_steps=...``);
+* :class:`PreWorkChecks`, a Hydra callback that checks the composed config
+  (:func:`torchrl_psmbpo.recipes.config.check`) and claims the run dir
+  (:func:`torchrl_psmbpo.recipes.rundir.claim_run_dir`) before Hydra creates it; a sweep's
+  jobs are checked one by one as they start;
+* one ``error:`` line, exit code 1, for a mistake of the user's (Hydra's own errors included);
+* ``resume=<run dir>``: continue a run from the config saved in that directory.
 
 Ctrl-C, SIGTERM and SIGUSR2 (a cluster's preemption) stop at the next step boundary with a
 checkpoint; the process exits with 130 (a submitit job is requeued instead).
@@ -30,28 +30,21 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from omegaconf import OmegaConf
+from hydra.errors import HydraException
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
-from torchrl_psmbpo.recipes.rundir import RunDirError, check_writable, claim_run_dir, release_run_dir
-from torchrl_psmbpo.recipes.config import (
-    Config,
-    check_overrides,
-    help_text,
-    leaf_fields,
-    resolve,
-    short_names,
-    suggest,
-    validate,
-)
+from torchrl_psmbpo.recipes.config import (FREE, Config, check, help_text, leaf_fields, resolve,
+                                           short_names, suggest)
+from torchrl_psmbpo.recipes.rundir import CHECKPOINT_NAME, RunDirError, claim_run_dir, release_run_dir
 
 CONF_DIR = Path(__file__).resolve().parent / "conf"
-FREE_ON_RESUME = ("run.total_steps", "run.progress", "run.device", "run.threads", "eval.every",
-                  "eval.episodes", "eval.all_members", "eval.video", "run.checkpoint_every",
-                  "run.logger", "run.project", "run.group", "run.name")
-"""What ``resume=<dir>`` may change; everything else comes from the saved config."""
 
-if not OmegaConf.has_resolver("path_safe"):
-    OmegaConf.register_new_resolver("path_safe", lambda s: re.sub(r"[^A-Za-z0-9_.-]+", "_", s))
+for _name, _resolver in (("path_safe", lambda s: re.sub(r"[^A-Za-z0-9_.-]+", "_", s)),
+                         ("psmbpo_help", help_text)):
+    if not OmegaConf.has_resolver(_name):
+        OmegaConf.register_new_resolver(_name, _resolver)
 
 
 class UserError(ValueError):
@@ -65,141 +58,39 @@ def _register() -> None:
 
 
 # ----------------------------------------------------------------------------------------------
-# Before Hydra: short names, unknown fields, early validation
+# The command line: short names, Hydra's errors as one line, the typed config
 # ----------------------------------------------------------------------------------------------
 
-_HYDRA_FLAGS_WITH_VALUE = {"--cfg", "-c", "--package", "-p", "--config-name", "-cn",
-                           "--config-path", "-cp", "--config-dir", "-cd", "--info", "-i"}
-
-
-def split_argv(argv: list[str]) -> tuple[list[str], list[str]]:
-    """(Hydra's own flags, ``key=value`` overrides)."""
-    flags, overrides = [], []
-    it = iter(argv)
-    for arg in it:
-        if arg.startswith("-") and "=" not in arg:
-            flags.append(arg)
-            if arg in _HYDRA_FLAGS_WITH_VALUE:
-                nxt = next(it, None)
-                if nxt is not None:
-                    flags.append(nxt)
-        else:
-            overrides.append(arg)
-    return flags, overrides
-
-
-def rewrite_overrides(overrides: list[str]) -> list[str]:
-    """Expand short names and refuse unknown fields (with the nearest valid names)."""
-    leaves = leaf_fields()
-    shorts = short_names()
-    out = []
-    for arg in overrides:
-        if "=" not in arg:
-            raise UserError(f"Cannot read {arg!r}: write key=value, e.g. seed=1 (see --help).")
-        key, value = arg.split("=", 1)
-        prefix = re.match(r"^[+~]*", key).group(0)
-        key = key[len(prefix):].lstrip("-").replace("-", "_") if key.startswith("--") else key[
-            len(prefix):]
-        if key.startswith("hydra") or key == "preset":
-            out.append(f"{prefix}{key}={value}")
-            continue
-        key = shorts.get(key, key)
-        if key not in leaves and not key.startswith("hydra"):
-            raise UserError(f"Unknown config field {key!r}.{suggest(key)} See --help for all "
-                            "fields.")
-        out.append(f"{prefix}{key}={value}")
-    return out
-
-
-def user_overrides(overrides: list[str]) -> dict[str, str]:
-    """dotted field -> value of the overrides that set config fields (not hydra/preset)."""
-    out = {}
-    for arg in overrides:
-        key, value = arg.split("=", 1)
-        key = key.lstrip("+~")
-        if key in leaf_fields():
-            out[key] = value
-    return out
-
-
-def to_config(node: Any) -> Config:
-    """A composed DictConfig (or dict) -> the typed :class:`Config`."""
-    merged = OmegaConf.merge(OmegaConf.structured(Config), node)
-    return OmegaConf.to_object(merged)
-
-
-def prepare(cfg: Config, overrides: dict[str, str]) -> Config:
-    """Check the variant against the overrides, fill the variant's fields, validate."""
-    check_overrides(cfg.variant, overrides)
-    cfg = resolve(cfg)
-    validate(cfg)
-    return cfg
-
-
-def compose(suite: str, overrides: list[str]) -> Config:
-    """Compose the config exactly as the recipe does (for checks, tests and notebooks).
+def expand_short_names(argv: list[str]) -> list[str]:
+    """``total_steps=5`` -> ``run.total_steps=5``; every other argument as it is.
 
     Examples:
-        >>> cfg = compose("dmc", ["preset=small", "variant=sac"])
-        >>> cfg.env.task, cfg.run.total_steps, cfg.policy.real_ratio
-        ('dmc:cartpole-swingup', 3000, 1.0)
+        >>> expand_short_names(["-m", "task=gym:Hopper-v5", "+seed=1", "model.hidden=8"])
+        ['-m', 'env.task=gym:Hopper-v5', '+seed=1', 'model.hidden=8']
     """
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-
-    _register()
-    overrides = rewrite_overrides(overrides)
-    GlobalHydra.instance().clear()
-    try:
-        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-            node = hydra_compose(config_name=suite, overrides=[
-                o for o in overrides if not o.lstrip("+~").startswith("hydra")])
-    except Exception as err:  # Hydra's composition and OmegaConf's type errors
-        raise UserError(_one_line(err)) from None
-    node = OmegaConf.masked_copy(node, [k for k in node.keys() if k != "hydra"]) \
-        if "hydra" in node else node
-    try:
-        cfg = to_config(node)
-    except Exception as err:
-        raise UserError(_one_line(err)) from None
-    try:
-        return prepare(cfg, user_overrides(overrides))
-    except ValueError as err:
-        raise UserError(str(err)) from None
+    shorts = short_names()
+    out = []
+    for arg in argv:
+        m = re.fullmatch(r"([+~]*)(\w+)(=.*)", arg, flags=re.S)
+        out.append(f"{m[1]}{shorts[m[2]]}{m[3]}" if m and m[2] in shorts else arg)
+    return out
 
 
-def planned_run_dir(suite: str, overrides: list[str]) -> Path:
-    """The run dir Hydra will create for a single run (``hydra.run.dir``, resolved; the default
-    one's timestamp is that of now)."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
+def one_line(err: BaseException) -> str:
+    """Hydra's / OmegaConf's error as one line: an unknown field with the nearest valid names;
+    otherwise its first line, the cause it wraps, the offending key and, for a missing config
+    group option, the options that exist."""
+    from hydra.errors import OverrideParseException
+    from omegaconf.errors import ConfigAttributeError, ConfigKeyError
 
-    _register()
-    GlobalHydra.instance().clear()
-    try:
-        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-            node = hydra_compose(config_name=suite, return_hydra_config=True, overrides=[
-                o for o in overrides if not o.lstrip("+~").startswith("hydra")
-                or _key(o) == "hydra.run.dir"])
-        return Path(str(node.hydra.run.dir)).absolute()
-    except Exception as err:
-        raise UserError(_one_line(err)) from None
-
-
-def _key(override: str) -> str:
-    """``++hydra.run.dir=x`` -> ``hydra.run.dir``."""
-    return override.split("=", 1)[0].lstrip("+~")
-
-
-def _one_line(err: BaseException) -> str:
-    """Hydra's / OmegaConf's error as one line: its first line, the cause it wraps (e.g. why an
-    override could not be merged), the offending key and, for a missing config group option,
-    the options that exist."""
+    cause = err.__cause__
+    if isinstance(cause, (ConfigAttributeError, ConfigKeyError)) and cause.full_key:
+        key = cause.full_key
+        return f"Unknown config field {key!r}.{suggest(key)} See --help for all fields."
+    if isinstance(err, OverrideParseException):
+        return f"Cannot read {err.override!r}: write key=value, e.g. seed=1 (see --help)."
     text = str(err).strip().splitlines()
     first = text[0] if text else type(err).__name__
-    cause = err.__cause__
     if cause is not None and str(cause).strip():
         first += f": {str(cause).strip().splitlines()[0]}"
         text += str(cause).strip().splitlines()[1:]
@@ -214,10 +105,72 @@ def _one_line(err: BaseException) -> str:
     return first
 
 
+def to_config(node: Any) -> Config:
+    """A composed DictConfig (or dict; Hydra's own node is dropped) -> the typed :class:`Config`."""
+    if isinstance(node, DictConfig) and "hydra" in node:
+        node = OmegaConf.masked_copy(node, [k for k in node.keys() if k != "hydra"])
+    try:
+        return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(Config), node))
+    except Exception as err:  # OmegaConf's type errors
+        raise UserError(one_line(err)) from None
+
+
+def _typed(overrides: Any) -> dict[str, str]:
+    """dotted field -> value of the ``key=value`` overrides that set config fields."""
+    pairs = (o.split("=", 1) for o in overrides if "=" in o)
+    return {k.lstrip("+~"): v for k, v in pairs if k.lstrip("+~") in leaf_fields()}
+
+
+def checked(node: Any, overrides: Any) -> Config:
+    """Hydra's composition -> a checked, resolved :class:`Config` (:func:`config.check`)."""
+    try:
+        return check(to_config(node), _typed(overrides))
+    except ValueError as err:
+        raise UserError(str(err)) from None
+
+
+def compose(suite: str, overrides: list[str]) -> Config:
+    """Compose and check the config as the recipe does (for checks, tests and notebooks).
+
+    Examples:
+        >>> cfg = compose("dmc", ["preset=small", "variant=sac"])
+        >>> cfg.env.task, cfg.run.total_steps, cfg.policy.real_ratio
+        ('dmc:cartpole-swingup', 3000, 1.0)
+    """
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    _register()
+    overrides = expand_short_names(overrides)
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            node = hydra_compose(config_name=suite, overrides=overrides)
+    except Exception as err:  # Hydra's composition and OmegaConf's type errors
+        raise UserError(one_line(err)) from None
+    return checked(node, overrides)
+
+
+class PreWorkChecks(Callback):
+    """Hydra callback (``hydra.callbacks`` of ``recipes/conf/<suite>.yaml``): a single run's
+    config is checked and its run dir claimed before Hydra creates it or writes ``.hydra/``.
+
+    A run dir that ``run.resume_if_exists=true`` continues keeps the ``.hydra/`` record of its
+    first start (Hydra does not rewrite it)."""
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        try:
+            cfg = checked(config, config.hydra.overrides.task)
+            if claim_run_dir(Path(config.hydra.run.dir).absolute(), cfg):
+                config.hydra.output_subdir = None
+        except (UserError, RunDirError) as err:
+            raise SystemExit(f"error: {err}") from None
+
+
 # ----------------------------------------------------------------------------------------------
 # Signals: stop at the next step boundary with a checkpoint
 # ----------------------------------------------------------------------------------------------
-
 class StopFlag:
     """Set by SIGINT/SIGTERM/SIGUSR2; the loop checks it once per agent step.
 
@@ -299,8 +252,7 @@ def set_threads(cfg: Config) -> int:
             hc = HydraConfig.get()
             n_jobs = hc.launcher.get("n_jobs") if hc.mode == RunMode.MULTIRUN else None
             if n_jobs:
-                cores = os.cpu_count() or 1
-                threads = 1 if n_jobs < 0 else max(1, cores // int(n_jobs))
+                threads = 1 if n_jobs < 0 else max(1, (os.cpu_count() or 1) // int(n_jobs))
         except Exception:  # not under Hydra
             threads = None
     if threads is not None:
@@ -315,27 +267,24 @@ _WRITE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS}
 def run_in(run_dir: Path, cfg: Config, resume: bool) -> dict[str, Any]:
     """Train ``cfg`` in ``run_dir``, print the summary line.
 
-    The run dir is claimed first (:func:`torchrl_psmbpo.recipes.rundir.claim_run_dir`: writable, locked for
-    this process, no earlier run overwritten); ``resume=True``, or ``run.resume_if_exists`` with
-    a checkpoint there, continues its checkpoint, refused when the run has already reached
-    ``run.total_steps``. Everything is checked before anything is written.
+    The run dir is claimed first (:func:`torchrl_psmbpo.recipes.rundir.claim_run_dir`: writable,
+    locked for this process, no earlier run overwritten); ``resume=True``, or
+    ``run.resume_if_exists`` with a checkpoint there, continues its checkpoint, refused when the
+    run has already reached ``run.total_steps``. Everything is checked before anything is written.
 
     Raises:
         UserError: any of those checks, an unreadable, corrupted or other config's checkpoint,
             a checkpoint or log that cannot be written (a full disk: the last checkpoint kept),
             or a non-finite loss (the last checkpoint kept).
     """
-    from torchrl_psmbpo.recipes.checkpoint import CHECKPOINT_NAME, CheckpointError, load_checkpoint
+    from torchrl_psmbpo.recipes.checkpoint import CheckpointError, load_checkpoint
     from torchrl_psmbpo.recipes.loop import NonFiniteLossError
 
-    ckpt = run_dir / CHECKPOINT_NAME
     try:
         resume = claim_run_dir(run_dir, cfg, resuming=resume)  # this process's, if it was taken
-    except RunDirError as err:
-        raise UserError(str(err)) from None
-    try:
-        return _train_in(run_dir, cfg, load_checkpoint(ckpt, cfg) if resume else None)
-    except (CheckpointError, NonFiniteLossError) as err:  # a bad checkpoint, a failed write
+        return _train_in(run_dir, cfg, load_checkpoint(run_dir / CHECKPOINT_NAME, cfg)
+                         if resume else None)
+    except (RunDirError, CheckpointError, NonFiniteLossError) as err:
         raise UserError(str(err)) from None
     finally:
         release_run_dir(run_dir)
@@ -343,17 +292,16 @@ def run_in(run_dir: Path, cfg: Config, resume: bool) -> dict[str, Any]:
 
 def _train_in(run_dir: Path, cfg: Config, payload: dict[str, Any] | None) -> dict[str, Any]:
     from torchrl_psmbpo.recipes.loop import train
+    from torchrl_psmbpo.recipes.provenance import record
 
-    if payload is not None and payload["progress"]["step"] >= cfg.run.total_steps:
-        done = payload["progress"]["step"]
+    done = payload["progress"]["step"] if payload else 0
+    if payload is not None and done >= cfg.run.total_steps:
         raise UserError(
             f"Run dir {str(run_dir)!r} already reached {done} agent steps (run.total_steps="
             f"{cfg.run.total_steps}): nothing to continue. To extend it, resume with more steps: "
             f"resume={run_dir} total_steps=<more than {done}>.")
     threads = set_threads(cfg)
-    from torchrl_psmbpo.recipes.provenance import record
-
-    entry = record(run_dir, step=payload["progress"]["step"] if payload else 0)
+    entry = record(run_dir, step=done)
     code = (f"code {entry['commit'][:12]}{' + uncommitted changes' if entry['dirty'] else ''}"
             if entry["commit"] else "code not from a git checkout")
     print(f"run dir {run_dir} (torch threads: {threads}; {code})", flush=True)
@@ -371,48 +319,45 @@ def _train_in(run_dir: Path, cfg: Config, payload: dict[str, Any] | None) -> dic
         print(f"Stopped at agent step {result['step']}: checkpoint written to "
               f"{result['checkpoint']}", flush=True)
         stop.after_checkpoint()
-    print(
-        f"done: {result['step']} agent steps, {result['episodes']} episodes, "
-        f"last return {result['last_return']:.1f}, final eval {result['last_eval']:.1f}, "
-        f"logs and checkpoint in {result['run_dir']}",
-        flush=True,
-    )
+    print(f"done: {result['step']} agent steps, {result['episodes']} episodes, "
+          f"last return {result['last_return']:.1f}, final eval {result['last_eval']:.1f}, "
+          f"logs and checkpoint in {result['run_dir']}", flush=True)
     return result
 
 
 def _resume(run_dir: str, overrides: list[str]) -> dict[str, Any]:
+    """``resume=<run dir> [free field=value ...]``: the saved config, then the run's checkpoint."""
     path = Path(run_dir)
-    if path.suffix == ".pt":
-        path = path.parent
+    path = path.parent if path.suffix == ".pt" else path
     saved = path / "config.yaml"
     if not path.is_dir():
         raise UserError(f"resume={run_dir}: no such run directory.")
     if not saved.is_file():
         raise UserError(f"resume={run_dir}: {saved} is missing; a run dir holds config.yaml "
                         "and checkpoint.pt.")
-    changes = user_overrides(rewrite_overrides(overrides))
-    fixed = [k for k in changes if k not in FREE_ON_RESUME]
-    if fixed:
-        raise UserError(f"resume: {', '.join(fixed)} cannot change when resuming (it shapes the "
-                        f"run); only {', '.join(FREE_ON_RESUME)} can.")
+    changes = []
+    for arg in expand_short_names(overrides):
+        key = arg.split("=", 1)[0].lstrip("+~")
+        if key not in leaf_fields():
+            raise UserError(f"Unknown config field {key!r}.{suggest(key)} See --help for all "
+                            "fields.")
+        if key not in FREE:
+            raise UserError(f"resume: {key} cannot change when resuming (it shapes the run); "
+                            f"only {', '.join(sorted(FREE))} can.")
+        changes.append(arg.lstrip("+~"))
     try:
         node = OmegaConf.load(saved)
-        cfg = to_config(node)
     except Exception as err:
-        raise UserError(f"resume={run_dir}: {saved} is unreadable ({_one_line(err)}).") from None
+        raise UserError(f"resume={run_dir}: {saved} is unreadable ({one_line(err)}).") from None
     try:
-        cfg = to_config(OmegaConf.merge(
-            OmegaConf.structured(cfg), OmegaConf.from_dotlist([f"{k}={v}" for k, v in changes.items()])))
+        node = OmegaConf.merge(node, OmegaConf.from_dotlist(changes))
     except Exception as err:
-        raise UserError(_one_line(err)) from None
-    try:
-        validate(cfg)
-    except ValueError as err:
-        raise UserError(str(err)) from None
+        raise UserError(one_line(err)) from None
+    cfg = checked(node, [])
     claim_run_dir(path, cfg, resuming=True)  # writable, and no other process in it
-    if not (path / "checkpoint.pt").exists():
+    if not (path / CHECKPOINT_NAME).exists():
         raise UserError(
-            f"resume={run_dir}: no checkpoint.pt there (the run stopped before its first "
+            f"resume={run_dir}: no {CHECKPOINT_NAME} there (the run stopped before its first "
             f"checkpoint): start it again with hydra.run.dir={path} run.discard_existing=true "
             "(deletes its files), or in another dir.")
     return run_in(path, cfg, resume=True)
@@ -426,71 +371,53 @@ def main(suite: str, argv: list[str] | None = None) -> dict[str, Any] | None:
         argv: the command-line arguments (default: ``sys.argv[1:]``).
     """
     argv = list(sys.argv[1:] if argv is None else argv)
+    resume = [a for a in argv if a.split("=", 1)[0].lstrip("+") == "resume" and "=" in a]
     try:
-        if any(a in ("-h", "--help") for a in argv):
-            print(help_text())
-            return None
-        flags, overrides = split_argv(argv)
-        resume = [o for o in overrides if o.split("=", 1)[0] in ("resume", "+resume")]
         if resume:
-            rest = [o for o in overrides if o not in resume]
-            return _resume(resume[-1].split("=", 1)[1], rest)
-        overrides = rewrite_overrides(overrides)
-        multirun = any(f in ("-m", "--multirun") for f in flags)
-        inspecting = any(f in ("--cfg", "-c", "--info", "-i", "--hydra-help") for f in flags)
-        if not multirun and not inspecting:
-            cfg = compose(suite, overrides)  # every check, before Hydra creates the run dir
-            run_dir = planned_run_dir(suite, overrides)
-            if any(_key(o) == "hydra.run.dir" for o in overrides):
-                # before Hydra writes its .hydra/ record there: writable, no other process in
-                # it, no earlier run overwritten or mixed with (or discarded, if asked)
-                if claim_run_dir(run_dir, cfg):  # run.resume_if_exists and a checkpoint there
-                    return run_in(run_dir, cfg, resume=True)  # without Hydra: .hydra/ stays
-            else:
-                check_writable(run_dir)  # a new dir: the folder it goes in
+            return _resume(resume[-1].split("=", 1)[1], [a for a in argv if a not in resume])
+        return _hydra_main(suite, expand_short_names(argv))
     except (UserError, RunDirError) as err:
         raise SystemExit(f"error: {err}") from None
-    return _hydra_main(suite, flags + overrides)
 
 
-def _hydra_main(suite: str, argv: list[str]) -> dict[str, Any] | None:
+def _hydra_main(suite: str, argv: list[str]) -> dict[str, Any]:
+    """Hydra's own app over ``argv``; its errors (with ``HYDRA_FULL_ERROR`` unset) as one line."""
     import hydra
 
     _register()
     results: dict[str, Any] = {}
 
     @hydra.main(config_path=str(CONF_DIR), config_name=suite, version_base="1.3")
-    def _app(node) -> float:
+    def _app(node: DictConfig) -> float:
         results.update(hydra_task(node))
         return results.get("last_eval", float("nan"))
 
-    saved = sys.argv
-    sys.argv = [saved[0]] + argv
+    full_error = os.environ.get("HYDRA_FULL_ERROR") == "1"
+    saved_argv, os.environ["HYDRA_FULL_ERROR"] = sys.argv, "1"  # raise, not print, its errors
+    sys.argv = [saved_argv[0]] + argv
     try:
         _app()
-    except SystemExit:
-        raise
-    except Exception as err:  # Hydra's own checks of its flags and launcher settings
-        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+    except (HydraException, OmegaConfBaseException) as err:  # a bug's error keeps its traceback
+        if full_error:
             raise
-        raise SystemExit(f"error: {_one_line(err)}") from None
+        raise UserError(one_line(err)) from None
     finally:
-        sys.argv = saved
+        sys.argv = saved_argv
+        if not full_error:
+            del os.environ["HYDRA_FULL_ERROR"]
     return results
 
 
-def hydra_task(node) -> dict[str, Any]:
-    """One Hydra job: the composed config -> a checked config -> training in Hydra's run dir."""
+def hydra_task(node: DictConfig) -> dict[str, Any]:
+    """One Hydra job: the config (checked here for a sweep's job) -> training in its run dir."""
     from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
 
     hc = HydraConfig.get()
-    try:
-        cfg = prepare(to_config(OmegaConf.masked_copy(node, [k for k in node.keys()])),
-                      user_overrides(list(hc.overrides.task)))
-    except ValueError as err:
-        raise SystemExit(f"error: {err}") from None
     run_dir = Path(hc.runtime.output_dir)
     try:
+        cfg = (checked(node, hc.overrides.task) if hc.mode == RunMode.MULTIRUN
+               else resolve(to_config(node)))  # a single run: checked by PreWorkChecks
         resume = claim_run_dir(run_dir, cfg, hydra_wrote=True)  # its .hydra/ is this job's
         if not resume:
             save_config(run_dir, cfg)
@@ -504,11 +431,8 @@ def hydra_task(node) -> dict[str, Any]:
 def save_config(run_dir: Path, cfg: Config) -> None:
     """``config.yaml``: the resolved config of the run (read by ``resume=`` and the report)."""
     run_dir.mkdir(parents=True, exist_ok=True)
-    target = run_dir / "config.yaml"
-    if (run_dir / "checkpoint.pt").is_file() and target.is_file():
-        return  # a run being resumed keeps the config it started with
-    OmegaConf.save(OmegaConf.structured(dataclasses.asdict(cfg)), target)
+    OmegaConf.save(OmegaConf.structured(dataclasses.asdict(cfg)), run_dir / "config.yaml")
 
 
-__all__ = ["main", "compose", "prepare", "to_config", "UserError", "StopFlag", "run_in",
-           "save_config", "set_threads"]
+__all__ = ["main", "compose", "checked", "to_config", "expand_short_names", "UserError",
+           "PreWorkChecks", "StopFlag", "run_in", "save_config", "set_threads"]

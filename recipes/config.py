@@ -11,11 +11,12 @@ is silent); presets
 The variants (``sac``, ``mbpo``, ``ps-mbpo``, ``ops-mbpo``, ``ps-mbpo-fixed``) are
 configurations of one agent: fields whose value the variant decides default to ``None`` and are
 filled by :func:`resolve`; a value the user sets that contradicts the variant is an error
-(:func:`check_overrides`), never silently replaced.
+(:func:`check`), never silently replaced.
 """
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import difflib
 import importlib.util
@@ -197,58 +198,49 @@ class Config:
     run: RunConfig = field(default_factory=RunConfig)
 
     @property
+    def shape(self) -> tuple[int, int]:
+        """(N, M): dynamics models x policies per model; (1, 1) for sac and mbpo (one policy)."""
+        if self.variant in ("sac", "mbpo"):
+            return 1, 1
+        return self.posterior.num_models, self.posterior.policies_per_model
+
+    @property
     def num_policies(self) -> int:
-        return self.posterior.num_models * self.posterior.policies_per_model
+        return self.shape[0] * self.shape[1]
 
     @property
     def model_based(self) -> bool:
         return self.variant != "sac"
 
 
-GROUPS = ("env", "model", "rollout", "posterior", "policy", "eval", "run")
+GROUPS = {"env": EnvConfig, "model": ModelConfig, "rollout": RolloutConfig,
+          "posterior": PosteriorConfig, "policy": PolicyConfig, "eval": EvalConfig,
+          "run": RunConfig}
+FREE = frozenset({"run.total_steps", "run.progress", "run.device", "run.threads", "run.logger",
+                  "run.project", "run.group", "run.name", "run.checkpoint_every",
+                  "run.resume_if_exists", "run.discard_existing", "eval.every", "eval.episodes",
+                  "eval.all_members", "eval.video"})
+"""What does not shape a run: a resume may change these (``resume=<dir> total_steps=...``), and
+a checkpoint is resumed whatever their values (:func:`comparable`)."""
 
 
 def leaf_fields(cls: type = Config, prefix: str = "") -> dict[str, dataclasses.Field]:
     """Every leaf field by dotted name, e.g. ``"policy.real_ratio"``."""
     out: dict[str, dataclasses.Field] = {}
     for f in dataclasses.fields(cls):
-        name = prefix + f.name
-        if dataclasses.is_dataclass(f.type) or f.name in GROUPS:
-            sub = {"env": EnvConfig, "model": ModelConfig, "rollout": RolloutConfig,
-                   "posterior": PosteriorConfig, "policy": PolicyConfig, "eval": EvalConfig,
-                   "run": RunConfig}[f.name]
-            out.update(leaf_fields(sub, name + "."))
+        if f.name in GROUPS:
+            out.update(leaf_fields(GROUPS[f.name], f"{prefix}{f.name}."))
         else:
-            out[name] = f
+            out[prefix + f.name] = f
     return out
 
 
 def short_names() -> dict[str, str]:
-    """Unambiguous short forms: ``total_steps`` -> ``run.total_steps``, ``task`` -> ``env.task``.
-
-    A leaf name that is unique across the groups may be written without its group; so may
-    ``<group>_<leaf>`` (``model_hidden`` -> ``model.hidden``), the flat names of earlier
-    versions.
-    """
-    leaves = list(leaf_fields())
-    out: dict[str, str] = {}
-    counts: dict[str, int] = {}
-    for name in leaves:
-        counts[name.rsplit(".", 1)[-1]] = counts.get(name.rsplit(".", 1)[-1], 0) + 1
-    for name in leaves:
-        if "." not in name:
-            continue
-        group, leaf = name.split(".", 1)
-        if counts[leaf] == 1:
-            out[leaf] = name
-        out[f"{group}_{leaf}"] = name
-    # flat names of the first versions that do not follow the rule above
-    out.update({"run_dir": "hydra.run.dir", "rollouts_per_step": "rollout.per_step",
-                "rollout_schedule": "rollout.schedule", "num_elites": "model.elites",
-                "model_members": "model.members", "eval_every": "eval.every",
-                "eval_episodes": "eval.episodes", "fixed_policy_index": "posterior.fixed_index",
-                "batch_size": "policy.batch_size"})
-    return out
+    """A leaf name unique across the groups stands for its dotted name (``total_steps`` ->
+    ``run.total_steps``, ``task`` -> ``env.task``)."""
+    leaves = [n.split(".") for n in leaf_fields() if "." in n]
+    counts = collections.Counter(leaf for _, leaf in leaves)
+    return {leaf: f"{group}.{leaf}" for group, leaf in leaves if counts[leaf] == 1}
 
 
 def suggest(name: str) -> str:
@@ -259,13 +251,33 @@ def suggest(name: str) -> str:
         ' Did you mean policy.actor_lr?'
     """
     shorts = short_names()
-    candidates = list(leaf_fields()) + list(shorts)
-    close = difflib.get_close_matches(name, candidates, n=4, cutoff=0.6)
-    if not close:
-        leaf = name.rsplit(".", 1)[-1]
-        close = [c for c in leaf_fields() if c.rsplit(".", 1)[-1] == leaf]
+    close = difflib.get_close_matches(name, [*leaf_fields(), *shorts], n=4, cutoff=0.6)
+    close = close or [c for c in leaf_fields() if c.rsplit(".", 1)[-1] == name.rsplit(".", 1)[-1]]
     dotted = list(dict.fromkeys(shorts.get(c, c) for c in close))[:3]
     return f" Did you mean {' or '.join(dotted)}?" if dotted else ""
+
+
+def help_text() -> str:
+    """``--help`` (Hydra's help template, ``hydra.help.template``): every field with its default
+    and where the default comes from."""
+    lines = [
+        "Override any field with key=value (Hydra syntax), e.g.",
+        "  python recipes/psmbpo_dmc.py preset=small variant=ops-mbpo seed=1 policy.batch_size=128",
+        "Sweeps: add -m and comma lists: -m seed=0,1,2 variant=sac,ps-mbpo hydra/launcher=joblib",
+        "Continue a run: resume=<run dir> [total_steps=<more>]. --cfg job prints the config.",
+        "Short forms: a leaf name unique across groups (total_steps, task, ...) stands for its",
+        "dotted name.",
+        "",
+        "$APP_CONFIG_GROUPS",
+    ]
+    group = None
+    for name, f in leaf_fields().items():
+        if (name.split(".")[0] if "." in name else "") != group:
+            group = name.split(".")[0] if "." in name else ""
+            lines.append(f"[{group or 'top level'}]")
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        lines.append(f"  {name}={default!s:<24} {f.metadata.get('help', '')}")
+    return "\n".join(lines)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -283,6 +295,14 @@ _VARIANT_FORBIDS: dict[str, tuple[str, ...]] = {
 }
 """Fields a variant decides or does not use: setting one on the command line is an error."""
 
+_WHY = {
+    "sac": "has no model and one policy (N = M = 1, lambda = 1)",
+    "mbpo": "has one policy over the whole ensemble (N = M = 1 policies; set model.members)",
+    "ps-mbpo": "picks uniformly (no OPS temperature) and never acts with a fixed member",
+    "ops-mbpo": "picks optimistically, not a fixed member",
+    "ps-mbpo-fixed": "always acts with posterior.fixed_index (no OPS)",
+}
+
 
 def check_overrides(variant: str, overridden: dict[str, Any]) -> None:
     """Refuse a command-line value that contradicts the variant (one line naming both).
@@ -298,29 +318,15 @@ def check_overrides(variant: str, overridden: dict[str, Any]) -> None:
         if variant == "sac" and key == "policy.real_ratio" and float(value) != 1.0:
             raise ValueError(
                 f"policy.real_ratio={value} contradicts variant=sac (SAC learns from real data "
-                "only, lambda = 1); use a model-based variant to mix imagined data."
-            )
+                "only, lambda = 1); use a model-based variant to mix imagined data.")
         for prefix in _VARIANT_FORBIDS.get(variant, ()):
             if key == prefix or (prefix.endswith((".", "_")) and key.startswith(prefix)):
-                if key in ("model.members",) and variant == "mbpo":
-                    continue
-                raise ValueError(
-                    f"{key}={value} contradicts variant={variant}: {variant} "
-                    f"{_WHY[variant]}; drop {key} or choose another variant."
-                )
-
-
-_WHY = {
-    "sac": "has no model and one policy (N = M = 1, lambda = 1)",
-    "mbpo": "has one policy over the whole ensemble (N = M = 1 policies; set model.members)",
-    "ps-mbpo": "picks uniformly (no OPS temperature) and never acts with a fixed member",
-    "ops-mbpo": "picks optimistically, not a fixed member",
-    "ps-mbpo-fixed": "always acts with posterior.fixed_index (no OPS)",
-}
+                raise ValueError(f"{key}={value} contradicts variant={variant}: {variant} "
+                                 f"{_WHY[variant]}; drop {key} or choose another variant.")
 
 
 def resolve(cfg: Config) -> Config:
-    """Fill the fields the variant decides (``None`` defaults); return a new config.
+    """Fill the fields the variant decides (``None`` defaults and N, M); return a new config.
 
     Examples:
         >>> cfg = resolve(Config(variant="sac"))
@@ -329,134 +335,112 @@ def resolve(cfg: Config) -> Config:
         >>> resolve(Config(variant="mbpo")).model.members
         7
     """
-    cfg = dataclasses.replace(
-        cfg,
-        env=dataclasses.replace(cfg.env), model=dataclasses.replace(cfg.model),
-        rollout=dataclasses.replace(cfg.rollout), posterior=dataclasses.replace(cfg.posterior),
-        policy=dataclasses.replace(cfg.policy), eval=dataclasses.replace(cfg.eval),
-        run=dataclasses.replace(cfg.run),
-    )
-    if cfg.variant in ("sac", "mbpo"):
-        cfg.posterior.num_models = cfg.posterior.policies_per_model = 1
+    cfg = dataclasses.replace(cfg, **{g: dataclasses.replace(getattr(cfg, g)) for g in GROUPS})
+    cfg.posterior.num_models, cfg.posterior.policies_per_model = cfg.shape
     if cfg.policy.real_ratio is None:
         cfg.policy.real_ratio = 1.0 if cfg.variant == "sac" else 0.05
     if cfg.variant == "sac":
         cfg.model.members = 0
     elif cfg.variant == "mbpo":
-        if cfg.model.members is None:
-            cfg.model.members = 7
+        cfg.model.members = 7 if cfg.model.members is None else cfg.model.members
     else:  # PS-MBPO ties policy group n to model n: every model is used, elites are moot
-        if cfg.model.members is None:
-            cfg.model.members = cfg.posterior.num_models
+        cfg.model.members = cfg.shape[0] if cfg.model.members is None else cfg.model.members
         cfg.model.elites = min(cfg.model.elites, cfg.model.members)
     return cfg
 
 
 # ----------------------------------------------------------------------------------------------
-# Validation: every check runs before any env, model or directory is created
+# Checks: every value, before any env, model or directory is created
 # ----------------------------------------------------------------------------------------------
+
+_POSITIVE = ("env.action_repeat", "run.total_steps", "posterior.num_models",
+             "posterior.policies_per_model", "model.members", "model.elites", "model.hidden",
+             "model.depth", "model.batch_size", "model.train_freq", "model.patience",
+             "model.max_epochs", "rollout.per_step", "rollout.epoch_length",
+             "rollout.retain_epochs", "policy.updates_per_step", "policy.batch_size",
+             "policy.real_buffer_size", "eval.every", "eval.episodes", "run.checkpoint_every",
+             "run.threads")
+"""Integers >= 1 (``None``, where a field allows it, is not checked)."""
+_RANGES = {"policy.real_ratio": (0, 1, "[]"), "policy.gamma": (0, 1, "(]"),
+           "policy.tau": (0, 1, "(]"), "model.holdout_ratio": (0, 1, "()"),
+           "model.nll_beta": (0, 1, "[]"), "posterior.ops_mix": (0, 1, "[)"),
+           **{name: (0, math.inf, "()") for name in (
+               "policy.actor_lr", "policy.critic_lr", "policy.alpha_lr", "policy.init_alpha",
+               "policy.prior_lr", "model.lr", "posterior.ops_temperature",
+               "policy.grad_clip_norm")},
+           **{name: (0, math.inf, "[)") for name in (
+               "model.weight_decay", "rollout.information_weight", "policy.target_kl")}}
+"""(low, high, brackets): a finite value in that interval (``None`` is not checked)."""
+
+
+def _get(cfg: Config, name: str) -> Any:
+    group, _, leaf = name.rpartition(".")
+    return getattr(getattr(cfg, group) if group else cfg, leaf)
+
 
 def _require(ok: bool, message: str) -> None:
     if not ok:
         raise ValueError(message)
 
 
-def validate(cfg: Config) -> None:
-    """Check a resolved config; raise ``ValueError`` naming the bad value and what is accepted."""
+def check(cfg: Config, typed: dict[str, Any]) -> Config:
+    """Check a composed config and the values the user typed; return it resolved.
+
+    Args:
+        cfg: the composed config (defaults, suite, preset and overrides).
+        typed: dotted field -> value of the command line (checked against the variant).
+
+    Raises:
+        ValueError: one line naming the bad value and what is accepted.
+    """
     # the components own these lists; imported here, not at the top, so that --help needs no
     # torch
     from torchrl_psmbpo.envs.factory import parse_task
-    from torchrl_psmbpo.sampling.posterior import STATISTICS as OPS_STATISTICS
+    from torchrl_psmbpo.sampling.posterior import STATISTICS
     from torchrl_psmbpo.world_model.imagined_env import INFORMATION_SIGNS
 
-    _require(cfg.variant in VARIANTS, f"Unknown variant {cfg.variant!r}. Accepted: {VARIANTS}.")
+    choices = {"variant": VARIANTS, "run.logger": LOGGERS, "model.val_metric": MODEL_VAL_METRICS,
+               "posterior.ops_statistic": STATISTICS, "rollout.information_sign": INFORMATION_SIGNS}
+    for name, accepted in choices.items():
+        _require(_get(cfg, name) in accepted,
+                 f"Unknown {name} {_get(cfg, name)!r}. Accepted: {tuple(accepted)}.")
+    check_overrides(cfg.variant, typed)
+    cfg = resolve(cfg)
     parse_task(cfg.env.task)
-    _require(cfg.run.logger in LOGGERS, f"Unknown run.logger {cfg.run.logger!r}. Accepted: {LOGGERS}.")
     package = LOGGER_PACKAGES.get(cfg.run.logger)
     _require(package is None or importlib.util.find_spec(package) is not None,
              f"run.logger={cfg.run.logger} needs the {package} package, which is not installed "
              f"here: pip install {package} (this project's extra: pip install -e '.[{package}]'), "
              "or use run.logger=csv.")
-    _require(cfg.model.val_metric in MODEL_VAL_METRICS,
-             f"Unknown model.val_metric {cfg.model.val_metric!r}. Accepted: {MODEL_VAL_METRICS}.")
-    _require(cfg.posterior.ops_statistic in OPS_STATISTICS,
-             f"Unknown posterior.ops_statistic {cfg.posterior.ops_statistic!r}. "
-             f"Accepted: {OPS_STATISTICS}.")
-    _require(cfg.rollout.information_sign in INFORMATION_SIGNS,
-             f"Unknown rollout.information_sign {cfg.rollout.information_sign!r}. "
-             f"Accepted: {tuple(INFORMATION_SIGNS)}.")
-    positive_ints = {
-        "env.action_repeat": cfg.env.action_repeat, "run.total_steps": cfg.run.total_steps,
-        "posterior.num_models": cfg.posterior.num_models,
-        "posterior.policies_per_model": cfg.posterior.policies_per_model,
-        "model.hidden": cfg.model.hidden, "model.depth": cfg.model.depth,
-        "model.batch_size": cfg.model.batch_size, "model.train_freq": cfg.model.train_freq,
-        "model.patience": cfg.model.patience, "rollout.per_step": cfg.rollout.per_step,
-        "rollout.epoch_length": cfg.rollout.epoch_length,
-        "rollout.retain_epochs": cfg.rollout.retain_epochs,
-        "policy.updates_per_step": cfg.policy.updates_per_step,
-        "policy.batch_size": cfg.policy.batch_size,
-        "policy.real_buffer_size": cfg.policy.real_buffer_size, "eval.every": cfg.eval.every,
-        "eval.episodes": cfg.eval.episodes, "run.checkpoint_every": cfg.run.checkpoint_every,
-    }
-    if cfg.model_based:
-        positive_ints["model.members"] = cfg.model.members
-        positive_ints["model.elites"] = cfg.model.elites
-    if cfg.model.max_epochs is not None:
-        positive_ints["model.max_epochs"] = cfg.model.max_epochs
-    if cfg.run.threads is not None:
-        positive_ints["run.threads"] = cfg.run.threads
-    for name, value in positive_ints.items():
-        _require(value is not None and value >= 1, f"{name} must be an integer >= 1, got {value}.")
-    for name in ("actor_hidden", "critic_hidden", "prior_hidden"):
-        if getattr(cfg.policy, name) is None:
+    used = [n for n in (*_POSITIVE, *_RANGES) if cfg.model_based or not n.startswith("model.")]
+    for name in used:
+        value = _get(cfg, name)
+        if value is None:
             continue
-        sizes = list(getattr(cfg.policy, name))
-        _require(len(sizes) >= 1 and all(s >= 1 for s in sizes),
+        if name in _POSITIVE:
+            _require(value >= 1, f"{name} must be an integer >= 1, got {value}.")
+            continue
+        low, high, (lo, hi) = _RANGES[name]
+        ok = math.isfinite(value) and (value > low if lo == "(" else value >= low) and (
+            value < high if hi == ")" else value <= high)
+        _require(ok, f"{name} must lie in {lo}{low}, {high}{hi}, got {value}.")
+    for name in ("actor_hidden", "critic_hidden", "prior_hidden"):
+        sizes = getattr(cfg.policy, name)
+        _require(sizes is None or (len(sizes) >= 1 and all(s >= 1 for s in sizes)),
                  f"policy.{name} must be a non-empty list of sizes >= 1, got {sizes}.")
     _require(cfg.run.init_random_steps >= 0,
              f"run.init_random_steps must be >= 0, got {cfg.run.init_random_steps}.")
-
-    def in_range(name: str, value: float, low: float, high: float, low_open: bool,
-                 high_open: bool) -> None:
-        ok = math.isfinite(value) and (value > low if low_open else value >= low) and (
-            value < high if high_open else value <= high)
-        lo, hi = "(" if low_open else "[", ")" if high_open else "]"
-        _require(ok, f"{name} must lie in {lo}{low}, {high}{hi}, got {value}.")
-
-    in_range("policy.real_ratio", cfg.policy.real_ratio, 0, 1, False, False)
-    in_range("policy.gamma", cfg.policy.gamma, 0, 1, True, False)
-    in_range("policy.tau", cfg.policy.tau, 0, 1, True, False)
-    in_range("model.holdout_ratio", cfg.model.holdout_ratio, 0, 1, True, True)
-    in_range("model.nll_beta", cfg.model.nll_beta, 0, 1, False, False)
-    for name in ("policy.actor_lr", "policy.critic_lr", "policy.alpha_lr", "policy.init_alpha",
-                 "policy.prior_lr", "model.lr", "posterior.ops_temperature"):
-        group, leaf = name.split(".")
-        in_range(name, getattr(getattr(cfg, group), leaf), 0, math.inf, True, True)
-    in_range("posterior.ops_mix", cfg.posterior.ops_mix, 0, 1, False, True)
-    in_range("model.weight_decay", cfg.model.weight_decay, 0, math.inf, False, True)
-    in_range("rollout.information_weight", cfg.rollout.information_weight, 0, math.inf, False,
-             True)
-    if cfg.policy.grad_clip_norm is not None:
-        in_range("policy.grad_clip_norm", cfg.policy.grad_clip_norm, 0, math.inf, True, True)
-    if cfg.policy.target_kl is not None:
-        in_range("policy.target_kl", cfg.policy.target_kl, 0, math.inf, False, True)
     sched = list(cfg.rollout.schedule)
-    _require(
-        len(sched) == 4 and sched[0] >= 0 and sched[0] <= sched[1] and sched[2] >= 1
-        and sched[3] >= 1,
-        "rollout.schedule must be [min_epoch, max_epoch, min_len, max_len] with "
-        f"0 <= min_epoch <= max_epoch and lengths >= 1, got {sched}.",
-    )
+    _require(len(sched) == 4 and 0 <= sched[0] <= sched[1] and min(sched[2:]) >= 1,
+             "rollout.schedule must be [min_epoch, max_epoch, min_len, max_len] with "
+             f"0 <= min_epoch <= max_epoch and lengths >= 1, got {sched}.")
     if cfg.model_based:
         _require(cfg.model.elites <= cfg.model.members,
                  f"model.elites ({cfg.model.elites}) cannot exceed model.members "
                  f"({cfg.model.members}).")
-        if cfg.variant != "mbpo":
-            _require(cfg.model.members == cfg.posterior.num_models,
-                     f"model.members={cfg.model.members} must equal posterior.num_models="
-                     f"{cfg.posterior.num_models} for {cfg.variant} (model n trains policies "
-                     "(n, 1..M)).")
+        _require(cfg.variant == "mbpo" or cfg.model.members == cfg.shape[0],
+                 f"model.members={cfg.model.members} must equal posterior.num_models="
+                 f"{cfg.shape[0]} for {cfg.variant} (model n trains policies (n, 1..M)).")
         # the first model fit needs a training and a held-out transition, and a batch to start
         needed = max(math.ceil(1 / cfg.model.holdout_ratio),
                      math.ceil(1 / (1 - cfg.model.holdout_ratio))) + 1
@@ -467,45 +451,40 @@ def validate(cfg: Config) -> None:
     _require(not cfg.policy.prior_rollouts or cfg.policy.action_prior,
              "policy.prior_rollouts=true needs policy.action_prior=true (the rollout policy is "
              "the learned prior).")
-    if cfg.variant == "ps-mbpo-fixed":
-        _require(0 <= cfg.posterior.fixed_index < cfg.num_policies,
-                 f"posterior.fixed_index must lie in [0, {cfg.num_policies}), got "
-                 f"{cfg.posterior.fixed_index}.")
-    validate_device(cfg.run.device)
+    _require(cfg.variant != "ps-mbpo-fixed" or 0 <= cfg.posterior.fixed_index < cfg.num_policies,
+             f"posterior.fixed_index must lie in [0, {cfg.num_policies}), got "
+             f"{cfg.posterior.fixed_index}.")
+    check_device(cfg.run.device)
     if cfg.eval.video:
         from torchrl_psmbpo.recipes.evaluation import rendering_problem
 
         problem = rendering_problem(cfg.env.task)
         _require(problem is None, f"eval.video=true: {problem}; or set eval.video=false.")
+    return cfg
 
 
-def validate_device(device: str) -> None:
+def check_device(device: str) -> None:
     """``cpu``, ``cuda`` or ``cuda:<i>`` that exists on this machine."""
     import torch
 
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError):
-        raise ValueError(f"Unknown run.device {device!r}. Accepted: cpu, cuda, cuda:<index>.") \
-            from None
+        dev = None
+    _require(dev is not None and dev.type in ("cpu", "cuda"),
+             f"Unknown run.device {device!r}. Accepted: cpu, cuda, cuda:<index>.")
     if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError(f"run.device={device!r} but CUDA is not available on this machine "
-                             "(torch.cuda.is_available() is False); use run.device=cpu.")
-        if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise ValueError(f"run.device={device!r}: this machine has "
-                             f"{torch.cuda.device_count()} CUDA device(s).")
-    elif dev.type != "cpu":
-        raise ValueError(f"Unsupported run.device {device!r}. Accepted: cpu, cuda, cuda:<index>.")
+        _require(torch.cuda.is_available(),
+                 f"run.device={device!r} but CUDA is not available on this machine "
+                 "(torch.cuda.is_available() is False); use run.device=cpu.")
+        _require(dev.index is None or dev.index < torch.cuda.device_count(),
+                 f"run.device={device!r}: this machine has {torch.cuda.device_count()} CUDA "
+                 "device(s).")
 
 
 def comparable(cfg: Config) -> dict[str, Any]:
     """The fields a checkpoint must agree on to be resumed (everything that shapes the run)."""
-    free = {"run.total_steps", "run.progress", "run.logger", "run.project", "run.group", "run.name", "eval.every", "eval.episodes",
-            "eval.all_members", "eval.video", "run.checkpoint_every", "run.device",
-            "run.threads", "run.resume_if_exists", "run.discard_existing"}
-    flat = flatten(dataclasses.asdict(cfg))
-    return {k: v for k, v in flat.items() if k not in free}
+    return {k: v for k, v in flatten(dataclasses.asdict(cfg)).items() if k not in FREE}
 
 
 def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -518,31 +497,9 @@ def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def help_text() -> str:
-    """Every field with its default and where the default comes from."""
-    lines = [
-        "Override any field with key=value (Hydra syntax), e.g.",
-        "  python recipes/psmbpo_dmc.py preset=small variant=ops-mbpo seed=1 policy.batch_size=128",
-        "Sweeps: add -m and comma lists: -m seed=0,1,2 variant=sac,ps-mbpo hydra/launcher=joblib",
-        "Presets (preset=...): paper (default), small, cpu_dmc, cpu_metaworld.",
-        "Short forms: a leaf name unique across groups (total_steps, task, seed, ...) or",
-        "<group>_<leaf> (model_hidden) stands for its dotted name. --cfg job prints the config.",
-        "",
-    ]
-    group = None
-    for name, f in leaf_fields().items():
-        g = name.split(".")[0] if "." in name else ""
-        if g != group:
-            group = g
-            lines.append(f"[{g}]" if g else "[top level]")
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-        lines.append(f"  {name}={default!s:<24} {f.metadata.get('help', '')}")
-    return "\n".join(lines)
-
-
 __all__ = [
     "Config", "EnvConfig", "ModelConfig", "RolloutConfig", "PosteriorConfig", "PolicyConfig",
-    "EvalConfig", "RunConfig", "VARIANTS", "SAMPLING_MODE", "resolve", "validate",
+    "EvalConfig", "RunConfig", "VARIANTS", "SAMPLING_MODE", "FREE", "resolve", "check",
     "check_overrides", "comparable", "help_text", "leaf_fields", "short_names", "suggest",
     "flatten",
 ]

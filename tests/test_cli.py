@@ -49,7 +49,7 @@ def finished_run(tmp_path_factory) -> Path:
 BAD = [
     (["run.device=cuda"], "error: run.device='cuda' but CUDA is not available"),
     (["gamma=1.5"], "error: policy.gamma must lie in (0, 1], got 1.5"),
-    (["rollout_schedule=[100,20,1,1]"], "0 <= min_epoch <= max_epoch and lengths >= 1, got [100, 20, 1, 1]"),
+    (["rollout.schedule=[100,20,1,1]"], "0 <= min_epoch <= max_epoch and lengths >= 1, got [100, 20, 1, 1]"),
     (["init_random_steps=2"], "error: run.init_random_steps=2 is too few for ps-mbpo"),
     (["tau=2"], "error: policy.tau must lie in (0, 1], got 2.0"),
     (["model.lr=0"], "error: model.lr must lie in (0, inf), got 0.0"),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from torchrl_psmbpo.recipes.cli import UserError, compose, rewrite_overrides
+from torchrl_psmbpo.recipes.cli import UserError, compose, expand_short_names
 from torchrl_psmbpo.recipes.config import Config, help_text, leaf_fields, resolve
 
 
@@ -51,11 +51,11 @@ def test_variants_are_configurations_of_one_agent(variant, expect):
         assert getattr(where[key], key) == value, key
 
 
-def test_short_and_legacy_names_map_to_dotted_fields():
-    assert rewrite_overrides(["total_steps=5", "task=gym:Hopper-v5", "model_hidden=8",
-                              "rollout_schedule=[1,2,1,3]", "batch_size=4", "seed=1"]) == [
-        "run.total_steps=5", "env.task=gym:Hopper-v5", "model.hidden=8",
-        "rollout.schedule=[1,2,1,3]", "policy.batch_size=4", "seed=1"]
+def test_short_names_map_to_dotted_fields():
+    assert expand_short_names(["total_steps=5", "task=gym:Hopper-v5", "+model.hidden=8",
+                               "updates_per_step=4", "seed=1", "-m", "batch_size=4"]) == [
+        "run.total_steps=5", "env.task=gym:Hopper-v5", "+model.hidden=8",
+        "policy.updates_per_step=4", "seed=1", "-m", "batch_size=4"]  # batch_size: two groups
     cfg = compose("gym", ["task=gym:Hopper-v5", "seed=3", "real_ratio=0.5",
                           "rollout.schedule=[20,100,1,15]", "actor_hidden=[32,32]",
                           "predict_delta=false", "total_steps=10000"])

@@ -16,6 +16,7 @@ Usage:
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from functools import partial
 from typing import Any
 
@@ -25,10 +26,10 @@ import torch
 from torchrl_psmbpo.world_model import DynamicsEnsemble, DynamicsTrainer
 from torchrl_psmbpo.recipes.build import WorldModel, make_world_model
 from torchrl_psmbpo.recipes.cli import (
+    CONF_DIR,
     UserError,
     compose,
-    planned_run_dir,
-    rewrite_overrides,
+    expand_short_names,
     save_config,
     set_threads,
 )
@@ -95,6 +96,18 @@ def oracle_world_model(cfg: Config, obs_dim: int, act_dim: int) -> WorldModel | 
     return make_world_model(cfg, obs_dim, act_dim, model_cls=model_cls, trainer_cls=NoFit)
 
 
+def planned_run_dir(argv: list[str]) -> Path:
+    """The run dir the recipe would use (``hydra.run.dir``, resolved)."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        node = hydra_compose(config_name="dmc", overrides=argv, return_hydra_config=True)
+    return Path(str(node.hydra.run.dir)).absolute()
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any] | None:
     """Compose the dmc recipe's config from ``argv``, claim a fresh run dir, train there."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -102,12 +115,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
         print(__doc__)
         return None
     try:
-        argv = rewrite_overrides(argv)  # short names, as the recipe takes them
+        argv = expand_short_names(argv)  # short names, as the recipe takes them
         cfg = compose("dmc", argv)
         if not cfg.env.task.startswith("dmc:cartpole"):
             raise UserError(f"task {cfg.env.task!r}: the oracle is cartpole's simulator "
                             "(task=dmc:cartpole-*)")
-        run_dir = planned_run_dir("dmc", argv)
+        run_dir = planned_run_dir(argv)
         if claim_run_dir(run_dir, cfg):
             raise UserError(f"{run_dir} holds a checkpoint: the oracle starts fresh runs only")
     except (UserError, RunDirError) as err:
