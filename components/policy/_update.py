@@ -27,6 +27,7 @@ gets its own loss, the closed-form ``KL(pi || p_a)`` with gradient into the prio
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Callable
 
 import torch
@@ -146,17 +147,17 @@ def sac_losses(
     return losses
 
 
-class _Backend:
+class _Backend(abc.ABC):
     """The interface both backends give the ensemble: every member's actor and action prior.
 
     A backend implements :meth:`_apply`; ``*_all`` runs every member on its own rows and
     ``*_at`` the chosen members, with the same ops.
     """
 
+    @abc.abstractmethod
     def _apply(self, net: str, index: Tensor | None, observation: Tensor) -> tuple[Tensor, Tensor]:
         """``(loc, scale)`` of network ``net`` (``"actor"`` or ``"prior"``) of the members
         ``index`` (``None``: all ``K``, member k on row k) on ``observation [P, n, O]``."""
-        raise NotImplementedError
 
     def actor_all(self, observation: Tensor) -> tuple[Tensor, Tensor]:
         """``observation [K, n, O]`` -> ``(loc, scale) [K, n, A]``, member k on row k."""
