@@ -26,13 +26,13 @@ Comparisons (``--comparison``):
   seeds) and its sparse version (8 seeds), identical seed lists across arms
   (``bench/power.py`` says what these seeds can detect);
 * ``nll_beta0`` (``bench/results/nll_beta0/``): the model-based variants with MBPO's Gaussian
-  NLL (``model.nll_beta=0``) instead of the protocol's beta-NLL (docs/results.md section 4):
+  NLL (``model.nll_beta=0``) instead of the protocol's beta-NLL (docs/results_v1.md section 4):
   the first protocol's runs, kept as the ablation (the grid's ``sac`` has no model and serves
   both).
 
 Then ``python -m torchrl_psmbpo.recipes.report bench/results/runs --out <dir>`` builds the grid's tables and
 plots. The runs of the first CPU protocol (action repeat 4 with G = 10 on DeepMind Control,
-sampled imagined steps), behind docs/results.md sections 1-5, are kept apart in
+sampled imagined steps), behind docs/results_v1.md sections 1-5, are kept apart in
 ``bench/results/protocol_v1/`` (its README says what differs); new runs never mix with them.
 
 Usage:

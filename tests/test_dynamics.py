@@ -508,7 +508,7 @@ def _data_with_constant_dimensions(n: int, seed: int = 0) -> TensorDict:
 
 @pytest.mark.parametrize("predict_delta", [True, False])
 def test_dimensions_constant_in_the_data_stay_constant_in_sampled_predictions(predict_delta):
-    """The Metaworld finding (docs/results.md, section 4): with scale 1 for a constant target
+    """The Metaworld finding (docs/results_v1.md, section 4): with scale 1 for a constant target
     dimension, every sampled prediction carried the network's normalised noise (std ~0.4) in raw
     units on it, so imagined next states left the data on 34 of 39 dimensions."""
     torch.manual_seed(0)

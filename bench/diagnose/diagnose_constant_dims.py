@@ -13,7 +13,7 @@ reports on the newest real transitions:
 
 A model whose sampled next states carry noise on dimensions that never change feeds the
 critics inconsistent targets: the failure of the first Metaworld model-based runs
-(docs/results.md, section 4). Not part of the test run.
+(docs/results_v1.md, section 4). Not part of the test run.
 
 Usage:
     python bench/diagnose/diagnose_constant_dims.py bench/results/protocol_v1/runs/metaworld_window-open-v3/*/seed0

@@ -367,7 +367,7 @@ class DynamicsEnsemble(TensorDictModuleBase):
         would be the network's normalised standard deviation in raw units: on Metaworld, whose
         observations hold 34 dimensions that never change within an episode (padding, the
         object's orientation, the goal), that was noise of std 0.4 on every imagined next
-        state (docs/results.md, section 4).
+        state (docs/results_v1.md, section 4).
         """
         self.input_loc.copy_(inputs.mean(0))
         self.input_scale.copy_(self._safe_std(inputs, floor=1.0))
