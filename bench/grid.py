@@ -25,6 +25,9 @@ Comparisons (``--comparison``):
   factorisation), ops-mbpo with the protocol's OPS rule, and mbpo, on cartpole-swingup (5
   seeds) and its sparse version (8 seeds), identical seed lists across arms
   (``bench/power.py`` says what these seeds can detect);
+* ``visited`` (``bench/results/visited/``): mbpo and ps-mbpo on window-open, seed 0, for the
+  paper's state-visitation figure (``bench/diagnose/visited_states.py`` reads the real buffer
+  from each run's checkpoint, which stays out of git);
 * ``nll_beta0`` (``bench/results/nll_beta0/``): the model-based variants with MBPO's Gaussian
   NLL (``model.nll_beta=0``) instead of the protocol's beta-NLL (docs/results_v1.md section 4):
   the first protocol's runs, kept as the ablation (the grid's ``sac`` has no model and serves
@@ -42,6 +45,7 @@ Usage:
     python bench/grid.py --comparison nll_beta0           # the model without beta-NLL
     python bench/grid.py --comparison protocol            # four more DMC tasks
     python bench/grid.py --comparison posterior           # the M ablation and OPS
+    python bench/grid.py --comparison visited             # the state-visitation figure's runs
     python bench/grid.py --dry-run                        # print the commands only
 """
 
@@ -97,6 +101,9 @@ COMPARISONS: dict[str, tuple[Path, dict[str, tuple[dict[str, list[str]], range]]
                 "ops-mbpo": ["variant=ops-mbpo"]}, seeds)
         for task, seeds in (("dmc:cartpole-swingup", range(5)),
                             ("dmc:cartpole-swingup_sparse", range(8)))
+    }),
+    "visited": (RESULTS / "visited", {
+        "metaworld:window-open-v3": (_variants("mbpo", "ps-mbpo"), range(1)),
     }),
     "nll_beta0": (RESULTS / "nll_beta0", {
         task: ({v: [f"variant={v}", "model.nll_beta=0"] for v in ("mbpo", "ps-mbpo", "ops-mbpo")},

@@ -95,7 +95,7 @@ def test_posterior_comparison_varies_m_at_n_2_on_identical_seeds(tmp_path, monke
 
 @pytest.mark.parametrize("args, message", [
     (["--comparison", "nope"],
-     "error: unknown comparison 'nope'; accepted: ['grid', 'inference', 'protocol', 'posterior', 'nll_beta0']"),
+     "error: unknown comparison 'nope'; accepted: ['grid', 'inference', 'protocol', 'posterior', 'visited', 'nll_beta0']"),
     (["--tasks", "dmc:walker-walk"], "error: unknown task 'dmc:walker-walk' for --comparison grid"),
     (["--comparison", "inference", "--variants", "sac"],
      "error: unknown variant 'sac' for --comparison inference; accepted: ['ps-mbpo+info', "),
