@@ -14,6 +14,9 @@ Two tests, as docs/results.md reports them:
   earlier protocol (the new protocol has no cartpole runs yet: the number is a plan, the
   published one uses the new runs' own spread).
 
+The power functions are the report's (``torchrl_psmbpo.recipes.report.compare``), which
+applies the same tests to the finished runs (``--reference``).
+
 Usage (from the repository root):
     python bench/power.py                   # n = 5 and 8 seeds
     python bench/power.py --seeds 8 12 16
@@ -27,37 +30,10 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from scipy import stats
 
-ALPHA, POWER = 0.05, 0.80
+from torchrl_psmbpo.recipes.report.compare import detectable_rates, welch_mde
+
 SPREAD_RUNS = "bench/results/protocol_v1/runs/dmc_cartpole-swingup/*/seed*"
-
-
-def fisher_power(n: int, p0: float, p1: float, alpha: float = ALPHA) -> float:
-    """Exact power of two-sided Fisher's test, ``n`` seeds per arm, solve rates p0 and p1."""
-    counts = np.arange(n + 1)
-    w0, w1 = stats.binom.pmf(counts, n, p0), stats.binom.pmf(counts, n, p1)
-    power = 0.0
-    for a in counts:
-        for b in counts:
-            table = [[a, n - a], [b, n - b]]
-            if stats.fisher_exact(table).pvalue < alpha:
-                power += w0[a] * w1[b]
-    return float(power)
-
-
-def detectable_rates(n: int, p0: float) -> tuple[float | None, float | None]:
-    """The solve rates below and above ``p0`` that Fisher's test detects with 80% power."""
-    grid = np.round(np.arange(0.0, 1.0001, 0.01), 2)
-    low = [p for p in grid if p < p0 and fisher_power(n, p0, p) >= POWER]
-    high = [p for p in grid if p > p0 and fisher_power(n, p0, p) >= POWER]
-    return (max(low) if low else None, min(high) if high else None)
-
-
-def welch_mde(n: int, sd: float) -> float:
-    """Minimum detectable difference of means (two-sided, alpha, 80% power), n per arm."""
-    df = 2 * n - 2
-    return float((stats.t.ppf(1 - ALPHA / 2, df) + stats.t.ppf(POWER, df)) * sd * np.sqrt(2 / n))
 
 
 def pooled_sd(pattern: str) -> tuple[float, int]:
@@ -85,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     print("|---:|---:|---:|---:|")
     for n in args.seeds:
         for p0 in args.solve_rates:
-            low, high = detectable_rates(n, p0)
+            low, high = detectable_rates(n, n, p0)
             fmt = lambda p: "none" if p is None else f"{p:.2f}"  # noqa: E731
             print(f"| {n} | {p0:.2f} | {fmt(low)} | {fmt(high)} |")
     try:
@@ -97,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
           f"between-seed sd {sd:.1f} from {runs} runs of the earlier protocol")
     print("| seeds per arm | minimum detectable difference (return units) |\n|---:|---:|")
     for n in args.seeds:
-        print(f"| {n} | {welch_mde(n, sd):.0f} |")
+        print(f"| {n} | {welch_mde(n, n, sd):.0f} |")
     return 0
 
 

@@ -558,3 +558,65 @@ def test_pages_name_the_code_of_every_run_and_same_commit_refuses_a_mix(runs: Pa
     out = run_cli(str(runs), "--out", str(tmp_path / "cli"), "--same-commit")
     assert out.returncode == 1 and out.stderr.startswith("error: --same-commit: the runs of")
     assert len(out.stderr.strip().splitlines()) == 1
+
+
+def welch_by_hand(a, b):
+    """Welch's two-sided p-value, written out (Welch-Satterthwaite degrees of freedom)."""
+    from scipy.stats import t as student
+
+    va, vb = np.var(a, ddof=1) / len(a), np.var(b, ddof=1) / len(b)
+    tstat = (np.mean(a) - np.mean(b)) / np.sqrt(va + vb)
+    df = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))
+    return 2 * student.sf(abs(tstat), df)
+
+
+def test_arms_against_a_reference_exact_tests(runs: Path):
+    """ps-mbpo against sac: run means, solved counts, Welch and Fisher p, the detectable effect;
+    ps-mbpo's seed 2 stopped at 25K env steps, short of the task's 50K, so it does not count."""
+    from scipy.stats import t as student
+
+    s = summary_of(runs, reference="sac")
+    assert s.reference == "sac" and list(s.versus) == ["ps-mbpo"]
+    t = s.versus["ps-mbpo"]
+    sac = [np.mean(v) for v in SAC.values()]  # 450, 425, 507.5
+    ps = [np.mean(PS[0]), np.mean(PS[1])]  # 562.5, 500
+    assert (t.n, t.ref_n) == (2, 3)
+    assert (t.mean, t.ref_mean) == pytest.approx((np.mean(ps), np.mean(sac)))
+    assert t.diff == pytest.approx(np.mean(ps) - np.mean(sac))
+    assert t.welch_p == pytest.approx(welch_by_hand(ps, sac), rel=1e-9)
+    # every resample's difference lies between the extreme pairings of seeds
+    assert min(ps) - max(sac) <= t.diff_low < t.diff < t.diff_high <= max(ps) - min(sac)
+    sd = np.sqrt((np.var(ps, ddof=1) * 1 + np.var(sac, ddof=1) * 2) / 3)
+    mde = (student.ppf(0.975, 3) + student.ppf(0.8, 3)) * sd * np.sqrt(1 / 2 + 1 / 3)
+    assert t.mde == pytest.approx(mde, rel=1e-9)
+    # solved = reached 800: sac seeds 0 (900) and 2 (840), not 1 (700); ps-mbpo both
+    assert (t.solved, t.ref_solved) == (2, 2)
+    assert t.fisher_p == pytest.approx(1.0)  # [[2, 0], [2, 1]]
+    assert t.detect_low is None and t.detect_high is None  # 2 and 3 seeds detect nothing
+    page = report.task_markdown(s)
+    assert "## against sac" in page
+    assert (f"| ps-mbpo | 2, 3 | {np.mean(ps):.1f}, {np.mean(sac):.1f} | "
+            f"{np.mean(ps) - np.mean(sac):+.1f} [") in page
+    assert "| 2/2, 2/3 | 1.000 | none |" in page
+
+
+def test_power_of_fisher_and_welch_match_their_definitions():
+    from torchrl_psmbpo.recipes.report.compare import detectable_rates, fisher_power, welch_mde
+
+    # 1 seed per arm: only 0 of 1 against 1 of 1 could differ, and Fisher's p is then 1
+    assert fisher_power(1, 1, 0.0, 1.0) == 0.0
+    # 8 against 8 at p0 = 0: p < 0.05 needs b >= 5 of 8 (b = 4 gives p = 0.077)
+    from scipy.stats import binom
+
+    assert fisher_power(8, 8, 0.0, 0.6) == pytest.approx(binom.sf(4, 8, 0.6), abs=1e-12)
+    low, high = detectable_rates(8, 8, 0.25)
+    assert low is None and high == 0.96  # bench/power.py's published reading
+    assert welch_mde(4, 4, 1.0) > welch_mde(8, 8, 1.0) > welch_mde(16, 16, 1.0)
+
+
+def test_reference_that_no_task_has_is_one_line(runs: Path, tmp_path: Path, capsys):
+    out = tmp_path / "not-written"
+    assert report.main([str(runs), "--out", str(out), "--reference", "mbpo"]) == 1
+    assert capsys.readouterr().err == (
+        "error: --reference 'mbpo' is not a variant of these runs; accepted: ['ps-mbpo', 'sac']\n")
+    assert not out.exists()

@@ -66,6 +66,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--same-commit", action="store_true",
                         help="refuse a task whose runs were not all made by one commit of clean "
                              "code (each run's provenance.json)")
+    parser.add_argument("--reference", default=None, metavar="VARIANT",
+                        help="test every other variant of a task against this one: difference "
+                             "of the runs' mean eval return (95%% bootstrap interval, Welch), "
+                             "seeds that reached the threshold (Fisher), and what each test "
+                             "could detect with 80%% power")
     parser.add_argument("--anchors", default=None,
                         help=f"published anchors dir (default {DEFAULT_ANCHORS})")
     args = parser.parse_args(argv)
@@ -77,7 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         thresholds = parse_thresholds(args.threshold)
         pages = write_report(args.paths, args.out, args.marks, thresholds, label_by, anchors,
                              success_threshold=args.success_threshold,
-                             same_commit=args.same_commit)
+                             same_commit=args.same_commit, reference=args.reference)
     except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -101,11 +101,48 @@ def task_markdown(s: TaskSummary, images: Sequence[str] = ()) -> str:
         for label in s.labels:
             mean, got, n = s.to_success.get(label, (math.nan, 0, 0))
             lines.append(_row(label, "-" if got == 0 else f"{mean:.0f}", f"{got}/{n}"))
+    if s.versus:
+        lines += versus_markdown(s)
     lines += ["", "## wall-clock seconds per 1K agent steps, by phase", "",
               _row("variant", *PHASES, "total"), _row(*["---"] * (len(PHASES) + 2))]
     for label in s.labels:
         lines.append(_row(label, *(s.timing[label][p].format(2) for p in (*PHASES, "total"))))
     return "\n".join(lines) + "\n"
+
+
+def versus_markdown(s: TaskSummary) -> list[str]:
+    """The "against the reference" section: each arm's tests (compare.py) and what they could
+    detect."""
+
+    def num(x: float, digits: int = 1) -> str:
+        return "-" if math.isnan(x) else f"{x:.{digits}f}"
+
+    def rates(low: float | None, high: float | None) -> str:
+        sides = [f"<= {low:.2f}" if low is not None else "", f">= {high:.2f}" if high is not None
+                 else ""]
+        return " or ".join(x for x in sides if x) or "none"
+
+    lines = ["", f"## against {s.reference}", "",
+             "Per seed: the run's mean eval return (over every evaluation up to the furthest "
+             "seed's last one; seeds that stopped earlier are left out) and whether it reached "
+             f"an eval return of {s.threshold:g} (solved). Difference: the arm's mean minus "
+             f"{s.reference}'s, with its 95% bootstrap interval (percentile, the arms resampled "
+             "independently) and Welch's two-sided t-test; detectable: the smallest difference "
+             "that test finds with 80% power at these seed counts and the arms' pooled "
+             "spread. Solved: Fisher's exact two-sided test, and the solve rates it finds with "
+             f"80% power against {s.reference}'s observed rate (none: no rate can be told "
+             "apart with these seeds).", "",
+             _row("variant", "seeds (arm, ref)", "run mean (arm, ref)", "difference [95% CI]",
+                  "Welch p", "detectable difference", "solved (arm, ref)", "Fisher p",
+                  "detectable solve rates"),
+             _row(*["---"] * 9)]
+    for label, t in s.versus.items():
+        lines.append(_row(
+            label, f"{t.n}, {t.ref_n}", f"{t.mean:.1f}, {t.ref_mean:.1f}",
+            f"{t.diff:+.1f} [{num(t.diff_low)}, {num(t.diff_high)}]", num(t.welch_p, 3),
+            num(t.mde), f"{t.solved}/{t.n}, {t.ref_solved}/{t.ref_n}", f"{t.fisher_p:.3f}",
+            rates(t.detect_low, t.detect_high)))
+    return lines
 
 
 def code_markdown(by_label: Mapping[str, Sequence[Run]]) -> str:

@@ -9,6 +9,7 @@ from typing import Sequence
 
 import numpy as np
 
+from torchrl_psmbpo.recipes.report.compare import ArmTest, compare_arms
 from torchrl_psmbpo.recipes.report.runs import Run, load_anchors, member_curves, read_scalar
 from torchrl_psmbpo.recipes.report.stats import (
     CI_SEED,
@@ -55,6 +56,9 @@ class TaskSummary:
     terms: dict[str, dict[str, dict[int, Cell]]] = field(default_factory=dict)
     # label -> term metric -> (grid, mean, low, high, seeds that logged it), same groups
     term_curves: dict[str, dict[str, tuple]] = field(default_factory=dict)
+    # the reference arm and every other arm's tests against it (compare.py), when asked for
+    reference: str | None = None
+    versus: dict[str, ArmTest] = field(default_factory=dict)
 
 
 MEMBER_STATS = {"worst": np.min, "mean": np.mean, "best": np.max}
@@ -69,6 +73,7 @@ def summarize(
     resamples: int = RESAMPLES,
     seed: int = CI_SEED,
     success_threshold: float = 0.9,
+    reference: str | None = None,
 ) -> TaskSummary:
     """Curves, values at ``marks``, steps to ``threshold`` and timings of one task's groups.
 
@@ -82,6 +87,8 @@ def summarize(
         seed: bootstrap generator seed (each interval restarts from it).
         success_threshold: eval success rate whose first reaching (per seed) the table
             reports for Metaworld tasks.
+        reference: an arm (label) to test every other arm against (:func:`compare_arms`,
+            with ``threshold`` as what counts as solved); None: no tests.
     """
     metaworld = task.startswith("metaworld:")
     metrics = {"eval/return": "reward"} | ({"eval/success": "success"} if metaworld else {})
@@ -139,5 +146,8 @@ def summarize(
                 if len(grid):
                     s.term_curves.setdefault(label, {})[metric] = (
                         grid, *bootstrap_ci(ys, resamples, seed), len(logged))
+    if reference is not None:
+        s.reference = reference
+        s.versus = compare_arms(by_label, reference, threshold, resamples, seed)
     return s
 

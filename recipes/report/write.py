@@ -31,6 +31,7 @@ def write_report(
     seed: int = CI_SEED,
     success_threshold: float = 0.9,
     same_commit: bool = False,
+    reference: str | None = None,
 ) -> dict[str, str]:
     """Write every task's page and plots and ``index.md`` under ``out``; return the pages.
 
@@ -49,6 +50,10 @@ def write_report(
         same_commit: refuse (``ValueError``) a task whose runs were not all made by one
             commit of clean code (a run without a record, a dirty tree, or two commits).
         anchors: dir of the published anchors; None or a missing dir: no anchors.
+        reference: an arm to test every other arm of a task against (the page's "against"
+            section: difference of run means with its interval and Welch test, solved counts
+            with Fisher's test, and what each could detect); tasks without that arm get
+            no such section.
         resamples: bootstrap resamples.
         seed: bootstrap generator seed.
         success_threshold: eval success rate in [0, 1] for the steps-to-success table of
@@ -90,6 +95,10 @@ def write_report(
     if unknown:
         raise ValueError(f"--threshold names task(s) {unknown} that no run has; the runs' tasks: "
                          f"{sorted(groups)}")
+    if reference is not None and not any(reference in by_label for by_label in groups.values()):
+        arms = sorted({label for by_label in groups.values() for label in by_label})
+        raise ValueError(f"--reference {reference!r} is not a variant of these runs; "
+                         f"accepted: {arms}")
     anchors = Path(anchors) if anchors is not None else None
     out = default_out(paths) if out is None else Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -98,7 +107,8 @@ def write_report(
     for task, by_label in groups.items():
         s = summarize(task, by_label, tuple(int(m) for m in marks),
                       float(thresholds.get(task, thresholds.get("", 800.0))), anchors,
-                      resamples, seed, success_threshold)
+                      resamples, seed, success_threshold,
+                      reference if reference in by_label else None)
         slug = _slug(task)
         written = [
             plot_metric(s, "eval/return", out / f"{slug}_return.png"),

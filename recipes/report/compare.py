@@ -1,0 +1,146 @@
+"""Each arm against a reference arm: the tests a comparison is read by, and what they can detect.
+
+Two measures per seed, both from ``eval/return``:
+
+* **the run's mean eval return** (the area under its learning curve, in return units): the
+  difference of the arms' means with its 95% bootstrap interval (``scipy.stats.bootstrap``,
+  the two arms resampled independently), Welch's two-sided t-test, and the smallest
+  difference that test detects with 80% power at the arms' seed counts and pooled spread;
+* **solved or not** (the eval return reached the task's threshold at some evaluation): the
+  counts, Fisher's exact two-sided test (``scipy.stats.fisher_exact``), and the solve rates
+  that test detects with 80% power against the reference arm's observed rate (exact: the sum
+  over every pair of counts).
+
+Only seeds that ran as far as the furthest seed of the task count, so that no arm's mean
+covers a shorter run. ``bench/power.py`` uses the same power functions before a comparison
+runs.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+import numpy as np
+from scipy import stats
+
+from torchrl_psmbpo.recipes.report.runs import Run
+from torchrl_psmbpo.recipes.report.stats import CI_SEED, RESAMPLES
+
+ALPHA, POWER = 0.05, 0.80
+
+
+def fisher_power(n0: int, n1: int, p0: float, p1: float, alpha: float = ALPHA) -> float:
+    """Exact power of two-sided Fisher's test with ``n0`` and ``n1`` seeds, solve rates p0, p1.
+
+    Example:
+        >>> round(fisher_power(8, 8, 0.25, 1.0), 3)  # 2 of 8 solve against all 8
+        0.886
+        >>> fisher_power(3, 3, 0.0, 1.0)  # 3 seeds per arm: even 0 of 3 against 3 of 3 has p = 0.1
+        0.0
+    """
+    w0 = stats.binom.pmf(np.arange(n0 + 1), n0, p0)
+    w1 = stats.binom.pmf(np.arange(n1 + 1), n1, p1)
+    power = 0.0
+    for a in range(n0 + 1):
+        for b in range(n1 + 1):
+            if stats.fisher_exact([[a, n0 - a], [b, n1 - b]]).pvalue < alpha:
+                power += w0[a] * w1[b]
+    return float(power)
+
+
+def detectable_rates(n0: int, n1: int, p0: float) -> tuple[float | None, float | None]:
+    """The solve rates below and above ``p0`` (on a 0.01 grid) that Fisher's test detects with
+    80% power; ``None`` where no rate on that side is detectable."""
+    grid = np.round(np.arange(0.0, 1.0001, 0.01), 2)
+    low = [p for p in grid if p < p0 and fisher_power(n0, n1, p0, p) >= POWER]
+    high = [p for p in grid if p > p0 and fisher_power(n0, n1, p0, p) >= POWER]
+    return (float(max(low)) if low else None, float(min(high)) if high else None)
+
+
+def welch_mde(n0: int, n1: int, sd: float) -> float:
+    """Smallest difference of means a two-sided Welch test detects with 80% power at
+    alpha 0.05: ``(t_{1-alpha/2} + t_{power}) * sd * sqrt(1/n0 + 1/n1)``, ``df = n0 + n1 - 2``.
+
+    Example:
+        >>> round(welch_mde(5, 5, 69.0))
+        139
+    """
+    df = n0 + n1 - 2
+    return float((stats.t.ppf(1 - ALPHA / 2, df) + stats.t.ppf(POWER, df))
+                 * sd * math.sqrt(1 / n0 + 1 / n1))
+
+
+@dataclass
+class ArmTest:
+    """One arm against the reference arm (the ``ref_*`` fields)."""
+
+    n: int
+    ref_n: int
+    mean: float  # the arm's mean over seeds of the run's mean eval return
+    ref_mean: float
+    diff: float  # mean - ref_mean
+    diff_low: float  # 95% bootstrap interval of diff (nan below 2 seeds per arm)
+    diff_high: float
+    welch_p: float
+    mde: float  # smallest |diff| detectable with 80% power
+    solved: int
+    ref_solved: int
+    fisher_p: float
+    detect_low: float | None  # solve rates detectable against the reference's rate
+    detect_high: float | None
+
+
+def run_means_and_solved(runs: Sequence[Run], threshold: float,
+                         horizon: float) -> tuple[np.ndarray, np.ndarray]:
+    """Each run's mean eval return and whether it reached ``threshold``, over the runs whose
+    last evaluation is at ``horizon`` env steps or later (evaluations after it are left out)."""
+    means, solved = [], []
+    for run in runs:
+        steps, values = run.scalar("eval/return")
+        if len(steps) == 0 or steps[-1] < horizon:
+            continue
+        values = values[steps <= horizon]
+        means.append(float(values.mean()))
+        solved.append(bool((values >= threshold).any()))
+    return np.asarray(means), np.asarray(solved)
+
+
+def compare_arms(by_label: Mapping[str, Sequence[Run]], reference: str, threshold: float,
+                 resamples: int = RESAMPLES, seed: int = CI_SEED) -> dict[str, ArmTest]:
+    """Every arm of one task against ``reference`` (see the module docstring).
+
+    Raises:
+        ValueError: ``reference`` is not an arm of the task (the message lists them).
+    """
+    if reference not in by_label:
+        raise ValueError(f"--reference {reference!r} is not a variant of these runs; "
+                         f"accepted: {list(by_label)}")
+    lasts = [r.scalar("eval/return")[0] for runs in by_label.values() for r in runs]
+    horizon = max(float(s[-1]) for s in lasts if len(s))
+    ref, ref_solved = run_means_and_solved(by_label[reference], threshold, horizon)
+    out = {}
+    for label, runs in by_label.items():
+        if label == reference:
+            continue
+        arm, solved = run_means_and_solved(runs, threshold, horizon)
+        if len(arm) == 0 or len(ref) == 0:
+            continue
+        low = high = p = mde = math.nan
+        if len(arm) >= 2 and len(ref) >= 2:
+            ci = stats.bootstrap((arm, ref), lambda a, b, axis=-1: a.mean(axis) - b.mean(axis),
+                                 n_resamples=resamples, method="percentile",
+                                 rng=np.random.default_rng(seed), vectorized=True)
+            low, high = float(ci.confidence_interval.low), float(ci.confidence_interval.high)
+            p = float(stats.ttest_ind(arm, ref, equal_var=False).pvalue)
+            sd = math.sqrt((arm.var(ddof=1) * (len(arm) - 1) + ref.var(ddof=1) * (len(ref) - 1))
+                           / (len(arm) + len(ref) - 2))
+            mde = welch_mde(len(ref), len(arm), sd)
+        k, k0 = int(solved.sum()), int(ref_solved.sum())
+        fisher = stats.fisher_exact([[k, len(arm) - k], [k0, len(ref) - k0]]).pvalue
+        d_low, d_high = detectable_rates(len(ref), len(arm), k0 / len(ref))
+        out[label] = ArmTest(len(arm), len(ref), float(arm.mean()), float(ref.mean()),
+                             float(arm.mean() - ref.mean()), low, high, p, mde, k, k0,
+                             float(fisher), d_low, d_high)
+    return out
