@@ -555,6 +555,10 @@ def test_pages_name_the_code_of_every_run_and_same_commit_refuses_a_mix(runs: Pa
                                          r"come from one commit of clean code \(.*not recorded: 1 run"):
         report.write_report([runs], tmp_path / "refused", MARKS, same_commit=True)
     assert not (tmp_path / "refused").exists()  # refused before anything is written
+    for job in range(6):
+        (runs / str(job) / "provenance.json").unlink(missing_ok=True)
+    page = report.write_report([runs], tmp_path / "none", MARKS)[TASK]
+    assert "**No run on this page recorded the code that made it**" in page
     out = run_cli(str(runs), "--out", str(tmp_path / "cli"), "--same-commit")
     assert out.returncode == 1 and out.stderr.startswith("error: --same-commit: the runs of")
     assert len(out.stderr.strip().splitlines()) == 1

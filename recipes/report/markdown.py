@@ -154,6 +154,9 @@ def code_markdown(by_label: Mapping[str, Sequence[Run]]) -> str:
             and " then " not in distinct[0]:
         lines.append(f"Every run on this page was made by commit {distinct[0]} (its "
                      "`provenance.json`).")
+    elif distinct == ["not recorded"]:
+        lines.append("**No run on this page recorded the code that made it** (they were made "
+                     "before runs wrote `provenance.json`).")
     else:
         lines.append(f"**The runs on this page come from {len(distinct)} code versions** "
                      "(commit per run below, from each run's `provenance.json`; `not recorded`: "
