@@ -22,13 +22,14 @@ from __future__ import annotations
 
 import dataclasses
 import errno
+import functools
 import itertools
 import os
 import re
 import signal
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from hydra.errors import HydraException
 from hydra.experimental.callback import Callback
@@ -334,7 +335,7 @@ def _resume(run_dir: str, overrides: list[str]) -> dict[str, Any]:
         raise UserError(f"resume={run_dir}: no such run directory.")
     if not saved.is_file():
         raise UserError(f"resume={run_dir}: {saved} is missing; a run dir holds config.yaml "
-                        "and checkpoint.pt.")
+                        f"and {CHECKPOINT_NAME}.")
     changes = []
     for arg in expand_short_names(overrides):
         key = arg.split("=", 1)[0].lstrip("+~")
@@ -361,6 +362,11 @@ def _resume(run_dir: str, overrides: list[str]) -> dict[str, Any]:
             f"checkpoint): start it again with hydra.run.dir={path} run.discard_existing=true "
             "(deletes its files), or in another dir.")
     return run_in(path, cfg, resume=True)
+
+
+def entry_point(suite: str) -> Callable[[], dict[str, Any] | None]:
+    """``run()`` of ``recipes/psmbpo_<suite>.py`` and of the console script ``psmbpo-<suite>``."""
+    return functools.partial(main, suite)
 
 
 def main(suite: str, argv: list[str] | None = None) -> dict[str, Any] | None:
@@ -434,5 +440,5 @@ def save_config(run_dir: Path, cfg: Config) -> None:
     OmegaConf.save(OmegaConf.structured(dataclasses.asdict(cfg)), run_dir / "config.yaml")
 
 
-__all__ = ["main", "compose", "checked", "to_config", "expand_short_names", "UserError",
+__all__ = ["main", "entry_point", "compose", "checked", "to_config", "expand_short_names", "UserError",
            "PreWorkChecks", "StopFlag", "run_in", "save_config", "set_threads"]
