@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import random
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import numpy as np
 import torch
 from torchrl.envs import ExplorationType, set_exploration_type
 from torchrl.record import VideoRecorder
@@ -15,7 +13,7 @@ from torchrl.record.loggers import Logger
 
 from torchrl_psmbpo.envs import EpisodeSeeder, make_env, max_episode_steps
 from torchrl_psmbpo.policy import PolicyEnsemble
-from torchrl_psmbpo.recipes.checkpoint import rng_state, set_rng_state
+from torchrl_psmbpo.recipes.checkpoint import rng_state, seed_all, set_rng_state
 
 
 @contextmanager
@@ -38,9 +36,7 @@ def own_random_streams(seed: int) -> Iterator[None]:
     """
     saved = rng_state()
     try:
-        torch.manual_seed(seed)
-        np.random.seed(seed % 2**32)
-        random.seed(seed)
+        seed_all(seed)
         yield
     finally:
         set_rng_state(saved)
