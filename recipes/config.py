@@ -153,10 +153,8 @@ class EvalConfig:
     episodes: int = _f(1, "episodes per evaluation")
     all_members: bool = _f(False, "also evaluate every member (N*M episodes)")
     video: bool = _f(False, "record the first episode of every evaluation (TorchRL's "
-                            "VideoRecorder into the run's logger, and a GIF under videos/); "
-                            "needs offscreen rendering, checked before the run: "
-                            "MUJOCO_GL=egl or osmesa for MuJoCo tasks, pygame for Gym's "
-                            "classic control")
+                            "VideoRecorder into the logger, a GIF under videos/); needs offscreen "
+                            "rendering (MUJOCO_GL=egl or osmesa; pygame for Gym's classic control)")
 
 
 @dataclass
