@@ -33,7 +33,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from torchrl_psmbpo.recipes.config import (FREE, Config, check, help_text, leaf_fields,
-                                           short_names, suggest)
+                                           short_names, unknown_field)
 from torchrl_psmbpo.recipes.rundir import CHECKPOINT_NAME, RunDirError, claim_run_dir, release_run_dir
 
 CONF_DIR = Path(__file__).resolve().parent / "conf"
@@ -79,8 +79,7 @@ def one_line(err: BaseException) -> str:
 
     cause = err.__cause__
     if isinstance(cause, (ConfigAttributeError, ConfigKeyError)) and cause.full_key:
-        key = cause.full_key
-        return f"Unknown config field {key!r}.{suggest(key)} See --help for all fields."
+        return unknown_field(cause.full_key)
     if isinstance(err, OverrideParseException):
         return f"Cannot read {err.override!r}: write key=value, e.g. seed=1 (see --help)."
     text = str(err).strip().splitlines()
@@ -316,8 +315,7 @@ def _resume(run_dir: str, overrides: list[str]) -> dict[str, Any]:
     changes = [arg.lstrip("+~") for arg in expand_short_names(overrides)]
     for key in (arg.split("=", 1)[0] for arg in changes):
         if key not in leaf_fields():
-            raise UserError(f"Unknown config field {key!r}.{suggest(key)} See --help for all "
-                            "fields.")
+            raise UserError(unknown_field(key))
         if key not in FREE:
             raise UserError(f"resume: {key} cannot change when resuming (it shapes the run); "
                             f"only {', '.join(sorted(FREE))} can.")

@@ -241,18 +241,19 @@ def short_names() -> dict[str, str]:
     return {leaf: f"{group}.{leaf}" for group, leaf in leaves if counts[leaf] == 1}
 
 
-def suggest(name: str) -> str:
-    """`` Did you mean ...?`` (dotted names) for an unknown field, or ``""``.
+def unknown_field(name: str) -> str:
+    """The one line for an unknown field, with the nearest valid (dotted) names.
 
     Examples:
-        >>> suggest("actor_lrr")
-        ' Did you mean policy.actor_lr?'
+        >>> unknown_field("actor_lrr")
+        "Unknown config field 'actor_lrr'. Did you mean policy.actor_lr? See --help for all fields."
     """
     shorts = short_names()
     close = difflib.get_close_matches(name, [*leaf_fields(), *shorts], n=4, cutoff=0.6)
     close = close or [c for c in leaf_fields() if c.rsplit(".", 1)[-1] == name.rsplit(".", 1)[-1]]
     dotted = list(dict.fromkeys(shorts.get(c, c) for c in close))[:3]
-    return f" Did you mean {' or '.join(dotted)}?" if dotted else ""
+    hint = f" Did you mean {' or '.join(dotted)}?" if dotted else ""
+    return f"Unknown config field {name!r}.{hint} See --help for all fields."
 
 
 def help_text() -> str:
@@ -489,6 +490,6 @@ def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 __all__ = [
     "Config", "EnvConfig", "ModelConfig", "RolloutConfig", "PosteriorConfig", "PolicyConfig",
     "EvalConfig", "RunConfig", "VARIANTS", "SAMPLING_MODE", "FREE", "resolve", "check",
-    "check_overrides", "comparable", "help_text", "leaf_fields", "short_names", "suggest",
+    "check_overrides", "comparable", "help_text", "leaf_fields", "short_names", "unknown_field",
     "flatten",
 ]
