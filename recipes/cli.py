@@ -225,19 +225,15 @@ class StopFlag:
 def set_threads(cfg: Config) -> int:
     """Apply ``run.threads`` (or cores / jobs under the joblib launcher) before any torch work."""
     import torch
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
 
     threads = cfg.run.threads
-    if threads is None:
-        try:
-            from hydra.core.hydra_config import HydraConfig
-            from hydra.types import RunMode
-
-            hc = HydraConfig.get()
-            n_jobs = hc.launcher.get("n_jobs") if hc.mode == RunMode.MULTIRUN else None
-            if n_jobs:
-                threads = 1 if n_jobs < 0 else max(1, (os.cpu_count() or 1) // int(n_jobs))
-        except Exception:  # not under Hydra
-            threads = None
+    if threads is None and HydraConfig.initialized():  # else not under Hydra
+        hc = HydraConfig.get()
+        n_jobs = hc.launcher.get("n_jobs") if hc.mode == RunMode.MULTIRUN else None
+        if n_jobs:
+            threads = 1 if n_jobs < 0 else max(1, (os.cpu_count() or 1) // int(n_jobs))
     if threads is not None:
         torch.set_num_threads(int(threads))
     return torch.get_num_threads()
