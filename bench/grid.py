@@ -58,6 +58,7 @@ from pathlib import Path
 import torch
 
 from torchrl_psmbpo.recipes.cli import main as recipe_main
+from torchrl_psmbpo.recipes.rundir import CHECKPOINT_NAME
 
 RESULTS = Path(__file__).resolve().parent / "results"
 ROOT = RESULTS / "runs"
@@ -160,7 +161,7 @@ def finished(run_dir: Path) -> bool:
     at ``run.total_steps``)."""
     from omegaconf import OmegaConf
 
-    ckpt, cfg = run_dir / "checkpoint.pt", run_dir / "config.yaml"
+    ckpt, cfg = run_dir / CHECKPOINT_NAME, run_dir / "config.yaml"
     if not cfg.is_file():
         return False
     total = OmegaConf.load(cfg).run.total_steps

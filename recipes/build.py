@@ -34,7 +34,6 @@ EVAL_SEED_OFFSET = 10_000
 class RealEnv(NamedTuple):
     env: TransformedEnv
     seeder: EpisodeSeeder
-    stamp: PosteriorSamplingTransform
 
 
 class WorldModel(NamedTuple):
@@ -47,14 +46,11 @@ class WorldModel(NamedTuple):
 def make_posterior(cfg: Config) -> PolicyPosterior:
     """Line 3 and 15's distribution over the N*M members."""
     return PolicyPosterior(
-        cfg.num_policies,
-        mode=SAMPLING_MODE[cfg.variant],
-        temperature=cfg.posterior.ops_temperature,
-        fixed_index=cfg.posterior.fixed_index if cfg.variant == "ps-mbpo-fixed" else 0,
-        seed=cfg.seed,
-        episode_seeded=True,  # a resumed run re-makes the pick of the episode it resumes at
-        statistic=cfg.posterior.ops_statistic,
+        cfg.num_policies, mode=SAMPLING_MODE[cfg.variant], seed=cfg.seed,
+        temperature=cfg.posterior.ops_temperature, statistic=cfg.posterior.ops_statistic,
         mix=cfg.posterior.ops_mix,
+        fixed_index=cfg.posterior.fixed_index if cfg.variant == "ps-mbpo-fixed" else 0,
+        episode_seeded=True,  # a resumed run re-makes the pick of the episode it resumes at
     )
 
 
@@ -64,42 +60,23 @@ def make_real_env(cfg: Config, posterior: PolicyPosterior) -> RealEnv:
                    action_repeat=cfg.env.action_repeat)
     seeder = EpisodeSeeder(cfg.seed)
     env.append_transform(seeder)
-    stamp = PosteriorSamplingTransform(posterior=posterior, credit_returns=False)
-    env.append_transform(stamp)
+    env.append_transform(PosteriorSamplingTransform(posterior=posterior, credit_returns=False))
     env.append_transform(RewardSum())  # "episode_reward": the real return R_E of line 15
-    return RealEnv(env, seeder, stamp)
-
-
-def prior_widths(cfg: Config) -> list[int]:
-    """The action prior's hidden widths: ``policy.prior_hidden``, or half the actor's."""
-    if cfg.policy.prior_hidden is not None:
-        return list(cfg.policy.prior_hidden)
-    return [max(1, w // 2) for w in cfg.policy.actor_hidden]
+    return RealEnv(env, seeder)
 
 
 def make_policies(cfg: Config, obs_dim: int, act_dim: int) -> PolicyEnsemble:
-    """The N*M SAC agents (1*1 for sac and mbpo)."""
-    extra: dict[str, Any] = {}
-    if cfg.policy.action_prior:
-        extra.update(action_prior=True, prior_lr=cfg.policy.prior_lr,
-                     prior_hidden=tuple(prior_widths(cfg)))
-        if cfg.policy.target_kl is not None:
-            extra["target_kl"] = cfg.policy.target_kl
+    """The N*M SAC agents (1*1 for sac and mbpo); the action prior, when on, is half the
+    actor's widths unless ``policy.prior_hidden`` says otherwise."""
+    p = cfg.policy
+    prior = p.prior_hidden if p.prior_hidden is not None else [
+        max(1, w // 2) for w in p.actor_hidden]
     return PolicyEnsemble(
-        obs_dim,
-        act_dim,
-        ensemble_shape=cfg.shape,
-        actor_hidden=tuple(cfg.policy.actor_hidden),
-        critic_hidden=tuple(cfg.policy.critic_hidden),
-        actor_lr=cfg.policy.actor_lr,
-        critic_lr=cfg.policy.critic_lr,
-        alpha_lr=cfg.policy.alpha_lr,
-        gamma=cfg.policy.gamma,
-        tau=cfg.policy.tau,
-        init_alpha=cfg.policy.init_alpha,
-        grad_clip_norm=cfg.policy.grad_clip_norm,
-        device=torch.device(cfg.run.device),
-        **extra,
+        obs_dim, act_dim, ensemble_shape=cfg.shape, actor_hidden=tuple(p.actor_hidden),
+        critic_hidden=tuple(p.critic_hidden), actor_lr=p.actor_lr, critic_lr=p.critic_lr,
+        alpha_lr=p.alpha_lr, gamma=p.gamma, tau=p.tau, init_alpha=p.init_alpha,
+        grad_clip_norm=p.grad_clip_norm, action_prior=p.action_prior, prior_hidden=tuple(prior),
+        prior_lr=p.prior_lr, target_kl=p.target_kl, device=torch.device(cfg.run.device),
     )
 
 
@@ -133,26 +110,23 @@ def make_world_model(
     """
     if not cfg.model_based:
         return None
-    device = torch.device(cfg.run.device)
+    m, device = cfg.model, torch.device(cfg.run.device)
     model = model_cls(
-        obs_dim, act_dim, num_members=cfg.model.members, num_elites=cfg.model.elites,
-        hidden=cfg.model.hidden, depth=cfg.model.depth, predict_delta=cfg.model.predict_delta,
-        normalize_targets=cfg.model.normalize_targets, device=device,
+        obs_dim, act_dim, num_members=m.members, num_elites=m.elites, hidden=m.hidden,
+        depth=m.depth, predict_delta=m.predict_delta, normalize_targets=m.normalize_targets,
+        device=device,
     )
     trainer = trainer_cls(
-        model, lr=cfg.model.lr, weight_decay=cfg.model.weight_decay,
-        batch_size=cfg.model.batch_size, holdout_ratio=cfg.model.holdout_ratio,
-        patience=cfg.model.patience, val_metric=cfg.model.val_metric,
-        max_epochs=cfg.model.max_epochs, seed=cfg.seed, nll_beta=cfg.model.nll_beta,
+        model, lr=m.lr, weight_decay=m.weight_decay, batch_size=m.batch_size,
+        holdout_ratio=m.holdout_ratio, patience=m.patience, val_metric=m.val_metric,
+        max_epochs=m.max_epochs, seed=cfg.seed, nll_beta=m.nll_beta,
     )
-    extra: dict[str, Any] = {}
-    if cfg.rollout.information_weight > 0:
-        extra.update(information_weight=cfg.rollout.information_weight,
-                     information_sign=cfg.rollout.information_sign)
     imagined_env = ImaginedRolloutEnv(
         model, termination_fn(cfg.env.task), batch_size=(*cfg.shape, cfg.rollout.per_step),
         member_mode="random" if cfg.variant == "mbpo" else "per_model",
-        deterministic=cfg.rollout.deterministic, device=device, **extra,
+        deterministic=cfg.rollout.deterministic, device=device,
+        information_weight=cfg.rollout.information_weight,
+        information_sign=cfg.rollout.information_sign,
     )
     first = rollout_length(0, cfg.rollout.schedule)
     buffer = ModelReplay(cfg.shape, model_capacity(cfg, first), device=device, seed=cfg.seed + 1,
@@ -167,13 +141,11 @@ world model with (:func:`make_world_model` by default)."""
 
 def make_buffers(cfg: Config, world: WorldModel | None) -> tuple[Any, MixedBatchSampler]:
     """The real buffer D_E and the sampler of lambda-real / (1 - lambda)-imagined batches."""
-    device = torch.device(cfg.run.device)
-    real = make_real_buffer(cfg.policy.real_buffer_size, device=device, seed=cfg.seed)
+    real = make_real_buffer(cfg.policy.real_buffer_size, device=torch.device(cfg.run.device),
+                            seed=cfg.seed)
     sampler = MixedBatchSampler(
         real, None if world is None else world.buffer, real_ratio=cfg.policy.real_ratio,
-        batch_size=cfg.policy.batch_size,
-        ensemble_shape=cfg.shape,
-        seed=cfg.seed + 2,
+        batch_size=cfg.policy.batch_size, ensemble_shape=cfg.shape, seed=cfg.seed + 2,
     )
     return real, sampler
 

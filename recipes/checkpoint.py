@@ -3,20 +3,20 @@
 A checkpoint is written to a temporary file and renamed over the old one (``os.replace`` is
 atomic), so the previous checkpoint stays complete until the new one is; a crash, a signal or a
 NaN while writing never leaves a broken or missing checkpoint behind, and a failed write (a full
-disk) removes the temporary file and keeps the previous checkpoint. The file carries the sha256
-of its content (a record of the zip archive ``torch.save`` writes, see :data:`CHECKSUM_RECORD`):
-a checkpoint changed on disk after it was written is refused; one written before checksums were
-added loads as before.
+disk) removes the temporary file and keeps the previous checkpoint. ``torch.save`` writes a zip
+archive whose records carry CRC32 checksums: a checkpoint changed on disk after it was written
+fails them and is refused (:func:`verify_checksum`).
 """
 
 from __future__ import annotations
 
 import errno
-import hashlib
 import os
 import pickle
 import random
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,13 @@ def rng_state() -> dict[str, Any]:
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         state["torch_cuda"] = torch.cuda.get_rng_state_all()
     return state
+
+
+def seed_all(seed: int) -> None:
+    """Seed torch's, numpy's and Python's global generators."""
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+    random.seed(seed)
 
 
 def set_rng_state(state: dict[str, Any]) -> None:
@@ -137,20 +144,6 @@ def rewind_logs(run_dir: str | Path, sizes: dict[str, int] | None) -> list[str]:
     return changed
 
 
-CHECKSUM_RECORD = "psmbpo_sha256"
-"""The last record of a checkpoint's zip archive: ``"<n> <sha256>"``, the sha256 of the file's
-first ``n`` bytes, i.e. of every record ``torch.save`` wrote (the serialized payload)."""
-
-
-def _sha256(path: Path, size: int) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while size > 0 and (chunk := fh.read(min(size, 1 << 22))):
-            digest.update(chunk)
-            size -= len(chunk)
-    return digest.hexdigest()
-
-
 def os_cause(err: BaseException) -> OSError | None:
     """The OSError behind ``err`` (torch.save wraps a failed write in a RuntimeError)."""
     while err is not None:
@@ -160,74 +153,74 @@ def os_cause(err: BaseException) -> OSError | None:
     return None
 
 
-def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
-    """Atomically write ``payload`` to ``path`` (a file, or a run dir holding checkpoint.pt),
-    with the sha256 of its content inside (:data:`CHECKSUM_RECORD`).
+@contextmanager
+def written_or_kept(path: Path, what: str, last_step: int | None) -> Iterator[None]:
+    """Around an atomic write of ``path`` through ``<path>.tmp``: a write that fails (a full
+    disk, a file size limit, a read-only dir) removes the partial file and raises
+    :class:`CheckpointError` saying what is kept and how to go on.
 
-    Raises:
-        CheckpointError: the write failed (a full disk, a file size limit, a read-only dir);
-            the partial temporary file is removed and the previous checkpoint is left as it was.
+    Args:
+        path: the file written.
+        what: its name in the message (``"checkpoint"``, ``"agent"``).
+        last_step: the agent step of the run's last checkpoint (``None``: there is none yet).
     """
-    path = Path(path)
-    if path.suffix != ".pt":
-        path = path / CHECKPOINT_NAME
-    tmp = path.with_suffix(".pt.tmp")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(tmp, "wb") as fh:
-            torch.save(payload, fh)
-        with zipfile.ZipFile(tmp) as archive:
-            size, prefix = archive.start_dir, archive.namelist()[0].split("/")[0]
-        record = f"{size} {_sha256(tmp, size)}\n"
-        with zipfile.ZipFile(tmp, "a") as archive:
-            archive.writestr(f"{prefix}/{CHECKSUM_RECORD}", record)
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        yield
     except (OSError, RuntimeError) as err:
         cause = os_cause(err)
-        try:
-            tmp.unlink(missing_ok=True)
-        except OSError:
-            pass
+        with suppress(OSError):
+            path.with_suffix(path.suffix + ".tmp").unlink(missing_ok=True)
         if cause is None:
             raise
         why = cause.strerror or errno.errorcode.get(cause.errno, str(cause))
-        raise CheckpointError(
-            f"Could not write checkpoint {str(path)!r} ({why}); the partial file was removed") \
-            from None
+        kept = ("there was no checkpoint before it: start the run again once there is room"
+                if last_step is None else f"the last checkpoint (agent step {last_step}) kept: "
+                f"resume={path.parent} continues from it once there is room")
+        raise CheckpointError(f"Could not write {what} {str(path)!r} ({why}); the partial file "
+                              f"was removed, {kept}.") from None
+
+
+def save_checkpoint(run_dir: str | Path, payload: dict[str, Any], last_step: int | None) -> Path:
+    """Atomically write ``payload`` to ``run_dir``'s :data:`CHECKPOINT_NAME`.
+
+    Raises:
+        CheckpointError: the write failed (:func:`written_or_kept`; ``last_step`` is the step of
+            the previous checkpoint, left as it was).
+    """
+    path = Path(run_dir) / CHECKPOINT_NAME
+    tmp = path.with_suffix(".pt.tmp")
+    with written_or_kept(path, "checkpoint", last_step):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "wb") as fh:
+            torch.save(payload, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
     return path
 
 
 def verify_checksum(path: str | Path) -> bool:
-    """Check a checkpoint's content against the sha256 saved in it.
+    """Check a checkpoint's records against the CRC32 checksums saved with them.
 
     Returns:
-        ``True`` when it matches, ``False`` for a checkpoint without a checksum (written before
-        they were added) or not a zip archive (left to ``torch.load`` to judge).
+        ``True`` when they match, ``False`` for a file that is not a zip archive (left to
+        ``torch.load`` to judge).
 
     Raises:
         CheckpointError: the content changed after it was written (names the file).
     """
-    path = Path(path)
     if not zipfile.is_zipfile(path):
         return False
     try:
         with zipfile.ZipFile(path) as archive:
-            info = next((i for i in archive.infolist()
-                         if i.filename.endswith("/" + CHECKSUM_RECORD)), None)
-            if info is None:
-                return False
-            size, saved = archive.read(info).decode().split()
-            size = int(size)
-    except (zipfile.BadZipFile, ValueError, UnicodeDecodeError, OSError) as err:
-        raise CheckpointError(f"Checkpoint {str(path)!r} is corrupted: its checksum record is "
-                              f"unreadable ({err}).") from None
-    if size != info.header_offset or _sha256(path, size) != saved:
+            bad = archive.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError) as err:
+        bad = str(err)
+    if bad is not None:
         raise CheckpointError(
-            f"Checkpoint {str(path)!r} is corrupted: its content does not match the sha256 saved "
-            "with it (the file changed after it was written); restore it from a copy, or start a "
-            "fresh run in another dir.")
+            f"Checkpoint {str(path)!r} is corrupted: its content does not match the checksums "
+            f"saved with it ({bad}; the file changed after it was written); restore it from a "
+            "copy, or start a fresh run in another dir.")
     return True
 
 
@@ -236,7 +229,7 @@ def load_checkpoint(path: str | Path, cfg: Config) -> dict[str, Any]:
 
     Raises:
         CheckpointError: no checkpoint at ``path``, an empty, unreadable or corrupted file
-            (named; corrupted: its content does not match its sha256), or a checkpoint of
+            (named; corrupted: its content does not match its checksums), or a checkpoint of
             another config (names the fields that differ).
     """
     path = Path(path)

@@ -3,16 +3,10 @@
 ``python recipes/psmbpo_dmc.py [key=value ...]`` is a Hydra app over ``recipes/conf/<suite>.yaml``
 (the structured defaults of :mod:`torchrl_psmbpo.recipes.config`, the suite's task, a preset).
 Hydra owns the command line: its flags, sweeps (``-m``), launchers and ``--help`` (generated
-from every field's help). This module adds only:
-
-* short names: a leaf name unique across the groups stands for its dotted name
-  (``total_steps=...`` -> ``run.total_steps=...``);
-* :class:`PreWorkChecks`, a Hydra callback that checks the composed config
-  (:func:`torchrl_psmbpo.recipes.config.check`) and claims the run dir
-  (:func:`torchrl_psmbpo.recipes.rundir.claim_run_dir`) before Hydra creates it; a sweep's
-  jobs are checked one by one as they start;
-* one ``error:`` line, exit code 1, for a mistake of the user's (Hydra's own errors included);
-* ``resume=<run dir>``: continue a run from the config saved in that directory.
+from every field's help). This module adds only short names (``total_steps=...`` for
+``run.total_steps=...``), :class:`PreWorkChecks` (the config checked and the run dir claimed
+before Hydra creates it; a sweep's jobs as they start), one ``error:`` line with exit code 1 for
+a mistake of the user's (Hydra's own errors included), and ``resume=<run dir>``.
 
 Ctrl-C, SIGTERM and SIGUSR2 (a cluster's preemption) stop at the next step boundary with a
 checkpoint; the process exits with 130 (a submitit job is requeued instead).
@@ -22,21 +16,24 @@ from __future__ import annotations
 
 import dataclasses
 import errno
+import functools
 import itertools
 import os
 import re
 import signal
 import sys
+from contextlib import suppress
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
+from hydra.core.config_store import ConfigStore
 from hydra.errors import HydraException
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from torchrl_psmbpo.recipes.config import (FREE, Config, check, help_text, leaf_fields, resolve,
-                                           short_names, suggest)
+from torchrl_psmbpo.recipes.config import (FREE, Config, check, help_text, leaf_fields,
+                                           short_names, unknown_field)
 from torchrl_psmbpo.recipes.rundir import CHECKPOINT_NAME, RunDirError, claim_run_dir, release_run_dir
 
 CONF_DIR = Path(__file__).resolve().parent / "conf"
@@ -47,14 +44,11 @@ for _name, _resolver in (("path_safe", lambda s: re.sub(r"[^A-Za-z0-9_.-]+", "_"
         OmegaConf.register_new_resolver(_name, _resolver)
 
 
+ConfigStore.instance().store(name="base", node=Config)  # recipes/conf/<suite>.yaml: base
+
+
 class UserError(ValueError):
     """A mistake in the command line: printed as one ``error:`` line, exit code 1."""
-
-
-def _register() -> None:
-    from hydra.core.config_store import ConfigStore
-
-    ConfigStore.instance().store(name="base", node=Config)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -85,8 +79,7 @@ def one_line(err: BaseException) -> str:
 
     cause = err.__cause__
     if isinstance(cause, (ConfigAttributeError, ConfigKeyError)) and cause.full_key:
-        key = cause.full_key
-        return f"Unknown config field {key!r}.{suggest(key)} See --help for all fields."
+        return unknown_field(cause.full_key)
     if isinstance(err, OverrideParseException):
         return f"Cannot read {err.override!r}: write key=value, e.g. seed=1 (see --help)."
     text = str(err).strip().splitlines()
@@ -115,16 +108,13 @@ def to_config(node: Any) -> Config:
         raise UserError(one_line(err)) from None
 
 
-def _typed(overrides: Any) -> dict[str, str]:
-    """dotted field -> value of the ``key=value`` overrides that set config fields."""
-    pairs = (o.split("=", 1) for o in overrides if "=" in o)
-    return {k.lstrip("+~"): v for k, v in pairs if k.lstrip("+~") in leaf_fields()}
-
-
 def checked(node: Any, overrides: Any) -> Config:
-    """Hydra's composition -> a checked, resolved :class:`Config` (:func:`config.check`)."""
+    """Hydra's composition -> a checked, resolved :class:`Config` (:func:`config.check`); the
+    ``key=value`` overrides that set fields are checked against the variant."""
+    pairs = (o.split("=", 1) for o in overrides if "=" in o)
+    typed = {k.lstrip("+~"): v for k, v in pairs if k.lstrip("+~") in leaf_fields()}
     try:
-        return check(to_config(node), _typed(overrides))
+        return check(to_config(node), typed)
     except ValueError as err:
         raise UserError(str(err)) from None
 
@@ -141,7 +131,6 @@ def compose(suite: str, overrides: list[str]) -> Config:
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
-    _register()
     overrides = expand_short_names(overrides)
     GlobalHydra.instance().clear()
     try:
@@ -196,13 +185,9 @@ class StopFlag:
         return self.signum is not None
 
     def install(self) -> None:
-        for sig in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGUSR2", None)):
-            if sig is None:
-                continue
-            try:
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR2):
+            with suppress(ValueError):  # not the main thread (e.g. a joblib thread backend)
                 self.previous[sig] = signal.signal(sig, self._handle)
-            except ValueError:  # not the main thread (e.g. a joblib thread backend)
-                pass
 
     def uninstall(self) -> None:
         """Put back the handlers that were there before :meth:`install`."""
@@ -213,8 +198,6 @@ class StopFlag:
     def _handle(self, signum: int, frame: Any) -> None:
         where = f" in {self.run_dir}" if self.run_dir is not None else ""
         if self.signum is not None and signum == signal.SIGINT:
-            from torchrl_psmbpo.recipes.checkpoint import CHECKPOINT_NAME
-
             if self.run_dir is not None and not (Path(self.run_dir) / CHECKPOINT_NAME).is_file():
                 kept = f"no checkpoint{where} yet (the first is written at run.checkpoint_every)"
             else:
@@ -242,19 +225,15 @@ class StopFlag:
 def set_threads(cfg: Config) -> int:
     """Apply ``run.threads`` (or cores / jobs under the joblib launcher) before any torch work."""
     import torch
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
 
     threads = cfg.run.threads
-    if threads is None:
-        try:
-            from hydra.core.hydra_config import HydraConfig
-            from hydra.types import RunMode
-
-            hc = HydraConfig.get()
-            n_jobs = hc.launcher.get("n_jobs") if hc.mode == RunMode.MULTIRUN else None
-            if n_jobs:
-                threads = 1 if n_jobs < 0 else max(1, (os.cpu_count() or 1) // int(n_jobs))
-        except Exception:  # not under Hydra
-            threads = None
+    if threads is None and HydraConfig.initialized():  # else not under Hydra
+        hc = HydraConfig.get()
+        n_jobs = hc.launcher.get("n_jobs") if hc.mode == RunMode.MULTIRUN else None
+        if n_jobs:
+            threads = 1 if n_jobs < 0 else max(1, (os.cpu_count() or 1) // int(n_jobs))
     if threads is not None:
         torch.set_num_threads(int(threads))
     return torch.get_num_threads()
@@ -278,43 +257,37 @@ def run_in(run_dir: Path, cfg: Config, resume: bool) -> dict[str, Any]:
             or a non-finite loss (the last checkpoint kept).
     """
     from torchrl_psmbpo.recipes.checkpoint import CheckpointError, load_checkpoint
-    from torchrl_psmbpo.recipes.loop import NonFiniteLossError
-
-    try:
-        resume = claim_run_dir(run_dir, cfg, resuming=resume)  # this process's, if it was taken
-        return _train_in(run_dir, cfg, load_checkpoint(run_dir / CHECKPOINT_NAME, cfg)
-                         if resume else None)
-    except (RunDirError, CheckpointError, NonFiniteLossError) as err:
-        raise UserError(str(err)) from None
-    finally:
-        release_run_dir(run_dir)
-
-
-def _train_in(run_dir: Path, cfg: Config, payload: dict[str, Any] | None) -> dict[str, Any]:
-    from torchrl_psmbpo.recipes.loop import train
+    from torchrl_psmbpo.recipes.loop import NonFiniteLossError, train
     from torchrl_psmbpo.recipes.provenance import record
 
-    done = payload["progress"]["step"] if payload else 0
-    if payload is not None and done >= cfg.run.total_steps:
-        raise UserError(
-            f"Run dir {str(run_dir)!r} already reached {done} agent steps (run.total_steps="
-            f"{cfg.run.total_steps}): nothing to continue. To extend it, resume with more steps: "
-            f"resume={run_dir} total_steps=<more than {done}>.")
-    threads = set_threads(cfg)
-    entry = record(run_dir, step=done)
-    code = (f"code {entry['commit'][:12]}{' + uncommitted changes' if entry['dirty'] else ''}"
-            if entry["commit"] else "code not from a git checkout")
-    print(f"run dir {run_dir} (torch threads: {threads}; {code})", flush=True)
     stop = StopFlag(run_dir)
-    stop.install()
     try:
+        payload = None
+        if claim_run_dir(run_dir, cfg, resuming=resume):  # this process's, if it was taken
+            payload = load_checkpoint(run_dir / CHECKPOINT_NAME, cfg)
+        done = payload["progress"]["step"] if payload else 0
+        if payload is not None and done >= cfg.run.total_steps:
+            raise UserError(
+                f"Run dir {str(run_dir)!r} already reached {done} agent steps (run.total_steps="
+                f"{cfg.run.total_steps}): nothing to continue. To extend it, resume with more "
+                f"steps: resume={run_dir} total_steps=<more than {done}>.")
+        threads = set_threads(cfg)
+        entry = record(run_dir, step=done)
+        code = (f"code {entry['commit'][:12]}{' + uncommitted changes' if entry['dirty'] else ''}"
+                if entry["commit"] else "code not from a git checkout")
+        print(f"run dir {run_dir} (torch threads: {threads}; {code})", flush=True)
+        stop.install()
         result = train(cfg, run_dir, resume=payload, stop=stop)
+    except (RunDirError, CheckpointError, NonFiniteLossError) as err:
+        raise UserError(str(err)) from None
     except OSError as err:  # a full disk or a dir made read-only mid-run, writing logs
         if err.errno not in _WRITE_ERRORS:
             raise
         raise UserError(f"Could not write {err.filename or 'to the run dir'} ({err.strerror}): "
                         f"resume={run_dir} continues from the last checkpoint once it can be "
                         "written.") from None
+    finally:
+        release_run_dir(run_dir)
     if result["stopped"]:
         print(f"Stopped at agent step {result['step']}: checkpoint written to "
               f"{result['checkpoint']}", flush=True)
@@ -334,17 +307,19 @@ def _resume(run_dir: str, overrides: list[str]) -> dict[str, Any]:
         raise UserError(f"resume={run_dir}: no such run directory.")
     if not saved.is_file():
         raise UserError(f"resume={run_dir}: {saved} is missing; a run dir holds config.yaml "
-                        "and checkpoint.pt.")
-    changes = []
-    for arg in expand_short_names(overrides):
-        key = arg.split("=", 1)[0].lstrip("+~")
+                        f"and {CHECKPOINT_NAME}.")
+    changes = [arg.lstrip("+~") for arg in expand_short_names(overrides)]
+    for key in (arg.split("=", 1)[0] for arg in changes):
         if key not in leaf_fields():
-            raise UserError(f"Unknown config field {key!r}.{suggest(key)} See --help for all "
-                            "fields.")
+            raise UserError(unknown_field(key))
         if key not in FREE:
             raise UserError(f"resume: {key} cannot change when resuming (it shapes the run); "
                             f"only {', '.join(sorted(FREE))} can.")
-        changes.append(arg.lstrip("+~"))
+    if not (path / CHECKPOINT_NAME).exists():
+        raise UserError(
+            f"resume={run_dir}: no {CHECKPOINT_NAME} there (the run stopped before its first "
+            f"checkpoint): start it again with hydra.run.dir={path} run.discard_existing=true "
+            "(deletes its files), or in another dir.")
     try:
         node = OmegaConf.load(saved)
     except Exception as err:
@@ -353,14 +328,12 @@ def _resume(run_dir: str, overrides: list[str]) -> dict[str, Any]:
         node = OmegaConf.merge(node, OmegaConf.from_dotlist(changes))
     except Exception as err:
         raise UserError(one_line(err)) from None
-    cfg = checked(node, [])
-    claim_run_dir(path, cfg, resuming=True)  # writable, and no other process in it
-    if not (path / CHECKPOINT_NAME).exists():
-        raise UserError(
-            f"resume={run_dir}: no {CHECKPOINT_NAME} there (the run stopped before its first "
-            f"checkpoint): start it again with hydra.run.dir={path} run.discard_existing=true "
-            "(deletes its files), or in another dir.")
-    return run_in(path, cfg, resume=True)
+    return run_in(path, checked(node, []), resume=True)
+
+
+def entry_point(suite: str) -> Callable[[], dict[str, Any] | None]:
+    """``run()`` of ``recipes/psmbpo_<suite>.py`` and of the console script ``psmbpo-<suite>``."""
+    return functools.partial(main, suite)
 
 
 def main(suite: str, argv: list[str] | None = None) -> dict[str, Any] | None:
@@ -384,7 +357,6 @@ def _hydra_main(suite: str, argv: list[str]) -> dict[str, Any]:
     """Hydra's own app over ``argv``; its errors (with ``HYDRA_FULL_ERROR`` unset) as one line."""
     import hydra
 
-    _register()
     results: dict[str, Any] = {}
 
     @hydra.main(config_path=str(CONF_DIR), config_name=suite, version_base="1.3")
@@ -409,15 +381,14 @@ def _hydra_main(suite: str, argv: list[str]) -> dict[str, Any]:
 
 
 def hydra_task(node: DictConfig) -> dict[str, Any]:
-    """One Hydra job: the config (checked here for a sweep's job) -> training in its run dir."""
+    """One Hydra job: its config, checked (a single run's was, by :class:`PreWorkChecks`, before
+    Hydra made its dir), trained in its run dir."""
     from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
 
     hc = HydraConfig.get()
     run_dir = Path(hc.runtime.output_dir)
     try:
-        cfg = (checked(node, hc.overrides.task) if hc.mode == RunMode.MULTIRUN
-               else resolve(to_config(node)))  # a single run: checked by PreWorkChecks
+        cfg = checked(node, hc.overrides.task)
         resume = claim_run_dir(run_dir, cfg, hydra_wrote=True)  # its .hydra/ is this job's
         if not resume:
             save_config(run_dir, cfg)
@@ -434,5 +405,5 @@ def save_config(run_dir: Path, cfg: Config) -> None:
     OmegaConf.save(OmegaConf.structured(dataclasses.asdict(cfg)), run_dir / "config.yaml")
 
 
-__all__ = ["main", "compose", "checked", "to_config", "expand_short_names", "UserError",
+__all__ = ["main", "entry_point", "compose", "checked", "to_config", "expand_short_names", "UserError",
            "PreWorkChecks", "StopFlag", "run_in", "save_config", "set_threads"]

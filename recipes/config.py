@@ -153,10 +153,8 @@ class EvalConfig:
     episodes: int = _f(1, "episodes per evaluation")
     all_members: bool = _f(False, "also evaluate every member (N*M episodes)")
     video: bool = _f(False, "record the first episode of every evaluation (TorchRL's "
-                            "VideoRecorder into the run's logger, and a GIF under videos/); "
-                            "needs offscreen rendering, checked before the run: "
-                            "MUJOCO_GL=egl or osmesa for MuJoCo tasks, pygame for Gym's "
-                            "classic control")
+                            "VideoRecorder into the logger, a GIF under videos/); needs offscreen "
+                            "rendering (MUJOCO_GL=egl or osmesa; pygame for Gym's classic control)")
 
 
 @dataclass
@@ -243,18 +241,19 @@ def short_names() -> dict[str, str]:
     return {leaf: f"{group}.{leaf}" for group, leaf in leaves if counts[leaf] == 1}
 
 
-def suggest(name: str) -> str:
-    """`` Did you mean ...?`` (dotted names) for an unknown field, or ``""``.
+def unknown_field(name: str) -> str:
+    """The one line for an unknown field, with the nearest valid (dotted) names.
 
     Examples:
-        >>> suggest("actor_lrr")
-        ' Did you mean policy.actor_lr?'
+        >>> unknown_field("actor_lrr")
+        "Unknown config field 'actor_lrr'. Did you mean policy.actor_lr? See --help for all fields."
     """
     shorts = short_names()
     close = difflib.get_close_matches(name, [*leaf_fields(), *shorts], n=4, cutoff=0.6)
     close = close or [c for c in leaf_fields() if c.rsplit(".", 1)[-1] == name.rsplit(".", 1)[-1]]
     dotted = list(dict.fromkeys(shorts.get(c, c) for c in close))[:3]
-    return f" Did you mean {' or '.join(dotted)}?" if dotted else ""
+    hint = f" Did you mean {' or '.join(dotted)}?" if dotted else ""
+    return f"Unknown config field {name!r}.{hint} See --help for all fields."
 
 
 def help_text() -> str:
@@ -353,24 +352,19 @@ def resolve(cfg: Config) -> Config:
 # Checks: every value, before any env, model or directory is created
 # ----------------------------------------------------------------------------------------------
 
-_POSITIVE = ("env.action_repeat", "run.total_steps", "posterior.num_models",
-             "posterior.policies_per_model", "model.members", "model.elites", "model.hidden",
-             "model.depth", "model.batch_size", "model.train_freq", "model.patience",
-             "model.max_epochs", "rollout.per_step", "rollout.epoch_length",
-             "rollout.retain_epochs", "policy.updates_per_step", "policy.batch_size",
-             "policy.real_buffer_size", "eval.every", "eval.episodes", "run.checkpoint_every",
-             "run.threads")
-"""Integers >= 1 (``None``, where a field allows it, is not checked)."""
-_RANGES = {"policy.real_ratio": (0, 1, "[]"), "policy.gamma": (0, 1, "(]"),
-           "policy.tau": (0, 1, "(]"), "model.holdout_ratio": (0, 1, "()"),
-           "model.nll_beta": (0, 1, "[]"), "posterior.ops_mix": (0, 1, "[)"),
-           **{name: (0, math.inf, "()") for name in (
-               "policy.actor_lr", "policy.critic_lr", "policy.alpha_lr", "policy.init_alpha",
-               "policy.prior_lr", "model.lr", "posterior.ops_temperature",
-               "policy.grad_clip_norm")},
-           **{name: (0, math.inf, "[)") for name in (
-               "model.weight_decay", "rollout.information_weight", "policy.target_kl")}}
-"""(low, high, brackets): a finite value in that interval (``None`` is not checked)."""
+_INTERVALS = {"policy.real_ratio": "[0, 1]", "policy.gamma": "(0, 1]", "policy.tau": "(0, 1]",
+              "model.holdout_ratio": "(0, 1)", "model.nll_beta": "[0, 1]",
+              "posterior.ops_mix": "[0, 1)", "model.weight_decay": "[0, inf)",
+              "rollout.information_weight": "[0, inf)", "policy.target_kl": "[0, inf)"}
+"""The float fields that do not lie in (0, inf), as every other float must. Every int field is
+>= 1 but those of :data:`_FREE_INTS`. ``None``, where a field allows it, is not checked."""
+_FREE_INTS = ("seed", "posterior.fixed_index", "run.init_random_steps")
+
+
+def _in(value: float, interval: str) -> bool:
+    low, high = (float(x) for x in interval[1:-1].split(", "))
+    return math.isfinite(value) and (value > low if interval[0] == "(" else value >= low) and (
+        value < high if interval[-1] == ")" else value <= high)
 
 
 def _get(cfg: Config, name: str) -> Any:
@@ -412,18 +406,15 @@ def check(cfg: Config, typed: dict[str, Any]) -> Config:
              f"run.logger={cfg.run.logger} needs the {package} package, which is not installed "
              f"here: pip install {package} (this project's extra: pip install -e '.[{package}]'), "
              "or use run.logger=csv.")
-    used = [n for n in (*_POSITIVE, *_RANGES) if cfg.model_based or not n.startswith("model.")]
-    for name in used:
-        value = _get(cfg, name)
-        if value is None:
+    for name, f in sorted(leaf_fields().items(), key=lambda item: item[0] not in typed):
+        value = _get(cfg, name)  # the values typed first: an error names what the user wrote
+        if value is None or (name.startswith("model.") and not cfg.model_based):
             continue
-        if name in _POSITIVE:
+        if f.type in ("int", "Optional[int]") and name not in _FREE_INTS:
             _require(value >= 1, f"{name} must be an integer >= 1, got {value}.")
-            continue
-        low, high, (lo, hi) = _RANGES[name]
-        ok = math.isfinite(value) and (value > low if lo == "(" else value >= low) and (
-            value < high if hi == ")" else value <= high)
-        _require(ok, f"{name} must lie in {lo}{low}, {high}{hi}, got {value}.")
+        elif f.type in ("float", "Optional[float]"):
+            interval = _INTERVALS.get(name, "(0, inf)")
+            _require(_in(value, interval), f"{name} must lie in {interval}, got {value}.")
     for name in ("actor_hidden", "critic_hidden", "prior_hidden"):
         sizes = getattr(cfg.policy, name)
         _require(sizes is None or (len(sizes) >= 1 and all(s >= 1 for s in sizes)),
@@ -470,16 +461,15 @@ def check_device(device: str) -> None:
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError):
-        dev = None
-    _require(dev is not None and dev.type in ("cpu", "cuda"),
+        dev = torch.device("meta")
+    _require(dev.type in ("cpu", "cuda"),
              f"Unknown run.device {device!r}. Accepted: cpu, cuda, cuda:<index>.")
-    if dev.type == "cuda":
-        _require(torch.cuda.is_available(),
-                 f"run.device={device!r} but CUDA is not available on this machine "
-                 "(torch.cuda.is_available() is False); use run.device=cpu.")
-        _require(dev.index is None or dev.index < torch.cuda.device_count(),
-                 f"run.device={device!r}: this machine has {torch.cuda.device_count()} CUDA "
-                 "device(s).")
+    _require(dev.type == "cpu" or torch.cuda.is_available(),
+             f"run.device={device!r} but CUDA is not available on this machine "
+             "(torch.cuda.is_available() is False); use run.device=cpu.")
+    _require(dev.type == "cpu" or (dev.index or 0) < torch.cuda.device_count(),
+             f"run.device={device!r}: this machine has {torch.cuda.device_count()} CUDA "
+             "device(s).")
 
 
 def comparable(cfg: Config) -> dict[str, Any]:
@@ -500,6 +490,6 @@ def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 __all__ = [
     "Config", "EnvConfig", "ModelConfig", "RolloutConfig", "PosteriorConfig", "PolicyConfig",
     "EvalConfig", "RunConfig", "VARIANTS", "SAMPLING_MODE", "FREE", "resolve", "check",
-    "check_overrides", "comparable", "help_text", "leaf_fields", "short_names", "suggest",
+    "check_overrides", "comparable", "help_text", "leaf_fields", "short_names", "unknown_field",
     "flatten",
 ]

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import random
+import functools
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import numpy as np
 import torch
 from torchrl.envs import ExplorationType, set_exploration_type
 from torchrl.record import VideoRecorder
@@ -15,7 +14,7 @@ from torchrl.record.loggers import Logger
 
 from torchrl_psmbpo.envs import EpisodeSeeder, make_env, max_episode_steps
 from torchrl_psmbpo.policy import PolicyEnsemble
-from torchrl_psmbpo.recipes.checkpoint import rng_state, set_rng_state
+from torchrl_psmbpo.recipes.checkpoint import rng_state, seed_all, set_rng_state
 
 
 @contextmanager
@@ -38,17 +37,13 @@ def own_random_streams(seed: int) -> Iterator[None]:
     """
     saved = rng_state()
     try:
-        torch.manual_seed(seed)
-        np.random.seed(seed % 2**32)
-        random.seed(seed)
+        seed_all(seed)
         yield
     finally:
         set_rng_state(saved)
 
 
-_RENDERING: dict[str, str | None] = {}
-
-
+@functools.cache
 def rendering_problem(task: str) -> str | None:
     """Why ``task`` cannot be rendered offscreen here, with the fix, or ``None`` if it can.
 
@@ -57,29 +52,24 @@ def rendering_problem(task: str) -> str | None:
     OpenGL backend on a machine without a display (``MUJOCO_GL=egl`` or ``osmesa``); Gym's
     classic-control tasks draw with pygame instead.
     """
-    if task not in _RENDERING:
-        problem = None
-        try:
-            with own_random_streams(0):
-                env = make_env(task, seed=0, from_pixels=True)
-                try:
-                    env.reset()
-                finally:
-                    env.close()
-        except Exception as err:  # no OpenGL context, no pygame, ...
-            text = str(err).strip()
-            first = text.splitlines()[0] if text else type(err).__name__
-            if "pygame" in text.lower():  # Gym's classic control: no MUJOCO_GL involved
-                why = ("pygame, which Gym draws it with, is not installed"
-                       if "not installed" in text else f"pygame, which Gym draws it with: {first}")
-                problem = (f"{task} cannot render here ({why}): install pygame with "
-                           'pip install "gymnasium[classic_control]"')
-            else:
-                problem = (f"{task} cannot render offscreen here ({first}): set MUJOCO_GL=egl "
-                           "(or osmesa) for MuJoCo's offscreen rendering on a machine without a "
-                           "display")
-        _RENDERING[task] = problem
-    return _RENDERING[task]
+    try:
+        with own_random_streams(0):
+            env = make_env(task, seed=0, from_pixels=True)
+            try:
+                env.reset()
+            finally:
+                env.close()
+    except Exception as err:  # no OpenGL context, no pygame, ...
+        text = str(err).strip()
+        first = text.splitlines()[0] if text else type(err).__name__
+        if "pygame" in text.lower():  # Gym's classic control: no MUJOCO_GL involved
+            why = ("pygame, which Gym draws it with, is not installed"
+                   if "not installed" in text else f"pygame, which Gym draws it with: {first}")
+            return (f"{task} cannot render here ({why}): install pygame with "
+                    'pip install "gymnasium[classic_control]"')
+        return (f"{task} cannot render offscreen here ({first}): set MUJOCO_GL=egl (or osmesa) "
+                "for MuJoCo's offscreen rendering on a machine without a display")
+    return None
 
 
 class Evaluator:

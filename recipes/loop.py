@@ -8,12 +8,10 @@ one call each. Steps are agent steps (one action; ``env.action_repeat`` simulato
 from __future__ import annotations
 
 import math
-import random
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from tensordict import TensorDictBase
 from torchrl._utils import timeit
@@ -22,6 +20,7 @@ from torchrl.record.loggers import Logger, get_logger
 from tqdm import tqdm
 
 from torchrl_psmbpo.policy import PolicyEnsemble, save_agent
+from torchrl_psmbpo.policy.export import AGENT_NAME
 from torchrl_psmbpo.replay import TRANSITION_KEYS, MixedBatchSampler
 from torchrl_psmbpo.sampling.posterior import PolicyPosterior
 from torchrl_psmbpo.world_model.rollout_schedule import rollout_length
@@ -38,13 +37,13 @@ from torchrl_psmbpo.recipes.build import (
 )
 from torchrl_psmbpo.recipes.checkpoint import (
     CHECKPOINT_NAME,
-    CheckpointError,
-    os_cause,
     log_sizes,
     rewind_logs,
     rng_state,
     save_checkpoint,
+    seed_all,
     set_rng_state,
+    written_or_kept,
 )
 from torchrl_psmbpo.recipes.config import Config, comparable, flatten
 from torchrl_psmbpo.recipes.evaluation import Evaluator, own_random_streams
@@ -89,10 +88,12 @@ def train(cfg: Config, run_dir: str | Path, resume: dict | None = None,
         ``{"step", "episodes", "last_return", "last_eval", "run_dir", "checkpoint", "stopped"}``.
     """
     run_dir = Path(run_dir)
-    seed_everything(cfg.seed)
+    seed_all(cfg.seed)
+    timeit.erase()
     posterior = make_posterior(cfg)
     real = make_real_env(cfg, posterior)
-    obs_dim, act_dim = real.env.observation_spec["observation"].shape[-1], real.env.action_spec.shape[-1]
+    act_space = real.env.action_spec
+    obs_dim, act_dim = real.env.observation_spec["observation"].shape[-1], act_space.shape[-1]
     policies = make_policies(cfg, obs_dim, act_dim)
     world = world_model_factory(cfg, obs_dim, act_dim)
     real_buffer, batch_sampler = make_buffers(cfg, world)
@@ -125,7 +126,8 @@ def train(cfg: Config, run_dir: str | Path, resume: dict | None = None,
 
         # Lines 6-7: step the real env with the picked member; add the transition to D_E
         with timeit("env"), torch.no_grad():
-            td = random_action(real.env, td) if not learning else policies.indexed_policy(td)
+            # before learning starts, uniform random actions (such episodes are not credited)
+            td = policies.indexed_policy(td) if learning else td.set("action", act_space.rand())
             td = real.env.step(td)
             real_buffer.extend(td.select(*TRANSITION_KEYS).unsqueeze(0))
         random_episode |= not learning
@@ -178,11 +180,6 @@ def train_models(world: WorldModel, real_buffer: Any, run: Progress) -> dict[str
     return {"model/val_nll": float(val.mean()),
             "model/val_mse": float(torch.as_tensor(metrics["val_mse"]).float().mean()),
             "model/epochs": float(metrics["epochs"])}
-
-
-def random_action(env: Any, td: TensorDictBase) -> TensorDictBase:
-    """Uniform random action (before learning starts; such episodes are not credited)."""
-    return td.set("action", env.action_spec.rand())
 
 
 def imagine(world: WorldModel, policies: PolicyEnsemble, real_buffer: Any, cfg: Config,
@@ -275,10 +272,8 @@ def log(logger: Logger, metrics: dict[str, float], step: int) -> None:
         logger.log_scalar(key, value, step)
 
 
-def loss_metrics(losses: TensorDictBase | None) -> dict[str, float]:
+def loss_metrics(losses: TensorDictBase) -> dict[str, float]:
     """Mean losses and temperature, and each member's actor and critic loss."""
-    if losses is None:
-        return {}
     out = {"loss/actor": float(losses["loss_actor"].mean()),
            "loss/qvalue": float(losses["loss_qvalue"].mean()),
            "loss/alpha": float(losses["loss_alpha"].mean()),
@@ -307,13 +302,6 @@ def check_finite(values: torch.Tensor, what: str, run: Progress) -> None:
         raise NonFiniteLossError(
             f"Non-finite {what} at agent step {run.step} (entries {bad[:8]}); stopping, {kept}."
         )
-
-
-def seed_everything(seed: int) -> None:
-    torch.manual_seed(seed)
-    np.random.seed(seed % 2**32)
-    random.seed(seed)
-    timeit.erase()
 
 
 def restore(cfg: Config, run_dir: Path, resume: dict | None,
@@ -366,26 +354,13 @@ def maybe_checkpoint(cfg: Config, run_dir: Path, run: Progress, stateful: dict[s
 def export_agent(cfg: Config, run_dir: Path, run: Progress, policies: PolicyEnsemble,
                  posterior: PolicyPosterior) -> None:
     """``agent.pt``: every member's actor, the most likely one to act
-    (:func:`torchrl_psmbpo.save_agent`).
-
-    Raises:
-        CheckpointError: the write failed (a full disk): the partial file is removed, the last
-            checkpoint kept, and the message says how to go on.
-    """
-    try:  # building the actors initialises modules: on streams of their own, the run's untouched
-        with own_random_streams(cfg.seed):
-            save_agent(run_dir, policies, posterior.most_likely(), task=cfg.env.task,
-                       action_repeat=cfg.env.action_repeat)
-    except (OSError, RuntimeError) as err:
-        cause = os_cause(err)
-        Path(run_dir, "agent.pt.tmp").unlink(missing_ok=True)
-        if cause is None:
-            raise
-        kept = (f"the last checkpoint (agent step {run.last_checkpoint_step}) kept: "
-                f"resume={run_dir} continues from it once there is room" if run.checkpoint
-                else "there was no checkpoint before it: start the run again once there is room")
-        raise CheckpointError(f"Could not write {Path(run_dir) / 'agent.pt'} ({cause.strerror}); "
-                              f"the partial file was removed, {kept}.") from None
+    (:func:`torchrl_psmbpo.save_agent`); a failed write raises
+    :class:`~torchrl_psmbpo.recipes.checkpoint.CheckpointError`, the last checkpoint kept."""
+    last_step = run.last_checkpoint_step if run.checkpoint else None
+    # building the actors initialises modules: on streams of their own, the run's untouched
+    with written_or_kept(run_dir / AGENT_NAME, "agent", last_step), own_random_streams(cfg.seed):
+        save_agent(run_dir, policies, posterior.most_likely(), task=cfg.env.task,
+                   action_repeat=cfg.env.action_repeat)
 
 
 def checkpoint(cfg: Config, run_dir: Path, run: Progress, stateful: dict[str, Any],
@@ -393,17 +368,11 @@ def checkpoint(cfg: Config, run_dir: Path, run: Progress, stateful: dict[str, An
     """Write everything a resumed run needs (atomically, the previous one kept until done)."""
     run.seconds = {k[len("time/"):-2]: v for k, v in timing(run).items()}
     timeit.erase()
-    previous, run.last_checkpoint_step = run.last_checkpoint_step, run.step
+    last_step = run.last_checkpoint_step if run.checkpoint else None
+    run.last_checkpoint_step = run.step
     progress = {k: v for k, v in asdict(run).items() if k != "checkpoint"}
-    try:
-        path = save_checkpoint(run_dir, {
-            "config": comparable(cfg), "state": {k: v.state_dict() for k, v in stateful.items()},
-            "progress": progress, "rng": rng_state(), "logger": logger.state_dict(),
-            "logger_type": cfg.run.logger, "log_sizes": log_sizes(run_dir),
-        })
-    except CheckpointError as err:  # e.g. a full disk: say what is kept and how to go on
-        kept = (f", the last checkpoint (agent step {previous}) kept: resume={run_dir} continues "
-                "from it once there is room" if run.checkpoint else "; there was no checkpoint "
-                "before it: start the run again once there is room")
-        raise CheckpointError(f"{err}{kept}.") from None
-    run.checkpoint = str(path)
+    run.checkpoint = str(save_checkpoint(run_dir, {
+        "config": comparable(cfg), "state": {k: v.state_dict() for k, v in stateful.items()},
+        "progress": progress, "rng": rng_state(), "logger": logger.state_dict(),
+        "logger_type": cfg.run.logger, "log_sizes": log_sizes(run_dir),
+    }, last_step))

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
 from datetime import datetime, timezone
@@ -39,61 +40,41 @@ def _git(*args: str) -> str | None:
     return out.stdout
 
 
-def git_state() -> dict[str, Any]:
-    """``{"commit", "dirty", "diff"}`` of the source checkout; ``commit`` is ``None`` where the
-    code does not run from a git checkout (an installed wheel)."""
-    commit = _git("rev-parse", "HEAD")
-    if commit is None:
-        return {"commit": None, "dirty": None, "diff": ""}
-    diff = _git("diff", "HEAD", "--", ".") or ""
-    return {"commit": commit.strip(), "dirty": bool(diff.strip()), "diff": diff}
-
-
-def versions() -> dict[str, str | None]:
-    """Installed version of each of :data:`PACKAGES` (``None`` if not installed), and Python's."""
-    out: dict[str, str | None] = {"python": platform.python_version()}
-    for name in PACKAGES:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = None
-    return out
-
-
-def _cpu_model() -> str:
+def _version(name: str) -> str | None:
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def host() -> dict[str, Any]:
-    """The machine: name, OS, CPU model and count, torch's threads, the GPU if CUDA is up."""
-    import torch
-
-    gpu = None
-    if torch.cuda.is_available():
-        gpu = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
-    return {"node": platform.node(), "platform": platform.platform(), "cpu": _cpu_model(),
-            "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(), "gpu": gpu}
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
 
 
 def collect() -> dict[str, Any]:
-    """Everything :func:`record` writes, as a dict (the diff included)."""
+    """Everything :func:`record` writes, as a dict: the time, the source checkout's ``commit``
+    (``None`` where the code does not run from a git checkout, e.g. an installed wheel),
+    ``dirty`` and ``diff``, the :data:`PACKAGES`' versions (``None`` if not installed), the host
+    (name, OS, CPU, torch's threads, the GPUs if CUDA is up), the command line and its folder."""
+    import torch
+
+    commit = _git("rev-parse", "HEAD")
+    diff = (_git("diff", "HEAD", "--", ".") or "") if commit else ""
+    cpuinfo = Path("/proc/cpuinfo")
+    cpu = re.search(r"^model name\s*:\s*(.*)$", cpuinfo.read_text() if cpuinfo.is_file() else "",
+                    flags=re.M)
+    gpus = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
     return {"time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            **git_state(), "versions": versions(), "host": host(),
+            "commit": commit and commit.strip(), "dirty": bool(diff.strip()) if commit else None,
+            "diff": diff,
+            "versions": {"python": platform.python_version(), **{n: _version(n) for n in PACKAGES}},
+            "host": {"node": platform.node(), "platform": platform.platform(),
+                     "cpu": cpu[1].strip() if cpu else platform.processor() or platform.machine(),
+                     "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+                     "gpu": gpus if torch.cuda.is_available() else None},
             "command": list(getattr(sys, "orig_argv", sys.argv)), "cwd": os.getcwd()}
 
 
 def read(run_dir: str | Path) -> list[dict[str, Any]]:
     """The entries of a run dir's ``provenance.json`` (``[]`` for a run made before it existed)."""
     path = Path(run_dir) / PROVENANCE_NAME
-    if not path.is_file():
-        return []
-    return json.loads(path.read_text())
+    return json.loads(path.read_text()) if path.is_file() else []
 
 
 def record(run_dir: str | Path, step: int) -> dict[str, Any]:
@@ -111,29 +92,24 @@ def record(run_dir: str | Path, step: int) -> dict[str, Any]:
     entries = read(run_dir)
     entry = collect()
     diff = entry.pop("diff")
-    entry["diff_file"] = None
+    entry["diff_file"] = f"provenance-{len(entries)}.diff" if entry["dirty"] else None
     if entry["dirty"]:
-        entry["diff_file"] = f"provenance-{len(entries)}.diff"
         (run_dir / entry["diff_file"]).write_text(diff)
-    entry["start_step"] = int(step)
-    entries.append(entry)
+    entries.append({**entry, "start_step": int(step)})
     tmp = run_dir / (PROVENANCE_NAME + ".tmp")
     tmp.write_text(json.dumps(entries, indent=1) + "\n")
     os.replace(tmp, run_dir / PROVENANCE_NAME)
-    return entry
+    return entries[-1]
 
 
 def commits(run_dir: str | Path) -> list[str | None]:
     """The commits that trained a run, in order, each once (``[]`` where none was recorded); a
     dirty tree's commit is marked ``<commit>+dirty``."""
-    seen: list[str | None] = []
+    labels = []
     for e in read(run_dir):
         c = e.get("commit")
-        label = None if c is None else c[:12] + ("+dirty" if e.get("dirty") else "")
-        if label not in seen:
-            seen.append(label)
-    return seen
+        labels.append(None if c is None else c[:12] + ("+dirty" if e.get("dirty") else ""))
+    return list(dict.fromkeys(labels))
 
 
-__all__ = ["PROVENANCE_NAME", "collect", "record", "read", "commits", "git_state", "versions",
-           "host"]
+__all__ = ["PROVENANCE_NAME", "collect", "record", "read", "commits"]

@@ -31,8 +31,6 @@ CHECKPOINT_NAME = "checkpoint.pt"
 EARLIER_RUN = ("config.yaml", "logs", "provenance.json", "videos", "agent.pt",
                f"{CHECKPOINT_NAME}.tmp", "agent.pt.tmp")
 """What a run writes besides its checkpoint: a directory holding any of these holds a run."""
-HYDRA_FILES = (".hydra",)
-"""Hydra's record of a run's composition (rewritten by Hydra at every start)."""
 PHASES = ("env", "model", "rollout", "update")
 """The training loop's timed phases: a run logs the cumulative seconds of each as
 ``logs/scalars/time/<phase>_s.csv``."""
@@ -157,11 +155,6 @@ def check_writable(path: str | Path, what: str = "run dir") -> None:
                           f"writable or choose another {what}.")
 
 
-def earlier_run(run_dir: str | Path) -> list[str]:
-    """The files of an earlier run in ``run_dir`` other than its checkpoint (names)."""
-    return [name for name in EARLIER_RUN if (Path(run_dir) / name).exists()]
-
-
 def discard(run_dir: str | Path, keep_hydra: bool = False) -> list[str]:
     """Delete every file an earlier run left in ``run_dir`` (checkpoint, config, logs, videos,
     provenance, and Hydra's record and log unless ``keep_hydra``); other files stay."""
@@ -170,8 +163,7 @@ def discard(run_dir: str | Path, keep_hydra: bool = False) -> list[str]:
     gone = [p for n in names if (p := run_dir / n).exists()]
     gone += sorted(run_dir.glob("provenance-*.diff"))
     if not keep_hydra:
-        gone += [run_dir / n for n in HYDRA_FILES if (run_dir / n).exists()]
-        gone += sorted(run_dir.glob("*.log"))
+        gone += sorted(run_dir.glob("*.log")) + sorted(run_dir.glob(".hydra"))  # Hydra's
     for p in gone:
         shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
     return [p.name for p in gone]
@@ -225,7 +217,7 @@ def _check_earlier(run_dir: Path, cfg: Any, resuming: bool, hydra_wrote: bool) -
             f"Run dir {str(run_dir)!r} already holds a checkpoint: continue it with "
             f"resume={run_dir}, start over in it with run.discard_existing=true (deletes it), or "
             "choose another run dir (hydra.run.dir=...).")
-    found = earlier_run(run_dir)
+    found = [name for name in EARLIER_RUN if (run_dir / name).exists()]
     if found:
         raise RunDirError(
             f"Run dir {str(run_dir)!r} holds an earlier run's files ({', '.join(found)}) but no "
@@ -236,4 +228,4 @@ def _check_earlier(run_dir: Path, cfg: Any, resuming: bool, hydra_wrote: bool) -
 
 
 __all__ = ["RunDirError", "RunLock", "lock_run_dir", "release_run_dir", "check_writable",
-           "earlier_run", "discard", "claim_run_dir", "LOCK_NAME"]
+           "discard", "claim_run_dir", "LOCK_NAME"]

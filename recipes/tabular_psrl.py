@@ -22,7 +22,10 @@ from __future__ import annotations
 
 import argparse
 import csv
+import inspect
 import os
+import re
+from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
@@ -32,53 +35,41 @@ from torchrl_psmbpo.theory.tabular.posterior import BOOTSTRAPS
 from torchrl_psmbpo.theory.tabular.psrl import SELECTIONS
 
 
+CHOICES = {"selections": SELECTIONS, "model_bootstrap": BOOTSTRAPS, "data_bootstrap": BOOTSTRAPS}
+
+
+def field_help() -> dict[str, str]:
+    """Each field's text in the ``Args:`` of :class:`SweepConfig`'s docstring."""
+    args = inspect.cleandoc(SweepConfig.__doc__).split("Args:\n")[1]
+    items = re.findall(r"^    ([\w, ]+): (.*(?:\n {8}.*)*)", args, flags=re.M)
+    return {name: " ".join(text.split()) for names, text in items for name in names.split(", ")}
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    d = SweepConfig()
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    """One option per field of :class:`SweepConfig` (``--n-models`` sets ``n_models``), with
+    its default and its docstring as help; ``--env`` takes several environments."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--env", nargs="+", choices=ENVS, default=list(ENVS), help="environments to run")
-    p.add_argument("--episodes", type=int, default=d.episodes)
-    p.add_argument("--seeds", type=int, default=d.seeds)
-    p.add_argument("--lambdas", type=float, nargs="+", default=list(d.lambdas))
-    p.add_argument("--selections", nargs="+", choices=SELECTIONS, default=list(d.selections))
-    p.add_argument("--n-models", type=int, default=d.n_models, help="N, ensemble size")
-    p.add_argument("--n-policies", type=int, default=d.n_policies, help="M, policies per model")
-    p.add_argument("--tau", type=float, default=None, help="OPS temperature (default: the horizon)")
-    p.add_argument("--model-bootstrap", choices=BOOTSTRAPS, default=d.model_bootstrap)
-    p.add_argument("--data-bootstrap", choices=BOOTSTRAPS, default=d.data_bootstrap)
-    p.add_argument("--n-states", type=int, default=d.n_states)
-    p.add_argument("--n-actions", type=int, default=d.n_actions, help="random MDPs only")
-    p.add_argument("--horizon", type=int, default=d.horizon)
-    p.add_argument("--alpha", type=float, default=None, help="Dirichlet prior concentration (default 1/S)")
-    p.add_argument("--prior-weight", type=float, default=None, help="pseudo-counts of members' random init")
-    p.add_argument("--kl-every", type=int, default=d.kl_every)
-    p.add_argument("--kl-samples", type=int, default=d.kl_samples)
-    p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--out", type=Path, default=Path("outputs/tabular_psrl"))
+    helps = field_help()
+    for f in fields(SweepConfig):
+        many = isinstance(f.default, tuple)
+        kind = float if f.default is None else type(f.default[0] if many else f.default)
+        if f.name != "env":
+            p.add_argument("--" + f.name.replace("_", "-"), type=kind, default=f.default,
+                           nargs="+" if many else None, choices=CHOICES.get(f.name),
+                           help=helps[f.name])
+    p.add_argument("--out", type=Path, default=Path("outputs/tabular_psrl"), help="output folder")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return p.parse_args(argv)
 
 
 def config_for(env: str, args: argparse.Namespace) -> SweepConfig:
-    return SweepConfig(
-        env=env,
-        n_states=args.n_states,
-        n_actions=2 if env == "riverswim" else args.n_actions,
-        horizon=args.horizon,
-        episodes=args.episodes,
-        seeds=args.seeds,
-        lambdas=tuple(args.lambdas),
-        selections=tuple(args.selections),
-        n_models=args.n_models,
-        n_policies=args.n_policies,
-        tau=args.tau,
-        model_bootstrap=args.model_bootstrap,
-        data_bootstrap=args.data_bootstrap,
-        alpha=args.alpha,
-        prior_weight=args.prior_weight,
-        kl_every=args.kl_every,
-        kl_samples=args.kl_samples,
-        seed=args.seed,
-    )
+    """The sweep of ``env`` with the command line's values (RiverSwim always has 2 actions)."""
+    values = {f.name: getattr(args, f.name) for f in fields(SweepConfig) if f.name != "env"}
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+    return SweepConfig(**{**values, "env": env,
+                          "n_actions": 2 if env == "riverswim" else args.n_actions})
 
 
 def write_csv(path: Path, rows: list[dict]) -> None:

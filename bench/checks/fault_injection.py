@@ -36,6 +36,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from torchrl_psmbpo.recipes.rundir import CHECKPOINT_NAME
+
 ROOT = Path(__file__).resolve().parents[2]  # the checkout: bench/checks/ is two levels down
 RECIPE = ROOT / "recipes" / "psmbpo_gym.py"
 RECORD = ROOT / "recipes" / "record.py"
@@ -158,7 +160,7 @@ def training(ws: Path, run_dir: Path, stop: bool = True):
                             stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 180
-        while not ((run_dir / "checkpoint.pt").is_file() and (run_dir / "run.lock").is_file()):
+        while not ((run_dir / CHECKPOINT_NAME).is_file() and (run_dir / "run.lock").is_file()):
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError("the background run did not reach its first checkpoint")
             time.sleep(0.2)
@@ -238,14 +240,14 @@ def _(ws, base):
 @case("earlier run without checkpoint, fresh run into it")
 def _(ws, base):
     run = saved_copy(ws, base)
-    (run / "checkpoint.pt").unlink()
+    (run / CHECKPOINT_NAME).unlink()
     return attempt(ws, *TINY, "total_steps=110", f"hydra.run.dir={run}")
 
 
 @case("earlier run without checkpoint + run.discard_existing=true", expect="runs")
 def _(ws, base):
     run = saved_copy(ws, base)
-    (run / "checkpoint.pt").unlink()
+    (run / CHECKPOINT_NAME).unlink()
     return attempt(ws, *TINY, "total_steps=110", f"hydra.run.dir={run}",
                    "run.discard_existing=true")
 
@@ -253,7 +255,7 @@ def _(ws, base):
 @case("resume=<dir> without checkpoint (killed before the first)")
 def _(ws, base):
     run = saved_copy(ws, base)
-    (run / "checkpoint.pt").unlink()
+    (run / CHECKPOINT_NAME).unlink()
     return attempt(ws, f"resume={run}", "total_steps=440")
 
 
@@ -280,14 +282,14 @@ def _(ws, base):
 @case("checkpoint with 4000 bytes flipped in the middle, resume=")
 def _(ws, base):
     run = saved_copy(ws, base)
-    flip_middle(run / "checkpoint.pt")
+    flip_middle(run / CHECKPOINT_NAME)
     return attempt(ws, f"resume={run}", "total_steps=440")
 
 
 @case("checkpoint truncated to 1000 bytes, resume=")
 def _(ws, base):
     run = saved_copy(ws, base)
-    ckpt = run / "checkpoint.pt"
+    ckpt = run / CHECKPOINT_NAME
     ckpt.write_bytes(ckpt.read_bytes()[:1000])
     return attempt(ws, f"resume={run}", "total_steps=440")
 
@@ -295,7 +297,7 @@ def _(ws, base):
 @case("empty checkpoint, resume=")
 def _(ws, base):
     run = saved_copy(ws, base)
-    (run / "checkpoint.pt").write_bytes(b"")
+    (run / CHECKPOINT_NAME).write_bytes(b"")
     return attempt(ws, f"resume={run}", "total_steps=440")
 
 
@@ -366,7 +368,7 @@ def _(ws, base):
       expect="stops, checkpoint kept")
 def _(ws, base):
     run = saved_copy(ws, base)
-    limit = (run / "checkpoint.pt").stat().st_size // 4
+    limit = (run / CHECKPOINT_NAME).stat().st_size // 4
 
     def small_files():
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
@@ -386,7 +388,7 @@ def _(ws, base):
         proc.wait()
     import torch
 
-    step = torch.load(run / "checkpoint.pt", weights_only=False)["progress"]["step"]
+    step = torch.load(run / CHECKPOINT_NAME, weights_only=False)["progress"]["step"]
     return attempt(ws, f"resume={run}", f"total_steps={step + 100}",
                    note=f"killed after the checkpoint of step {step}: stale lock taken over, "
                         "rows past the checkpoint cut")
@@ -430,7 +432,7 @@ def as_expected(expect: str, out: Outcome) -> bool:
     if expect == "runs":
         return out.code == 0
     if expect == "stops, checkpoint kept":  # the previous checkpoint as it was, no partial file
-        return out.code == 1 and out.line.startswith("error: ") and "checkpoint.pt" not in \
+        return out.code == 1 and out.line.startswith("error: ") and CHECKPOINT_NAME not in \
             out.changes
     return out.code == int(expect.split()[-1])
 

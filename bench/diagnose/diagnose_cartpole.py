@@ -34,6 +34,7 @@ from torchrl.envs import ExplorationType, set_exploration_type
 from torchrl_psmbpo.envs import make_env
 from torchrl_psmbpo.recipes.build import EVAL_SEED_OFFSET
 from torchrl_psmbpo.recipes.checkpoint import CheckpointError, load_checkpoint
+from torchrl_psmbpo.recipes.rundir import CHECKPOINT_NAME
 
 UPRIGHT_COS = 0.995  # dm_control cartpole: the sparse reward's "upright" bound
 CENTRED_X = 0.25  # and its "centred" bound
@@ -67,8 +68,8 @@ def behaviour(observation: torch.Tensor) -> dict[str, float]:
 
 def check(run_dir: Path):
     """The run's config, or ValueError naming what is wrong with ``run_dir``."""
-    if not (run_dir / "config.yaml").is_file() or not (run_dir / "checkpoint.pt").is_file():
-        raise ValueError(f"{run_dir}: not a run dir with config.yaml and checkpoint.pt")
+    if not (run_dir / "config.yaml").is_file() or not (run_dir / CHECKPOINT_NAME).is_file():
+        raise ValueError(f"{run_dir}: not a run dir with config.yaml and {CHECKPOINT_NAME}")
     cfg = read_config(run_dir)
     if not cfg.env.task.startswith("dmc:cartpole"):
         raise ValueError(f"{run_dir}: task {cfg.env.task!r}; this diagnostic takes dmc:cartpole-* runs")

@@ -20,6 +20,7 @@ from torchrl_psmbpo.policy import PolicyEnsemble
 from torchrl_psmbpo.recipes.build import WorldModel, make_buffers, make_policies, make_posterior, make_world_model
 from torchrl_psmbpo.recipes.cli import to_config
 from torchrl_psmbpo.recipes.config import Config
+from torchrl_psmbpo.recipes.rundir import CHECKPOINT_NAME
 
 
 def parser(doc: str, *, one_run: bool = False, members: str | None = None,
@@ -61,15 +62,15 @@ def read_config(run_dir: Path, overrides: Sequence[str] = ()) -> Config:
 
 def require_checkpoints(run_dirs: Sequence[Path]) -> None:
     """Exit with one line naming every run dir without a ``checkpoint.pt`` (before any work)."""
-    missing = [str(d) for d in run_dirs if not (d / "checkpoint.pt").is_file()]
+    missing = [str(d) for d in run_dirs if not (d / CHECKPOINT_NAME).is_file()]
     if missing:
-        raise SystemExit(f"error: no checkpoint.pt in {', '.join(missing)}")
+        raise SystemExit(f"error: no {CHECKPOINT_NAME} in {', '.join(missing)}")
 
 
 def read_checkpoint(run_dir: Path) -> dict[str, Any]:
     """The run's ``checkpoint.pt`` as saved (no check against the config: a diagnostic may
     replay it under other settings)."""
-    return torch.load(run_dir / "checkpoint.pt", weights_only=False)
+    return torch.load(run_dir / CHECKPOINT_NAME, weights_only=False)
 
 
 def load_real_data(run_dir: Path) -> tuple[Config, TensorDictBase, int, dict[str, Any]]:
