@@ -18,6 +18,7 @@ import dataclasses
 import errno
 import functools
 import itertools
+import logging
 import os
 import re
 import signal
@@ -45,6 +46,10 @@ for _name, _resolver in (("path_safe", lambda s: re.sub(r"[^A-Za-z0-9_.-]+", "_"
 
 
 ConfigStore.instance().store(name="base", node=Config)  # recipes/conf/<suite>.yaml: base
+# dm_control's import logs its OpenGL backend at INFO (absl, PyOpenGL), and Hydra prints that
+# before a run starts (three lines in front of a bad input's one-line error): warnings and up.
+for _logger in ("absl", "OpenGL.acceleratesupport"):
+    logging.getLogger(_logger).setLevel(logging.WARNING)
 
 
 class UserError(ValueError):

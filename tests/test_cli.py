@@ -71,6 +71,7 @@ def test_bad_input_is_one_line_before_any_work(tmp_path, args, message):
     assert message in out.stderr, out.stderr
     assert "Traceback" not in out.stderr + out.stdout
     assert len(out.stderr.strip().splitlines()) == 1, out.stderr
+    assert out.stdout.strip() == ""  # no log lines in front of it (dm_control's import logs)
     assert list(tmp_path.iterdir()) == []  # no run dir, no outputs/ or multirun/
 
 
