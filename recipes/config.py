@@ -143,6 +143,9 @@ class PolicyConfig:
                                          "component's default (SAC's entropy target's analogue)")
     prior_rollouts: bool = _f(False, "imagined rollouts act with each member's action prior "
                                      "instead of its actor (needs action_prior)")
+    compile: bool = _f(False, "torch.compile the update's loss computation on a GPU; ignored on "
+                              "a CPU, where it is slower (docs/policy_ensemble.md); not yet "
+                              "measured on a GPU (docs/gpu.md)")
 
 
 @dataclass

@@ -153,6 +153,17 @@ def test_rollout_and_information_settings_reach_the_imagined_env():
     assert env.information_weight == 0.5 and env.information_sign == "optimistic"
 
 
+def test_policy_compile_reaches_the_ensemble_and_is_ignored_on_a_cpu():
+    from torchrl_psmbpo.recipes.build import make_policies
+
+    assert compose("dmc", ["preset=small"]).policy.compile is False
+    cfg = compose("dmc", ["preset=small", "policy.compile=true"])
+    policies = make_policies(cfg, 5, 1)
+    assert cfg.policy.compile is True and policies.compiled is False  # run.device=cpu
+    with pytest.raises(UserError, match="policy.compile"):
+        compose("dmc", ["policy.compile=maybe"])
+
+
 def test_action_prior_widths_default_to_half_the_actors_and_are_checked():
     from torchrl_psmbpo.recipes.build import make_policies
 
