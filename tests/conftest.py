@@ -7,9 +7,23 @@ import importlib.util
 from pathlib import Path
 
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 _EXPECTED = {"torchrl_psmbpo": ROOT / "components", "torchrl_psmbpo.recipes": ROOT / "recipes"}
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Torch on one thread until the module's last test: the tests' networks are tiny, so a
+    second thread gains nothing, and with other processes on the machine OpenMP waits can slow
+    each op by 10-50x. With ``pytestmark = pytest.mark.usefixtures("one_thread")`` it is set up
+    before the module's own module-scoped fixtures (models trained once), which then run on one
+    thread too."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def pytest_configure(config):

@@ -4,7 +4,9 @@ The reference that the faster update is checked against (``tests/test_policy_ens
 ``test_update_equals_the_frozen_update``) and timed against (``bench/speed/bench_policy_ensemble.py
 --against-frozen``). The functions and classes below are copied verbatim from
 ``components/policy/{_batched_mlp,_networks,_update,ensemble}.py`` at commit 7d7b145 (only
-what the update needs: no acting, no vmap backend, no input checks): do not edit them.
+what the update needs: no acting, no vmap backend, no input checks): do not edit them, and do
+not share code with the live modules to remove the overlap that ``duplicates`` lists: the copy
+is the point.
 
 :class:`FrozenUpdate` takes a copy of a live ``PolicyEnsemble``'s state (parameters, target
 critics, temperatures, Adam state) and updates its copy with the old code.

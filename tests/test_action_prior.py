@@ -13,6 +13,7 @@ from torchrl.envs.utils import ExplorationType, set_exploration_type
 from torchrl.modules import TanhNormal
 
 import torchrl_psmbpo.policy._update as update_module
+from helpers import sac_batch
 from torchrl_psmbpo.policy._networks import normal_kl, tanh_normal_log_prob, tanh_normal_rsample
 from torchrl_psmbpo.policy.ensemble import PolicyEnsemble
 
@@ -20,12 +21,7 @@ BACKENDS = ("bmm", "vmap")
 OBS, ACT, HID = 5, 3, (32, 32)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def ensemble(shape=(2, 2), backend="bmm", **kwargs) -> PolicyEnsemble:
@@ -33,18 +29,7 @@ def ensemble(shape=(2, 2), backend="bmm", **kwargs) -> PolicyEnsemble:
 
 
 def make_batch(n: int, m: int, b: int, observation: torch.Tensor | None = None) -> TensorDict:
-    return TensorDict(
-        {
-            "observation": torch.randn(n, m, b, OBS) if observation is None else observation,
-            "action": torch.rand(n, m, b, ACT) * 2 - 1,
-            "next": {
-                "observation": torch.randn(n, m, b, OBS),
-                "reward": torch.randn(n, m, b, 1),
-                "terminated": torch.rand(n, m, b, 1) < 0.25,
-            },
-        },
-        [n, m, b],
-    )
+    return sac_batch(n, m, b, OBS, ACT, observation=observation)
 
 
 def closed_form_kl(ens: PolicyEnsemble, observation: torch.Tensor) -> torch.Tensor:

@@ -42,14 +42,9 @@ def small_model(seed: int = 0, **kwargs) -> DynamicsEnsemble:
     return DynamicsEnsemble(2, 1, **kw)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """These models are tiny, so every op is overhead-bound: one thread is faster and, on a busy
-    2-core machine, avoids OpenMP oversubscription (measured 5 ms vs 30+ ms per step)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# these models are tiny, so every op is overhead-bound: one thread is faster and, on a busy
+# 2-core machine, avoids OpenMP oversubscription (measured 5 ms vs 30+ ms per step)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from tensordict import TensorDict
 from torchrl.envs.utils import check_env_specs
 
+from helpers import play, scripted_actions
 from torchrl_psmbpo.envs.factory import make_env, max_episode_steps, parse_task, termination_fn
 
 TASKS = [
@@ -17,26 +17,6 @@ TASKS = [
     "metaworld:window-open-v3",
     "metaworld:reach-v3",
 ]
-
-
-def _scripted_actions(env, steps: int, seed: int = 0) -> torch.Tensor:
-    g = torch.Generator().manual_seed(seed)
-    shape = (steps,) + tuple(env.action_spec.shape)
-    return torch.rand(shape, generator=g) * 2 - 1
-
-
-def _play(env, actions: torch.Tensor) -> TensorDict:
-    """Step ``env`` through ``actions`` (resetting after done), return the stacked transitions."""
-    out = []
-    td = env.reset()
-    for a in actions:
-        td["action"] = a
-        td = env.step(td)
-        out.append(td.clone())
-        td = env.step_mdp(td)
-        if out[-1]["next", "done"].any():
-            td = env.reset()
-    return torch.stack(out)
 
 
 @pytest.mark.parametrize("task", TASKS)
@@ -76,8 +56,8 @@ def test_dmc_observation_is_fixed_concatenation():
 @pytest.mark.parametrize("task", ["dmc:cheetah-run", "gym:Hopper-v5", "metaworld:reach-v3"])
 def test_seeding_reproduces_observations_and_rewards(task):
     env_a, env_b, env_c = make_env(task, seed=3), make_env(task, seed=3), make_env(task, seed=4)
-    actions = _scripted_actions(env_a, 8)
-    a, b, c = _play(env_a, actions), _play(env_b, actions), _play(env_c, actions)
+    actions = scripted_actions(env_a, 8)
+    a, b, c = play(env_a, actions), play(env_b, actions), play(env_c, actions)
     torch.testing.assert_close(a["observation"], b["observation"])
     torch.testing.assert_close(a["next", "reward"], b["next", "reward"])
     assert not torch.allclose(a["observation"][0], c["observation"][0])
@@ -100,7 +80,7 @@ def test_time_limit_is_truncation(task, limit):
 def test_hopper_falls_and_terminates_before_time_limit():
     env = make_env("gym:Hopper-v5", seed=0)
     falling = torch.tensor([1.0, -1.0, 1.0])  # a fixed torque pattern tips the hopper over
-    td = _play(env, falling.expand(200, 3))
+    td = play(env, falling.expand(200, 3))
     ends = td["next", "done"].squeeze(-1).nonzero()
     assert len(ends) > 0, "a hopper driven by a constant torque pattern should fall"
     td = td[: ends[0, 0] + 1]  # the first episode
@@ -125,7 +105,7 @@ def test_hopper_falls_and_terminates_before_time_limit():
 )
 def test_termination_fn_matches_real_env(task, steps):
     env = make_env(task, seed=1)
-    data = _play(env, _scripted_actions(env, steps, seed=1))
+    data = play(env, scripted_actions(env, steps, seed=1))
     fn = termination_fn(task)
     predicted = fn(data["observation"], data["action"], data["next", "observation"])
     assert predicted.shape == data["next", "terminated"].shape

@@ -17,12 +17,7 @@ from torchrl_psmbpo.world_model.imagined_env import ImaginedRolloutEnv
 D, A, E = 3, 2, 5
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def make_model(identical: bool = False, spread: float = 0.3) -> DynamicsEnsemble:

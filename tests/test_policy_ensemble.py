@@ -16,6 +16,7 @@ from torchrl.envs.utils import ExplorationType, set_exploration_type
 from torchrl.modules import ProbabilisticActor
 from torchrl.objectives import SACLoss, SoftUpdate
 
+from helpers import sac_batch
 from torchrl_psmbpo.envs.factory import make_env
 from torchrl_psmbpo.policy.ensemble import PolicyEnsemble
 
@@ -30,19 +31,7 @@ def small_ensemble(shape=(2, 2), backend="bmm", **kwargs) -> PolicyEnsemble:
 
 
 def make_batch(n: int, m: int, b: int, obs: int = OBS, act: int = ACT) -> TensorDict:
-    return TensorDict(
-        {
-            "observation": torch.randn(n, m, b, obs),
-            "action": torch.rand(n, m, b, act) * 2 - 1,
-            "next": {
-                "observation": torch.randn(n, m, b, obs),
-                "reward": torch.randn(n, m, b, 1),
-                "terminated": torch.rand(n, m, b, 1) < 0.25,
-                "done": torch.zeros(n, m, b, 1, dtype=torch.bool),
-            },
-        },
-        [n, m, b],
-    )
+    return sac_batch(n, m, b, obs, act)
 
 
 class NoiseQueue:
@@ -469,16 +458,6 @@ def test_compile_option_gives_the_eager_update():
     assert max_abs_diff(expected.detach(), got.detach()) < 1e-5
     assert max_abs_diff(eager.update(batch, noise), compiled.update(batch, noise)) == 0
     assert max_abs_diff(eager.actor_params.data, compiled.actor_params.data) == 0
-
-
-@pytest.fixture
-def one_thread():
-    # small networks gain nothing from a second thread, and with other processes on the
-    # machine OpenMP waits can slow each tiny op by 10-50x
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_members_learn_pendulum_from_real_data(one_thread):

@@ -6,7 +6,6 @@ Each case runs the recipe as a user does (a subprocess) on a copy of one finishe
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import os
 import shutil
@@ -17,6 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from helpers import read_only
 from torchrl_psmbpo.recipes.rundir import CHECKPOINT_NAME
 from test_cli import RECIPES, TINY, run, snapshot
 
@@ -48,25 +48,6 @@ def refused(out: subprocess.CompletedProcess, *fragments: str) -> str:
     for fragment in fragments:
         assert fragment in lines[0], lines[0]
     return lines[0]
-
-
-@contextlib.contextmanager
-def read_only(path: Path):
-    """``path`` cannot be written while inside (chattr +i as root, whom modes do not stop)."""
-    if os.geteuid() == 0:
-        if subprocess.run(["chattr", "+i", str(path)], capture_output=True).returncode != 0:
-            pytest.skip("cannot make a folder read-only for root here (chattr +i)")
-        try:
-            yield
-        finally:
-            subprocess.run(["chattr", "-i", str(path)], check=True)
-    else:
-        mode = path.stat().st_mode
-        path.chmod(0o555)
-        try:
-            yield
-        finally:
-            path.chmod(mode)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ import pytest
 import torch
 from tensordict import TensorDict
 
+from helpers import play, scripted_actions
 from torchrl_psmbpo.envs.factory import make_env, termination_fn
 from torchrl_psmbpo.world_model.dynamics import DynamicsEnsemble
 from torchrl_psmbpo.world_model.imagined_env import ImaginedRolloutEnv
@@ -17,28 +18,14 @@ from torchrl_psmbpo.termination import TerminationRule
 D, A = 3, 2
 
 
-def _play(env, steps: int, seed: int) -> TensorDict:
-    """Random actions through a TorchRL env (resetting after done), stacked transitions."""
-    g = torch.Generator().manual_seed(seed)
-    out = []
-    td = env.reset()
-    for _ in range(steps):
-        td["action"] = torch.rand(env.action_spec.shape, generator=g) * 2 - 1
-        td = env.step(td)
-        out.append(td.clone())
-        td = env.step_mdp(td)
-        if out[-1]["next", "done"].any():
-            td = env.reset()
-    return torch.stack(out)
-
-
 @pytest.mark.parametrize(
     "task,atol", [("gym:InvertedPendulum-v5", 0.0), ("gym:InvertedDoublePendulum-v5", 1e-4)]
 )
 def test_known_terminal_reward_matches_the_real_env(task, atol):
     rule = termination_fn(task)
     assert isinstance(rule, TerminationRule) and rule.terminal_reward is not None
-    data = _play(make_env(task, seed=2), 400, seed=2)
+    env = make_env(task, seed=2)
+    data = play(env, scripted_actions(env, 400, seed=2))
     terminated = data["next", "terminated"].squeeze(-1)
     assert terminated.sum() >= 5
     real = data["next", "reward"][terminated]

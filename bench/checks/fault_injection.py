@@ -35,12 +35,16 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
+from unittest import SkipTest as Skip  # a case that cannot run on this machine (the reason)
 
 from torchrl_psmbpo.recipes.rundir import CHECKPOINT_NAME
 
 ROOT = Path(__file__).resolve().parents[2]  # the checkout: bench/checks/ is two levels down
 RECIPE = ROOT / "recipes" / "psmbpo_gym.py"
 RECORD = ROOT / "recipes" / "record.py"
+sys.path.insert(0, str(ROOT))  # for tests/helpers.py
+from tests.helpers import read_only  # noqa: E402  (raises Skip where it cannot work)
+
 TINY = [
     "preset=small", "task=gym:Pendulum-v1", "init_random_steps=100", "rollout.epoch_length=100",
     "num_models=2", "policies_per_model=2", "model.elites=2", "model.hidden=16", "model.depth=2",
@@ -130,28 +134,6 @@ def saved_copy(ws: Path, base: Path, name: str = "run") -> Path:
 
 
 @contextlib.contextmanager
-def read_only(path: Path):
-    if os.geteuid() == 0:  # modes do not stop root: the immutable flag does
-        if subprocess.run(["chattr", "+i", str(path)], capture_output=True).returncode != 0:
-            raise Skip("chattr +i is not available here")
-        try:
-            yield
-        finally:
-            subprocess.run(["chattr", "-i", str(path)], check=True)
-    else:
-        mode = path.stat().st_mode
-        path.chmod(0o555)
-        try:
-            yield
-        finally:
-            path.chmod(mode)
-
-
-class Skip(Exception):
-    """The case cannot be run on this machine (the reason)."""
-
-
-@contextlib.contextmanager
 def training(ws: Path, run_dir: Path, stop: bool = True):
     """A real run training in ``run_dir`` (from scratch), held frozen (SIGSTOP) after its first
     checkpoint while the body runs, so that the body's snapshots see only the body's changes."""
@@ -191,22 +173,17 @@ def _(ws, base):
     return attempt(ws, *TINY, "gamma=1.5", f"hydra.run.dir={ws / 'run'}")
 
 
-@case("fresh run into a saved run's dir (hydra.run.dir=)")
-def _(ws, base):
-    run = saved_copy(ws, base)
-    return attempt(ws, *TINY, "total_steps=240", f"hydra.run.dir={run}")
+def _into_saved_run(prefix: str) -> None:
+    """The case of a fresh run into a saved run's dir, given as ``{prefix}hydra.run.dir=``."""
+
+    @case(f"fresh run into a saved run's dir ({prefix}hydra.run.dir=)")
+    def _(ws, base):
+        run = saved_copy(ws, base)
+        return attempt(ws, *TINY, "total_steps=240", f"{prefix}hydra.run.dir={run}")
 
 
-@case("fresh run into a saved run's dir (++hydra.run.dir=)")
-def _(ws, base):
-    run = saved_copy(ws, base)
-    return attempt(ws, *TINY, "total_steps=240", f"++hydra.run.dir={run}")
-
-
-@case("fresh run into a saved run's dir (+hydra.run.dir=)")
-def _(ws, base):
-    run = saved_copy(ws, base)
-    return attempt(ws, *TINY, "total_steps=240", f"+hydra.run.dir={run}")
+for _prefix in ("", "++", "+"):  # Hydra's three ways to set it
+    _into_saved_run(_prefix)
 
 
 @case("lock: second process, hydra.run.dir= + run.resume_if_exists=true")
@@ -317,36 +294,25 @@ def _package_missing(name: str) -> None:
         raise Skip(f"{name} is installed here")
 
 
-@case("run.logger=wandb without wandb, fresh run")
-def _(ws, base):
-    _package_missing("wandb")
-    return attempt(ws, *TINY, "run.logger=wandb", f"hydra.run.dir={ws / 'run'}")
+def _without(package: str, setting: str, what: str, resume: bool = True) -> None:
+    """The cases of ``setting`` where ``package`` is not installed: a fresh run (and a resume=)."""
+
+    @case(f"{what}, fresh run")
+    def _(ws, base):
+        _package_missing(package)
+        return attempt(ws, *TINY, setting, f"hydra.run.dir={ws / 'run'}")
+
+    if resume:
+        @case(f"{what}, resume=")
+        def _(ws, base):
+            _package_missing(package)
+            run = saved_copy(ws, base)
+            return attempt(ws, f"resume={run}", "total_steps=440", setting)
 
 
-@case("run.logger=tensorboard without tensorboard, fresh run")
-def _(ws, base):
-    _package_missing("tensorboard")
-    return attempt(ws, *TINY, "run.logger=tensorboard", f"hydra.run.dir={ws / 'run'}")
-
-
-@case("run.logger=tensorboard without tensorboard, resume=")
-def _(ws, base):
-    _package_missing("tensorboard")
-    run = saved_copy(ws, base)
-    return attempt(ws, f"resume={run}", "total_steps=440", "run.logger=tensorboard")
-
-
-@case("eval.video=true where gym:Pendulum-v1 cannot render (no pygame), fresh run")
-def _(ws, base):
-    _package_missing("pygame")
-    return attempt(ws, *TINY, "eval.video=true", f"hydra.run.dir={ws / 'run'}")
-
-
-@case("eval.video=true where gym:Pendulum-v1 cannot render (no pygame), resume=")
-def _(ws, base):
-    _package_missing("pygame")
-    run = saved_copy(ws, base)
-    return attempt(ws, f"resume={run}", "total_steps=440", "eval.video=true")
+_without("wandb", "run.logger=wandb", "run.logger=wandb without wandb", resume=False)
+_without("tensorboard", "run.logger=tensorboard", "run.logger=tensorboard without tensorboard")
+_without("pygame", "eval.video=true", "eval.video=true where gym:Pendulum-v1 cannot render (no pygame)")
 
 
 @case("read-only parent of a new run dir")

@@ -28,7 +28,7 @@ import sys
 from pathlib import Path
 
 import torch
-from run_dirs import chosen_members, parser, read_config, trained_policies
+from run_dirs import chosen_members, parser, print_table, read_config, trained_policies
 from torchrl.envs import ExplorationType, set_exploration_type
 
 from torchrl_psmbpo.envs import make_env
@@ -107,19 +107,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     torch.set_num_threads(1)
-    print("| run | member | episode | return | rewarded zone | upright | net turns | mean abs x |")
-    print("|---|---|---|---|---|---|---|---|")
-    for run_dir in args.run_dirs:
-        try:
-            rows = diagnose(run_dir, args.members, args.episodes)
-        except (ValueError, CheckpointError) as err:
-            print(f"error: {err}", file=sys.stderr)
-            return 1
-        for r in rows:
-            print(f"| {r['run']} | {r['member']} | {r['episode']} | {r['return']:.0f} | "
-                  f"{r['rewarded_zone']:.3f} | {r['upright']:.3f} | {r['net_turns']:.1f} | "
-                  f"{r['mean_abs_x']:.2f} |", flush=True)
-    return 0
+    return print_table(
+        "| run | member | episode | return | rewarded zone | upright | net turns | mean abs x |",
+        "| {run} | {member} | {episode} | {return:.0f} | {rewarded_zone:.3f} | {upright:.3f} | "
+        "{net_turns:.1f} | {mean_abs_x:.2f} |",
+        args.run_dirs, lambda run_dir: diagnose(run_dir, args.members, args.episodes),
+        errors=(ValueError, CheckpointError),
+    )
 
 
 if __name__ == "__main__":

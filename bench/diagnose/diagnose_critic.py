@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from run_dirs import chosen_members, parser, read_config, trained_policies
+from run_dirs import chosen_members, parser, print_table, read_config, trained_policies
 from tensordict import TensorDict
 from torchrl.envs import ExplorationType, set_exploration_type
 
@@ -128,17 +128,14 @@ def neglected_tail(run_dir: Path) -> float:
 def main(argv: list[str] | None = None) -> int:
     args = parser(__doc__, members="best", episodes=3).parse_args(argv)
     torch.set_num_threads(1)
-    print("| run | member | alpha | mean Q | mean G | bias Q - G | bias / mean abs G | corr(Q, G) |")
-    print("|---|---|---|---|---|---|---|---|")
-    for run_dir in args.run_dirs:
-        try:
-            rows = diagnose(run_dir, args.members, args.episodes)
-        except (ValueError, CheckpointError, FileNotFoundError) as err:
-            print(f"error: {err}", file=sys.stderr)
-            return 1
-        for r in rows:
-            print(f"| {r['run']} | {r['member']} | {r['alpha']:.4f} | {r['Q']:.1f} | {r['G']:.1f} | "
-                  f"{r['bias']:+.1f} | {r['rel_bias']:+.3f} | {r['corr']:.3f} |", flush=True)
+    code = print_table(
+        "| run | member | alpha | mean Q | mean G | bias Q - G | bias / mean abs G | corr(Q, G) |",
+        "| {run} | {member} | {alpha:.4f} | {Q:.1f} | {G:.1f} | {bias:+.1f} | {rel_bias:+.3f} | {corr:.3f} |",
+        args.run_dirs, lambda run_dir: diagnose(run_dir, args.members, args.episodes),
+        errors=(ValueError, CheckpointError, FileNotFoundError),
+    )
+    if code:
+        return code
     print(f"\n(neglected tail of G at most {neglected_tail(args.run_dirs[-1]):.2g} per step)")
     return 0
 

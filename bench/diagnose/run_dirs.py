@@ -9,8 +9,9 @@ this module by name (``from run_dirs import ...``). Not part of the test run.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 from omegaconf import OmegaConf
@@ -110,3 +111,32 @@ def chosen_members(cfg: Config, state: dict[str, Any], members: str) -> list[int
     posterior = make_posterior(cfg)
     posterior.load_state_dict(state["state"]["posterior"])
     return [posterior.most_likely()]
+
+
+def print_table(header: str, row: str, run_dirs: Sequence[Path],
+                rows_of: Callable[[Path], list[dict[str, Any]]],
+                errors: tuple[type[Exception], ...] = (ValueError,)) -> int:
+    """Prints one markdown table of the rows of every run dir, in order, each row as it comes.
+
+    Args:
+        header: the column names, ``"| run | member | ... |"``.
+        row: a row's format over its keys, ``"| {run} | {member} | {return:.0f} | ... |"``.
+        run_dirs: the run dirs.
+        rows_of: a run dir's rows (dicts).
+        errors: what ``rows_of`` raises for a run dir it cannot read: printed as one ``error:``
+            line on stderr, and the table stops there.
+
+    Returns:
+        The exit code: 0, or 1 after an error.
+    """
+    print(header)
+    print("|" + "---|" * (header.count("|") - 1))
+    for run_dir in run_dirs:
+        try:
+            rows = rows_of(run_dir)
+        except errors as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 1
+        for r in rows:
+            print(row.format(**r), flush=True)
+    return 0

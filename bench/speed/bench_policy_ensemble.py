@@ -53,6 +53,7 @@ _spec = importlib.util.spec_from_file_location(
     submodule_search_locations=[str(_ROOT / "components")])
 sys.modules["torchrl_psmbpo"] = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(sys.modules["torchrl_psmbpo"])
+from tests.helpers import sac_batch  # noqa: E402
 from torchrl_psmbpo.policy.ensemble import PolicyEnsemble  # noqa: E402
 
 MATMUL_OPS = ("aten::bmm", "aten::baddbmm")
@@ -76,22 +77,6 @@ def update_matmul_flops(obs: int, act: int, hidden: int, batch: int) -> float:
         + 10 * critic_fwd
         + 2 * critic_input_grads_23
         + actor_input_grads_23
-    )
-
-
-def make_batch(n: int, m: int, b: int, obs: int, act: int) -> TensorDict:
-    return TensorDict(
-        {
-            "observation": torch.randn(n, m, b, obs),
-            "action": torch.rand(n, m, b, act) * 2 - 1,
-            "next": {
-                "observation": torch.randn(n, m, b, obs),
-                "reward": torch.randn(n, m, b, 1),
-                "terminated": torch.rand(n, m, b, 1) < 0.05,
-                "done": torch.zeros(n, m, b, 1, dtype=torch.bool),
-            },
-        },
-        [n, m, b],
     )
 
 
@@ -144,7 +129,7 @@ def bench(shape, args) -> None:
     k = n * m
     h = args.hidden
     torch.manual_seed(0)
-    batch = make_batch(n, m, args.batch, args.obs, args.act)
+    batch = sac_batch(n, m, args.batch, args.obs, args.act, terminated=0.05)
     runners = {}
     for backend in args.backends:
         ens = PolicyEnsemble(

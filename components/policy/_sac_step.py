@@ -252,26 +252,18 @@ class SACStep:
     # ------------------------------------------------------------------ the update
     @torch.no_grad()
     def __call__(
-        self,
-        log_alpha: Tensor,
-        observation: Tensor,
-        action: Tensor,
-        next_observation: Tensor,
-        reward: Tensor,
-        not_terminated: Tensor,
-        noise: Tensor,
-        *,
-        gamma: float,
-        target_entropy: Tensor,
-        loss_function: str = "l2",
+        self, log_alpha: Tensor, *data: Tensor, gamma: float, target_entropy: Tensor, loss_function: str = "l2"
     ) -> dict[str, Tensor]:
         """Losses of ``sac_losses`` (detached) for ``[K, b, ...]`` data; gradients of their sum
         written into the actor, critic and ``log_alpha`` parameters' ``.grad``.
 
         Args:
             log_alpha: the ``[N, M]`` parameter itself (its ``.grad`` is written).
-            others: as :func:`~torchrl_psmbpo.policy._update.sac_losses` (flattened to ``K``).
+            data: ``observation, action, next_observation, reward, not_terminated, noise``,
+                as :func:`~torchrl_psmbpo.policy._update.sac_losses` takes them (flattened to ``K``).
+            gamma, target_entropy, loss_function: as ``sac_losses``.
         """
+        observation, action, next_observation, reward, not_terminated, noise = data
         k, b, obs_dim = observation.shape
         act_dim = action.shape[-1]
         p = self._get_plan(k, b, obs_dim, act_dim, observation)

@@ -151,8 +151,36 @@ class _Backend(abc.ABC):
     """The interface both backends give the ensemble: every member's actor and action prior.
 
     A backend implements :meth:`_apply`; ``*_all`` runs every member on its own rows and
-    ``*_at`` the chosen members, with the same ops.
+    ``*_at`` the chosen members, with the same ops. Both are built from the same arguments (the
+    ensemble picks one by name, ``BACKENDS[backend](...)``).
+
+    Args:
+        actor_template: a :func:`make_sac_actor` module, the structure of every member's
+            actor (its own parameter values are never used).
+        critic_template: a :func:`make_sac_critic` module, same role.
+        actor_params: the stacked actor parameters, batch ``[N, M]``.
+        critic_params, target_params: the stacked critics, batch ``[N, M, 2]``.
+        prior_template, prior_params: optional action prior (a :func:`make_sac_actor`
+            module and its stacked parameters, batch ``[N, M]``).
     """
+
+    def __init__(
+        self,
+        actor_template: nn.Module,
+        critic_template: nn.Module,
+        actor_params: TensorDictBase,
+        critic_params: TensorDictBase,
+        target_params: TensorDictBase,
+        prior_template: nn.Module | None = None,
+        prior_params: TensorDictBase | None = None,
+    ) -> None:
+        self.actor_template = actor_template
+        self.critic_template = critic_template
+        self.actor_params = actor_params
+        self.critic_params = critic_params
+        self.target_params = target_params
+        self.prior_template = prior_template
+        self.prior_params = prior_params
 
     @abc.abstractmethod
     def _apply(self, net: str, index: Tensor | None, observation: Tensor) -> tuple[Tensor, Tensor]:
@@ -180,39 +208,19 @@ class VmapBackend(_Backend):
     """Members as the TorchRL modules themselves, under ``torch.vmap`` over stacked params.
 
     Args:
-        actor_template: a :func:`make_sac_actor` module; its parameters are swapped for
-            each member's with ``TensorDict.to_module`` (its own values are never used).
-        critic_template: a :func:`make_sac_critic` module, same role.
-        actor_params: the stacked actor parameters, batch ``[N, M]``.
-        critic_params, target_params: the stacked critics, batch ``[N, M, 2]``.
-        prior_template, prior_params: optional action prior (a :func:`make_sac_actor`
-            module and its stacked parameters, batch ``[N, M]``).
+        as :class:`_Backend`; each member runs in the templates, its parameters swapped in
+        with ``TensorDict.to_module``.
     """
 
     name = "vmap"
 
-    def __init__(
-        self,
-        actor_template: nn.Module,
-        critic_template: nn.Module,
-        actor_params: TensorDictBase,
-        critic_params: TensorDictBase,
-        target_params: TensorDictBase,
-        prior_template: nn.Module | None = None,
-        prior_params: TensorDictBase | None = None,
-    ) -> None:
-        self.actor_template = actor_template
-        self.critic_template = critic_template
-        self.actor_params = actor_params
-        self.critic_params = critic_params
-        self.target_params = target_params
-        self._actor_net = actor_network(actor_template)
-        self._critic_net = critic_network(critic_template)
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._actor_net = actor_network(self.actor_template)
+        self._critic_net = critic_network(self.critic_template)
         self._vmap_actor = torch.vmap(self._one_actor, randomness="different")
-        self.prior_template = prior_template
-        self.prior_params = prior_params
-        if prior_template is not None:
-            self._prior_net = actor_network(prior_template)
+        if self.prior_template is not None:
+            self._prior_net = actor_network(self.prior_template)
             self._vmap_prior = torch.vmap(self._one_prior, randomness="different")
         self._loss_impl = self._losses
 
@@ -302,39 +310,31 @@ class BmmBackend(_Backend):
     and only flattened from ``[N, M(, 2), ...]`` to ``[K(·2), ...]`` per call, a view.
 
     Args:
-        same as :class:`VmapBackend`; of the templates only the structure (layer order,
-        activations, ``NormalParamExtractor``) is used.
+        as :class:`_Backend`; of the templates only the structure (layer order, activations,
+        ``NormalParamExtractor``) is used.
     """
 
     name = "bmm"
 
-    def __init__(
-        self,
-        actor_template: nn.Module,
-        critic_template: nn.Module,
-        actor_params: TensorDictBase,
-        critic_params: TensorDictBase,
-        target_params: TensorDictBase,
-        prior_template: nn.Module | None = None,
-        prior_params: TensorDictBase | None = None,
-    ) -> None:
-        self._actor_net = BatchedNetwork(actor_network(actor_template), ("module", "0", "module"))
-        self._critic_net = BatchedNetwork(critic_network(critic_template), ("module",))
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._actor_net = BatchedNetwork(actor_network(self.actor_template), ("module", "0", "module"))
+        self._critic_net = BatchedNetwork(critic_network(self.critic_template), ("module",))
         actor_keys = [k for pair in self._actor_net.linear_keys for k in pair]
         critic_keys = [k for pair in self._critic_net.linear_keys for k in pair]
-        self._actor_leaves = [actor_params.get(k) for k in actor_keys]
-        self._critic_leaves = [critic_params.get(k) for k in critic_keys]
-        self._target_leaves = [target_params.get(k) for k in critic_keys]
+        self._actor_leaves = [self.actor_params.get(k) for k in actor_keys]
+        self._critic_leaves = [self.critic_params.get(k) for k in critic_keys]
+        self._target_leaves = [self.target_params.get(k) for k in critic_keys]
         self._prior_leaves: list[Tensor] | None = None
-        if prior_template is not None:
-            self._prior_net = BatchedNetwork(actor_network(prior_template), ("module", "0", "module"))
+        if self.prior_template is not None:
+            self._prior_net = BatchedNetwork(actor_network(self.prior_template), ("module", "0", "module"))
             prior_keys = [k for pair in self._prior_net.linear_keys for k in pair]
-            self._prior_leaves = [prior_params.get(k) for k in prior_keys]
+            self._prior_leaves = [self.prior_params.get(k) for k in prior_keys]
         self._loss_impl = self.losses_from_weights
         # the update's fast path (hand-written gradients); None: autograd (the action prior,
         # or networks other than ReLU MLPs)
         self.sac_step: SACStep | None = None
-        if prior_template is None:
+        if self.prior_template is None:
             self.sac_step = SACStep.build(
                 self._actor_net, self._critic_net, self._actor_leaves, self._critic_leaves, self._target_leaves
             )

@@ -227,7 +227,7 @@ class PolicyEnsemble(nn.Module):
         )
         prior_template = self.prior_params = None
         if action_prior:  # created after the SAC members: their initial weights do not change
-            priors = [self._new_prior() for _ in range(k)]
+            priors = [self._new_actor(prior=True) for _ in range(k)]
             prior_template = priors[0]
             self.prior_params = TensorDictParams(
                 TensorDict.from_modules(*priors).data.reshape(n, m).clone()
@@ -283,21 +283,12 @@ class PolicyEnsemble(nn.Module):
             )
 
     # ------------------------------------------------------------------ construction helpers
-    def _new_actor(self) -> ProbabilisticActor:
+    def _new_actor(self, prior: bool = False) -> ProbabilisticActor:
+        """A member's actor, or its action prior (the same network, ``prior_hidden`` wide)."""
         return make_sac_actor(
             self.observation_dim,
             self.action_dim,
-            self.actor_hidden,
-            activation=self.activation,
-            scale_lb=self.scale_lb,
-            device=self.device,
-        )
-
-    def _new_prior(self) -> ProbabilisticActor:
-        return make_sac_actor(
-            self.observation_dim,
-            self.action_dim,
-            self.prior_hidden,
+            self.prior_hidden if prior else self.actor_hidden,
             activation=self.activation,
             scale_lb=self.scale_lb,
             device=self.device,
@@ -590,7 +581,7 @@ class PolicyEnsemble(nn.Module):
         if not self.action_prior:
             raise ValueError("prior_member needs PolicyEnsemble(..., action_prior=True); this one has none")
         self._check_member(n, m)
-        return load_member(self._new_prior(), self.prior_params[int(n), int(m)])
+        return load_member(self._new_actor(prior=True), self.prior_params[int(n), int(m)])
 
     def member(self, n: int | Tensor, m: int | Tensor) -> ProbabilisticActor:
         """A standalone TorchRL ``ProbabilisticActor`` holding a copy of member (n, m)'s weights.

@@ -77,6 +77,31 @@ def information_gain(log_probs: torch.Tensor, source: torch.Tensor) -> torch.Ten
     return chosen - (torch.logsumexp(log_probs, 0) - math.log(log_probs.shape[0]))
 
 
+def check_last_dim(what: str, value: torch.Tensor, name: str, size: int) -> None:
+    """Raises a ``ValueError`` unless ``value``'s last dimension is ``size``.
+
+    The model, its trainer and the imagined env check their inputs with it, so that the three
+    word the error alike.
+
+    Args:
+        what: how the message names ``value`` (``"observation"``, ``"training data 'action'"``).
+        value: the tensor to check.
+        name: the model's attribute that ``size`` is (``"observation_dim"`` or ``"action_dim"``).
+        size: the expected last dimension.
+
+    Examples:
+        >>> check_last_dim("action", torch.zeros(4, 2), "action_dim", 1)
+        Traceback (most recent call last):
+        ...
+        ValueError: action has last dimension 2; the model expects action_dim=1 (shape (4, 2))
+    """
+    if value.shape[-1] != size:
+        raise ValueError(
+            f"{what} has last dimension {value.shape[-1]}; the model expects {name}={size} "
+            f"(shape {tuple(value.shape)})"
+        )
+
+
 def _check_positive_int(name: str, value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"{name} must be a positive int, got {value!r}")
@@ -306,16 +331,8 @@ class DynamicsEnsemble(TensorDictModuleBase):
     # ------------------------------------------------------------------ normalisation
     def make_inputs(self, observation: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         """Raw network input ``[observation, action]``, after checking the sizes."""
-        if observation.shape[-1] != self.observation_dim:
-            raise ValueError(
-                f"observation has last dimension {observation.shape[-1]} (shape {tuple(observation.shape)}); "
-                f"the model expects observation_dim={self.observation_dim}"
-            )
-        if action.shape[-1] != self.action_dim:
-            raise ValueError(
-                f"action has last dimension {action.shape[-1]} (shape {tuple(action.shape)}); "
-                f"the model expects action_dim={self.action_dim}"
-            )
+        check_last_dim("observation", observation, "observation_dim", self.observation_dim)
+        check_last_dim("action", action, "action_dim", self.action_dim)
         if observation.shape[:-1] != action.shape[:-1]:
             raise ValueError(
                 f"observation batch shape {tuple(observation.shape[:-1])} and action batch shape "

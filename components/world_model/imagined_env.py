@@ -19,14 +19,15 @@ from collections.abc import Callable, Sequence
 from typing import Any, Literal, Union
 
 import torch
-from tensordict import LazyStackedTensorDict, TensorDict, TensorDictBase
+from tensordict import TensorDict, TensorDictBase
 from tensordict.utils import NestedKey, unravel_key
 from torchrl.data import Bounded, Categorical, Composite, ReplayBuffer, Unbounded
 from torchrl.data.replay_buffers.storages import Storage
 from torchrl.envs.model_based import ModelBasedEnvBase
 
 from torchrl_psmbpo.termination import TerminationFn, TerminationRule
-from torchrl_psmbpo.world_model.dynamics import DynamicsEnsemble
+from torchrl_psmbpo.world_model._storage import storage_rows
+from torchrl_psmbpo.world_model.dynamics import DynamicsEnsemble, check_last_dim
 
 __all__ = ["ImaginedRolloutEnv", "MEMBER_MODES", "INFORMATION_SIGNS"]
 
@@ -285,10 +286,7 @@ class ImaginedRolloutEnv(ModelBasedEnvBase):
                 f"{self._batch_text()}; got keys {list(tensordict.keys(True, True))}"
             )
         dim = self.world_model.observation_dim
-        if obs.shape[-1] != dim:
-            raise ValueError(
-                f"start observation has last dimension {obs.shape[-1]}; the model expects observation_dim={dim}"
-            )
+        check_last_dim("start observation", obs, "observation_dim", dim)
         target = tuple(self.batch_size) + (dim,)
         try:
             obs = torch.broadcast_to(obs, target)
@@ -334,15 +332,9 @@ class ImaginedRolloutEnv(ModelBasedEnvBase):
         """``B`` start states from :attr:`start_states` (uniform rows, torch's global RNG)."""
         source = self._start_states
         b = self.batch_size[-1]
-        if isinstance(source, ReplayBuffer):
-            source = source.storage
-        if isinstance(source, Storage):
-            n = len(source)
-            if n == 0:
-                raise ValueError("start_states holds no transitions yet (len 0): extend it before reset()")
-            items = source[torch.randint(n, (b,))]
-            if isinstance(items, (list, tuple)):
-                items = LazyStackedTensorDict.maybe_dense_stack(list(items), 0)
+        if isinstance(source, (ReplayBuffer, Storage)):
+            empty = "start_states holds no transitions yet (len 0): extend it before reset()"
+            items = storage_rows(source, b, empty)
         elif isinstance(source, (torch.Tensor, TensorDictBase)):
             items = source[torch.randint(source.shape[0], (b,), device=source.device)]
         else:

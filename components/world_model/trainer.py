@@ -14,12 +14,13 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
-from tensordict import TensorDictBase, LazyStackedTensorDict
+from tensordict import TensorDictBase
 from torchrl.data import ReplayBuffer
 from torchrl.data.replay_buffers.storages import Storage
 from tqdm import tqdm
 
-from torchrl_psmbpo.world_model.dynamics import DynamicsEnsemble
+from torchrl_psmbpo.world_model._storage import storage_rows
+from torchrl_psmbpo.world_model.dynamics import DynamicsEnsemble, check_last_dim
 
 __all__ = ["DynamicsTrainer", "mbpo_weight_decay", "transitions_from"]
 
@@ -49,16 +50,8 @@ def transitions_from(data: Any) -> TensorDictBase:
     sampling or transforms), a :class:`~torchrl.data.replay_buffers.Storage`, or a TensorDict of
     any batch shape. Tensor storages are sliced (a view, no copy).
     """
-    if isinstance(data, ReplayBuffer):
-        data = data.storage
-    if isinstance(data, Storage):
-        n = len(data)
-        if n == 0:
-            raise ValueError("training data is empty (0 transitions in the storage)")
-        items = data[:n]
-        if isinstance(items, (list, tuple)):
-            items = LazyStackedTensorDict.maybe_dense_stack(list(items), 0)
-        data = items
+    if isinstance(data, (ReplayBuffer, Storage)):
+        data = storage_rows(data, None, "training data is empty (0 transitions in the storage)")
     if not isinstance(data, TensorDictBase):
         raise TypeError(
             f"training data must be a torchrl ReplayBuffer, a Storage or a TensorDict, got {type(data).__name__}"
@@ -268,16 +261,8 @@ class DynamicsTrainer:
                 )
             tensors.append(value)
         obs, act, next_obs, reward = tensors
-        if obs.shape[-1] != model.observation_dim:
-            raise ValueError(
-                f"training data {keys[0]!r} has last dimension {obs.shape[-1]}; the model expects "
-                f"observation_dim={model.observation_dim}"
-            )
-        if act.shape[-1] != model.action_dim:
-            raise ValueError(
-                f"training data {keys[1]!r} has last dimension {act.shape[-1]}; the model expects "
-                f"action_dim={model.action_dim}"
-            )
+        check_last_dim(f"training data {keys[0]!r}", obs, "observation_dim", model.observation_dim)
+        check_last_dim(f"training data {keys[1]!r}", act, "action_dim", model.action_dim)
         return obs, act, next_obs, reward
 
     def _split_sizes(self, n: int) -> tuple[int, int]:

@@ -8,7 +8,8 @@ For each case: the constructor arguments, the initial ``state_dict``, the three
 ``(batch, noise)`` inputs, the three returned loss TensorDicts and the final ``state_dict``
 (parameters, target critics, temperatures, Adam state). ``tests/test_policy_ensemble.py::
 test_update_matches_the_saved_update_of_7d7b145`` replays them. Rerunning it with later code
-would overwrite the reference with that code's results: don't.
+would overwrite the reference with that code's results: don't. For the same reason it is left
+as it was run (its ``batch_for`` is not the tests' ``helpers.sac_batch``).
 """
 
 from __future__ import annotations

@@ -127,6 +127,10 @@ class SweepResult:
         """The theorem's expression with ``C = 1`` after each episode, ``[G, K]`` (R_max = 1)."""
         return regret_bound(self.kl.mean(1), self.entropy, self.config.horizon)
 
+    def _agent_columns(self, name: str, lam: float, selection: str) -> dict:
+        """The columns that name an agent, first in the rows of both tables."""
+        return dict(env=self.config.env, agent=name, selection=selection, lam="" if np.isnan(lam) else lam)
+
     def rows(self) -> list[dict]:
         """One CSV row per agent and episode."""
         mean, se = self.cumulative()
@@ -136,10 +140,7 @@ class SweepResult:
             for k in range(mean.shape[1]):
                 out.append(
                     dict(
-                        env=self.config.env,
-                        agent=name,
-                        selection=sel,
-                        lam="" if np.isnan(lam) else lam,
+                        **self._agent_columns(name, lam, sel),
                         episode=k + 1,
                         cum_regret_mean=mean[g, k],
                         cum_regret_se=se[g, k],
@@ -160,10 +161,7 @@ class SweepResult:
         for g, (name, lam, sel) in enumerate(self.agents):
             out.append(
                 dict(
-                    env=self.config.env,
-                    agent=name,
-                    selection=sel,
-                    lam="" if np.isnan(lam) else lam,
+                    **self._agent_columns(name, lam, sel),
                     episodes=self.regret.shape[-1],
                     seeds=self.regret.shape[1],
                     final_cum_regret_mean=mean[g, -1],
