@@ -21,7 +21,8 @@ from tqdm import tqdm
 
 from torchrl_psmbpo.policy import PolicyEnsemble, save_agent
 from torchrl_psmbpo.policy.export import AGENT_NAME
-from torchrl_psmbpo.replay import TRANSITION_KEYS, MixedBatchSampler
+from torchrl_psmbpo.keys import TRANSITION_KEYS
+from torchrl_psmbpo.replay import MixedBatchSampler
 from torchrl_psmbpo.sampling.posterior import PolicyPosterior
 from torchrl_psmbpo.world_model.rollout_schedule import rollout_length
 from torchrl_psmbpo.recipes.build import (
