@@ -464,15 +464,16 @@ def check_device(device: str) -> None:
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError):
-        dev = torch.device("meta")
-    _require(dev.type in ("cpu", "cuda"),
+        dev = None
+    _require(dev is not None and dev.type in ("cpu", "cuda"),
              f"Unknown run.device {device!r}. Accepted: cpu, cuda, cuda:<index>.")
-    _require(dev.type == "cpu" or torch.cuda.is_available(),
-             f"run.device={device!r} but CUDA is not available on this machine "
-             "(torch.cuda.is_available() is False); use run.device=cpu.")
-    _require(dev.type == "cpu" or (dev.index or 0) < torch.cuda.device_count(),
-             f"run.device={device!r}: this machine has {torch.cuda.device_count()} CUDA "
-             "device(s).")
+    if dev.type == "cuda":
+        _require(torch.cuda.is_available(),
+                 f"run.device={device!r} but CUDA is not available on this machine "
+                 "(torch.cuda.is_available() is False); use run.device=cpu.")
+        _require(dev.index is None or dev.index < torch.cuda.device_count(),
+                 f"run.device={device!r}: this machine has {torch.cuda.device_count()} CUDA "
+                 "device(s).")
 
 
 def comparable(cfg: Config) -> dict[str, Any]:

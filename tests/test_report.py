@@ -505,8 +505,8 @@ def test_plots_are_also_svg_and_a_one_evaluation_curve_is_a_marker(tmp_path: Pat
     assert (again / "dmc_cartpole-swingup_return.svg").read_text() == svg  # reproducible file
 
     figures = []
-    saved = report.plots._save
-    monkeypatch.setattr(report.plots, "_save",
+    saved = report.plots.save_figure
+    monkeypatch.setattr(report.plots, "save_figure",
                         lambda fig, path: figures.append(fig) or saved(fig, path))
     run_dirs, _ = report.find_runs([root])
     groups = report.group_runs([report.load_run(d) for d in run_dirs])

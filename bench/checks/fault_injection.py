@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Callable
 from unittest import SkipTest as Skip  # a case that cannot run on this machine (the reason)
 
-from torchrl_psmbpo.recipes.rundir import CHECKPOINT_NAME
+from torchrl_psmbpo.recipes.rundir import CHECKPOINT_NAME, LOCK_NAME
 
 ROOT = Path(__file__).resolve().parents[2]  # the checkout: bench/checks/ is two levels down
 RECIPE = ROOT / "recipes" / "psmbpo_gym.py"
@@ -142,7 +142,7 @@ def training(ws: Path, run_dir: Path, stop: bool = True):
                             stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 180
-        while not ((run_dir / CHECKPOINT_NAME).is_file() and (run_dir / "run.lock").is_file()):
+        while not ((run_dir / CHECKPOINT_NAME).is_file() and (run_dir / LOCK_NAME).is_file()):
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError("the background run did not reach its first checkpoint")
             time.sleep(0.2)
@@ -210,7 +210,7 @@ def _(ws, base):
     run = saved_copy(ws, base)
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    (run / "run.lock").write_text(f"pid {dead.pid} host elsewhere\n")
+    (run / LOCK_NAME).write_text(f"pid {dead.pid} host elsewhere\n")
     return attempt(ws, f"resume={run}", "total_steps=260")
 
 

@@ -15,6 +15,7 @@ import argparse
 from pathlib import Path
 
 from torchrl_psmbpo.recipes.report import load_run
+from torchrl_psmbpo.recipes.report.plots import save_figure
 
 
 def main(argv: list[str] | None = None) -> list[Path]:
@@ -47,13 +48,8 @@ def main(argv: list[str] | None = None) -> list[Path]:
     axes[0].legend(fontsize=8)
     if args.title:
         fig.suptitle(args.title)
-    fig.tight_layout()
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    paths = [out.with_suffix(".png"), out.with_suffix(".svg")]
-    fig.savefig(paths[0], dpi=130)
-    fig.savefig(paths[1])
-    return paths
+    png = save_figure(fig, Path(args.out).with_suffix(".png"), dpi=130)
+    return [png, png.with_suffix(".svg")]
 
 
 if __name__ == "__main__":

@@ -20,8 +20,9 @@ import argparse
 from pathlib import Path
 
 import torch
-
 from run_dirs import load_real_data, require_checkpoints
+
+from torchrl_psmbpo.recipes.report.plots import save_figure
 
 METAWORLD_PROJECTIONS = ((0, 1), (0, 4))  # hand (x, y); hand x against the object's x
 PROJECTION_NAMES = {(0, 1): ("hand x", "hand y"), (0, 4): ("hand x", "object x")}
@@ -98,13 +99,8 @@ def main(argv: list[str] | None = None) -> list[Path]:
             ax.set_title(f"{label}: {share:.0%} of cells", fontsize=10)
             ax.set_xlabel(names[0])
             ax.set_ylabel(names[1])
-    fig.tight_layout()
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    paths = [out.with_suffix(".png"), out.with_suffix(".svg")]
-    fig.savefig(paths[0], dpi=120)
-    fig.savefig(paths[1])
-    return paths
+    png = save_figure(fig, Path(args.out).with_suffix(".png"), dpi=120)
+    return [png, png.with_suffix(".svg")]
 
 
 if __name__ == "__main__":

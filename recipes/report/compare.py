@@ -18,6 +18,7 @@ runs.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Mapping, Sequence
@@ -50,9 +51,11 @@ def fisher_power(n0: int, n1: int, p0: float, p1: float, alpha: float = ALPHA) -
     return float(power)
 
 
+@functools.lru_cache(maxsize=None)
 def detectable_rates(n0: int, n1: int, p0: float) -> tuple[float | None, float | None]:
     """The solve rates below and above ``p0`` (on a 0.01 grid) that Fisher's test detects with
-    80% power; ``None`` where no rate on that side is detectable."""
+    80% power; ``None`` where no rate on that side is detectable. Cached: the arms of one
+    comparison share their seed counts and reference rate."""
     grid = np.round(np.arange(0.0, 1.0001, 0.01), 2)
     low = [p for p in grid if p < p0 and fisher_power(n0, n1, p0, p) >= POWER]
     high = [p for p in grid if p > p0 and fisher_power(n0, n1, p0, p) >= POWER]

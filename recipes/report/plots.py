@@ -16,13 +16,13 @@ def _seeds(n: int) -> str:
     return f"{n} seed{'s' if n > 1 else ''}"
 
 
-def _save(fig, out: Path) -> Path:
+def save_figure(fig, out: Path, dpi: int = 110) -> Path:
     """Lay out, write ``out`` (PNG) and the same figure as SVG beside it, close ``fig``; return
     ``out``. The SVG carries no date and fixed element ids, so the same data gives the same
     file."""
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
+    fig.savefig(out, dpi=dpi)
     with _pyplot().rc_context({"svg.hashsalt": "report"}):
         fig.savefig(out.with_suffix(".svg"), metadata={"Date": None})
     _pyplot().close(fig)
@@ -83,7 +83,7 @@ def plot_metric(s: TaskSummary, metric: str, out: Path) -> Path | None:
     ax.set_title(f"{s.task}: mean and 95% bootstrap CI over seeds")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
-    return _save(fig, out)
+    return save_figure(fig, out)
 
 
 def plot_ops(task: str, by_label: dict[str, list[Run]], out: Path) -> Path | None:
@@ -127,7 +127,7 @@ def plot_ops(task: str, by_label: dict[str, list[Run]], out: Path) -> Path | Non
             ax.grid(alpha=0.3)
             ax.legend(fontsize=7, ncol=2)
     fig.suptitle(f"{task}: OPS probabilities over time")
-    return _save(fig, out)
+    return save_figure(fig, out)
 
 
 def plot_members(task: str, by_label: dict[str, list[Run]], out: Path) -> Path | None:
@@ -154,7 +154,7 @@ def plot_members(task: str, by_label: dict[str, list[Run]], out: Path) -> Path |
     for ax in list(axes.flat)[len(panels):]:
         ax.axis("off")
     fig.suptitle(f"{task}: every member's deterministic eval return")
-    return _save(fig, out)
+    return save_figure(fig, out)
 
 
 def plot_terms(s: TaskSummary, out: Path) -> Path | None:
@@ -182,4 +182,4 @@ def plot_terms(s: TaskSummary, out: Path) -> Path | None:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     fig.suptitle(f"{s.task}: the Marino & Yue terms beside the imagined reward (mean, 95% CI)")
-    return _save(fig, out)
+    return save_figure(fig, out)
