@@ -1,8 +1,9 @@
 """Factories: build each piece of the agent from the config (no recipe logic, no loop state).
 
-The pieces are the package's components, untouched. The variants of ``config.VARIANTS`` differ
-only in how these factories configure them: SAC gets no world model and lambda = 1, MBPO one
-policy over a random-member ensemble, PS/OPS-MBPO N*M policies each on its own model.
+The pieces are the package's components, untouched. The variants (``recipes/conf/variant/``)
+differ only in the values these factories read: SAC gets no world model (``model.members=0``) and
+lambda = 1, MBPO one policy over a random-elite ensemble (``rollout.member_mode=random``),
+PS/OPS-MBPO N*M policies each on its own model, picked by ``posterior.mode``.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from torchrl_psmbpo.sampling import PosteriorSamplingTransform
 from torchrl_psmbpo.sampling.posterior import PolicyPosterior
 from torchrl_psmbpo.world_model import DynamicsEnsemble, DynamicsTrainer, ImaginedRolloutEnv
 from torchrl_psmbpo.world_model.rollout_schedule import rollout_length
-from torchrl_psmbpo.recipes.config import SAMPLING_MODE, Config
+from torchrl_psmbpo.recipes.config import Config
 
 EVAL_SEED_OFFSET = 10_000
 """The evaluation env's seed is the run's seed plus this (never the training episodes')."""
@@ -46,10 +47,9 @@ class WorldModel(NamedTuple):
 def make_posterior(cfg: Config) -> PolicyPosterior:
     """Line 3 and 15's distribution over the N*M members."""
     return PolicyPosterior(
-        cfg.num_policies, mode=SAMPLING_MODE[cfg.variant], seed=cfg.seed,
+        cfg.num_policies, mode=cfg.posterior.mode, seed=cfg.seed,
         temperature=cfg.posterior.ops_temperature, statistic=cfg.posterior.ops_statistic,
-        mix=cfg.posterior.ops_mix,
-        fixed_index=cfg.posterior.fixed_index if cfg.variant == "ps-mbpo-fixed" else 0,
+        mix=cfg.posterior.ops_mix, fixed_index=cfg.posterior.fixed_index,
         episode_seeded=True,  # a resumed run re-makes the pick of the episode it resumes at
     )
 
@@ -124,7 +124,7 @@ def make_world_model(
     )
     imagined_env = ImaginedRolloutEnv(
         model, termination_fn(cfg.env.task), batch_size=(*cfg.shape, cfg.rollout.per_step),
-        member_mode="random" if cfg.variant == "mbpo" else "per_model",
+        member_mode=cfg.rollout.member_mode,
         deterministic=cfg.rollout.deterministic, device=device,
         information_weight=cfg.rollout.information_weight,
         information_sign=cfg.rollout.information_sign,

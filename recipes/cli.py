@@ -17,7 +17,6 @@ from __future__ import annotations
 import dataclasses
 import errno
 import functools
-import itertools
 import logging
 import os
 import re
@@ -33,8 +32,8 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from torchrl_psmbpo.recipes.config import (FREE, Config, check, help_text, leaf_fields,
-                                           short_names, unknown_field)
+from torchrl_psmbpo.recipes.config import (FREE, VARIANT_DIR, Config, check, help_text,
+                                           leaf_fields, short_names, unknown_field)
 from torchrl_psmbpo.recipes.rundir import CHECKPOINT_NAME, RunDirError, claim_run_dir, release_run_dir
 
 CONF_DIR = Path(__file__).resolve().parent / "conf"
@@ -77,9 +76,9 @@ def expand_short_names(argv: list[str]) -> list[str]:
 
 def one_line(err: BaseException) -> str:
     """Hydra's / OmegaConf's error as one line: an unknown field with the nearest valid names;
-    otherwise its first line, the cause it wraps, the offending key and, for a missing config
-    group option, the options that exist."""
-    from hydra.errors import OverrideParseException
+    an unknown preset or variant with those that exist; otherwise its first line, the cause it
+    wraps and the offending key."""
+    from hydra.errors import MissingConfigException, OverrideParseException
     from omegaconf.errors import ConfigAttributeError, ConfigKeyError
 
     cause = err.__cause__
@@ -87,34 +86,37 @@ def one_line(err: BaseException) -> str:
         return unknown_field(cause.full_key)
     if isinstance(err, OverrideParseException):
         return f"Cannot read {err.override!r}: write key=value, e.g. seed=1 (see --help)."
+    if isinstance(err, MissingConfigException) and err.options and err.missing_cfg_file:
+        group, _, name = err.missing_cfg_file.rpartition("/")
+        return (f"Unknown {group} {name!r}. Could not find '{err.missing_cfg_file}'; accepted: "
+                f"{', '.join(err.options)}.")
     text = str(err).strip().splitlines()
     first = text[0] if text else type(err).__name__
     if cause is not None and str(cause).strip():
         first += f": {str(cause).strip().splitlines()[0]}"
         text += str(cause).strip().splitlines()[1:]
-    options: list[str] = []
-    for i, line in enumerate(text[1:], 1):
+    for line in text[1:]:
         if line.strip().startswith(("full_key:", "Key '")):
             first += f" ({line.strip()})"
-        if line.startswith("Available options in"):
-            options = list(itertools.takewhile(lambda o: o.startswith("\t"), text[i + 1:]))
-    if options:
-        first += f"; accepted: {', '.join(o.strip() for o in options)}"
     return first
 
 
 def to_config(node: Any) -> Config:
-    """A composed DictConfig (or dict; Hydra's own node is dropped) -> the typed :class:`Config`."""
+    """A composed DictConfig, a saved config.yaml or a dict (Hydra's own node is dropped) -> the
+    typed :class:`Config`. A field it lacks takes its variant file's value (a config.yaml older
+    than ``posterior.mode``), else the default."""
     if isinstance(node, DictConfig) and "hydra" in node:
         node = OmegaConf.masked_copy(node, [k for k in node.keys() if k != "hydra"])
+    own = VARIANT_DIR / f"{node.get('variant', Config.variant)}.yaml"
+    layers = [OmegaConf.structured(Config), *([OmegaConf.load(own)] if own.is_file() else []), node]
     try:
-        return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(Config), node))
+        return OmegaConf.to_object(OmegaConf.merge(*layers))
     except Exception as err:  # OmegaConf's type errors
         raise UserError(one_line(err)) from None
 
 
 def checked(node: Any, overrides: Any) -> Config:
-    """Hydra's composition -> a checked, resolved :class:`Config` (:func:`config.check`); the
+    """Hydra's composition -> a checked :class:`Config` (:func:`config.check`); the
     ``key=value`` overrides that set fields are checked against the variant."""
     pairs = (o.split("=", 1) for o in overrides if "=" in o)
     typed = {k.lstrip("+~"): v for k, v in pairs if k.lstrip("+~") in leaf_fields()}
@@ -405,7 +407,7 @@ def hydra_task(node: DictConfig) -> dict[str, Any]:
 
 
 def save_config(run_dir: Path, cfg: Config) -> None:
-    """``config.yaml``: the resolved config of the run (read by ``resume=`` and the report)."""
+    """``config.yaml``: every field of the run's config (read by ``resume=`` and the report)."""
     run_dir.mkdir(parents=True, exist_ok=True)
     OmegaConf.save(OmegaConf.structured(dataclasses.asdict(cfg)), run_dir / "config.yaml")
 

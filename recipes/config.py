@@ -8,10 +8,11 @@ Every field carries its meaning and the source of its default in ``metadata["hel
 is silent); presets
 (``recipes/conf/preset/*.yaml``) change them for smaller machines.
 
-The variants (``sac``, ``mbpo``, ``ps-mbpo``, ``ops-mbpo``, ``ps-mbpo-fixed``) are
-configurations of one agent: fields whose value the variant decides default to ``None`` and are
-filled by :func:`resolve`; a value the user sets that contradicts the variant is an error
-(:func:`check`), never silently replaced.
+The variants are configurations of one agent, one file each (``recipes/conf/variant/*.yaml``,
+composed after the preset): a file sets the fields its variant decides, and a command-line value
+that contradicts it is an error (:func:`check`), never silently replaced. A bare ``Config()``
+lacks its variant's file: :func:`torchrl_psmbpo.recipes.cli.compose` or
+:func:`~torchrl_psmbpo.recipes.cli.to_config` (``to_config({"variant": "sac"})``) applies it.
 """
 
 from __future__ import annotations
@@ -21,17 +22,14 @@ import dataclasses
 import difflib
 import importlib.util
 import math
+import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Optional
 
-VARIANTS = ("sac", "mbpo", "ps-mbpo", "ops-mbpo", "ps-mbpo-fixed")
-"""``sac``: no model, lambda = 1. ``mbpo``: one policy, each imagined step by a random elite.
-``ps-mbpo``: N*M policies, uniform pick per episode. ``ops-mbpo``: optimistic pick.
-``ps-mbpo-fixed``: the PS-MBPO agent always acting with one member (the paper's "without the
-sampling step" ablation)."""
-
-SAMPLING_MODE = {"sac": "fixed", "mbpo": "fixed", "ps-mbpo": "ps", "ops-mbpo": "ops",
-                 "ps-mbpo-fixed": "fixed"}
+VARIANT_DIR = Path(__file__).resolve().parent / "conf" / "variant"
+VARIANTS = tuple(sorted(p.stem for p in VARIANT_DIR.glob("*.yaml")))
+"""The variants, one file each in ``recipes/conf/variant/`` (its first comment says what it is)."""
 LOGGERS = ("csv", "tensorboard", "wandb")
 LOGGER_PACKAGES = {"tensorboard": "tensorboard", "wandb": "wandb"}
 """The package each of TorchRL's loggers needs (not installed with this project)."""
@@ -57,10 +55,10 @@ class EnvConfig:
 class ModelConfig:
     """The dynamics ensemble and its training (Algorithm 1, line 2)."""
 
-    members: Optional[int] = _f(None, "ensemble size; None = N (ps/ops) or 7 (mbpo, MBPO's "
-                                      "setting); ps/ops need exactly N")
-    elites: int = _f(5, "elites; MBPO rolls out with a random elite (MBPO: 5 of 7); capped at N "
-                        "for ps/ops")
+    members: int = _f(7, "ensemble size (MBPO: 7); the ps/ops variants set N (model n trains "
+                         "policies (n, 1..M)), sac 0 (no model)")
+    elites: int = _f(5, "elites; MBPO rolls out with a random elite (MBPO: 5 of 7); the ps/ops "
+                        "variants set every member")
     hidden: int = _f(200, "hidden width of each member (MBPO: 200)")
     depth: int = _f(4, "hidden layers of each member (MBPO: 4)")
     lr: float = _f(1e-3, "Adam learning rate (MBPO: 1e-3)")
@@ -96,6 +94,9 @@ class RolloutConfig:
     information_sign: str = _f("pessimistic", "pessimistic (reward - beta*info: favours outcomes "
                                               "the members agree on) | optimistic (reward + "
                                               "beta*info: the paper's sign, a bonus)")
+    member_mode: str = _f("per_model", "the member that steps each rollout: per_model ((n, m) in "
+                                       "model n: PS-MBPO) | random (a random elite per step: "
+                                       "MBPO); the variant's")
 
 
 @dataclass
@@ -104,6 +105,8 @@ class PosteriorConfig:
 
     num_models: int = _f(5, "N: dynamics models, each with its own M policies (PS-MBPO)")
     policies_per_model: int = _f(4, "M: policies per model (PS-MBPO)")
+    mode: str = _f("ps", "the pick per episode: ps (uniform) | ops (optimistic, posterior.ops_*) "
+                         "| fixed (posterior.fixed_index); the variant's")
     ops_temperature: float = _f(1000.0, "tau of OPS, p(i) ~ exp(score_i / tau), on the scale of "
                                         "returns (ours: docs/sampling_and_replay.md)")
     ops_statistic: str = _f("importance", "OPS score: importance (Exp3's estimate of every "
@@ -111,15 +114,14 @@ class PosteriorConfig:
                                           "of real returns) | mean per play")
     ops_mix: float = _f(0.1, "uniform share gamma of the OPS distribution, in [0, 1) (ours; "
                              "0 = the paper's form)")
-    fixed_index: int = _f(0, "the member that acts in ps-mbpo-fixed")
+    fixed_index: int = _f(0, "the member that acts when posterior.mode=fixed")
 
 
 @dataclass
 class PolicyConfig:
     """The N*M SAC agents (Algorithm 1, lines 11-12)."""
 
-    real_ratio: Optional[float] = _f(None, "lambda, real share of each batch; None = 1 (sac) or "
-                                          "0.05 (MBPO)")
+    real_ratio: float = _f(0.05, "lambda, real share of each batch (MBPO: 0.05; sac: 1)")
     updates_per_step: int = _f(20, "G: SAC updates of every member per agent step (MBPO: 20)")
     batch_size: int = _f(256, "SAC batch per member (SAC/MBPO: 256)")
     actor_hidden: list[int] = _f([256, 256], "actor MLP (SAC: 256,256)")
@@ -188,7 +190,7 @@ class RunConfig:
 class Config:
     """Every setting of a run. ``--help`` lists each field with its default and source."""
 
-    variant: str = _f("ps-mbpo", f"one of {VARIANTS}")
+    variant: str = _f("ps-mbpo", f"recipes/conf/variant/<name>.yaml: {' | '.join(VARIANTS)}")
     seed: int = _f(0, "seeds torch, the envs (per episode), the buffers and the policy pick")
     env: EnvConfig = field(default_factory=EnvConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -200,9 +202,7 @@ class Config:
 
     @property
     def shape(self) -> tuple[int, int]:
-        """(N, M): dynamics models x policies per model; (1, 1) for sac and mbpo (one policy)."""
-        if self.variant in ("sac", "mbpo"):
-            return 1, 1
+        """(N, M): dynamics models x policies per model."""
         return self.posterior.num_models, self.posterior.policies_per_model
 
     @property
@@ -211,7 +211,8 @@ class Config:
 
     @property
     def model_based(self) -> bool:
-        return self.variant != "sac"
+        """A world model is trained (every variant but sac, whose file sets no members)."""
+        return self.model.members > 0
 
 
 GROUPS = {"env": EnvConfig, "model": ModelConfig, "rollout": RolloutConfig,
@@ -223,6 +224,10 @@ FREE = frozenset({"run.total_steps", "run.progress", "run.device", "run.threads"
                   "eval.all_members", "eval.video"})
 """What does not shape a run: a resume may change these (``resume=<dir> total_steps=...``), and
 a checkpoint is resumed whatever their values (:func:`comparable`)."""
+VARIANT_FIELDS = frozenset({"posterior.mode", "rollout.member_mode"})
+"""What only a variant's file sets (never the command line): checkpoints compare them through
+``variant`` (:func:`comparable`; older ones lack them), and a saved config.yaml that lacks them
+takes its variant file's (:func:`torchrl_psmbpo.recipes.cli.to_config`)."""
 
 
 def leaf_fields(cls: type = Config, prefix: str = "") -> dict[str, dataclasses.Field]:
@@ -283,72 +288,67 @@ def help_text() -> str:
 
 
 # ----------------------------------------------------------------------------------------------
-# Variants
+# Variants: what a variant's file sets, and what a config never reads
 # ----------------------------------------------------------------------------------------------
 
-_VARIANT_FORBIDS: dict[str, tuple[str, ...]] = {
-    "sac": ("posterior.num_models", "posterior.policies_per_model", "model.", "rollout.",
-            "posterior.ops_", "posterior.fixed_index"),
-    "mbpo": ("posterior.num_models", "posterior.policies_per_model", "posterior.ops_",
-             "posterior.fixed_index"),
-    "ps-mbpo": ("posterior.ops_", "posterior.fixed_index"),
-    "ops-mbpo": ("posterior.fixed_index",),
-    "ps-mbpo-fixed": ("posterior.ops_",),
-}
-"""Fields a variant decides or does not use: setting one on the command line is an error."""
+def variant_values(cfg: Config) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The fields that ``recipes/conf/variant/<variant>.yaml`` sets, as written there and resolved
+    against ``cfg``: ``({name: raw}, {name: value})``.
 
-_WHY = {
-    "sac": "has no model and one policy (N = M = 1, lambda = 1)",
-    "mbpo": "has one policy over the whole ensemble (N = M = 1 policies; set model.members)",
-    "ps-mbpo": "picks uniformly (no OPS temperature) and never acts with a fixed member",
-    "ops-mbpo": "picks optimistically, not a fixed member",
-    "ps-mbpo-fixed": "always acts with posterior.fixed_index (no OPS)",
-}
+    Examples:
+        >>> from torchrl_psmbpo.recipes.config import Config, variant_values
+        >>> raw, value = variant_values(Config(variant="ps-mbpo"))
+        >>> raw["model.members"], value["model.members"], value["posterior.mode"]
+        ('${posterior.num_models}', 5, 'ps')
+    """
+    from omegaconf import OmegaConf
+
+    path = VARIANT_DIR / f"{cfg.variant}.yaml"
+    own = OmegaConf.load(path) if path.is_file() else OmegaConf.create()
+    node = OmegaConf.merge(OmegaConf.structured(cfg), own)
+    raw = flatten(OmegaConf.to_container(own))
+    return raw, {k: OmegaConf.select(node, k) for k in raw}
 
 
-def check_overrides(variant: str, overridden: dict[str, Any]) -> None:
-    """Refuse a command-line value that contradicts the variant (one line naming both).
+def unread(cfg: Config) -> dict[str, str]:
+    """The fields a run of ``cfg`` never reads (by prefix), each with why."""
+    mode = cfg.posterior.mode
+    out = {} if cfg.model_based else dict.fromkeys(("model.", "rollout."), "has no model "
+                                                                          "(model.members=0)")
+    if mode != "ops":
+        out["posterior.ops_"] = f"picks with posterior.mode={mode}; only ops reads posterior.ops_*"
+    if mode != "fixed":
+        out["posterior.fixed_index"] = f"picks with posterior.mode={mode}; only fixed reads it"
+    return out
 
-    Args:
-        variant: the chosen variant.
-        overridden: dotted field -> value, as the user wrote them.
+
+def check_typed(cfg: Config, typed: dict[str, Any]) -> None:
+    """Refuse a command-line value, with one line naming it and the variant, for a field that the
+    variant's file sets (unless the value is the same), that a run of it never reads, or one of
+    :data:`VARIANT_FIELDS` (a variant's file sets those).
 
     Raises:
         ValueError: e.g. ``variant=sac`` with ``policy.real_ratio=0.5``.
     """
-    for key, value in overridden.items():
-        if variant == "sac" and key == "policy.real_ratio" and float(value) != 1.0:
-            raise ValueError(
-                f"policy.real_ratio={value} contradicts variant=sac (SAC learns from real data "
-                "only, lambda = 1); use a model-based variant to mix imagined data.")
-        for prefix in _VARIANT_FORBIDS.get(variant, ()):
-            if key == prefix or (prefix.endswith((".", "_")) and key.startswith(prefix)):
-                raise ValueError(f"{key}={value} contradicts variant={variant}: {variant} "
-                                 f"{_WHY[variant]}; drop {key} or choose another variant.")
-
-
-def resolve(cfg: Config) -> Config:
-    """Fill the fields the variant decides (``None`` defaults and N, M); return a new config.
-
-    Examples:
-        >>> cfg = resolve(Config(variant="sac"))
-        >>> cfg.posterior.num_models, cfg.policy.real_ratio, cfg.model.members
-        (1, 1.0, 0)
-        >>> resolve(Config(variant="mbpo")).model.members
-        7
-    """
-    cfg = dataclasses.replace(cfg, **{g: dataclasses.replace(getattr(cfg, g)) for g in GROUPS})
-    cfg.posterior.num_models, cfg.posterior.policies_per_model = cfg.shape
-    if cfg.policy.real_ratio is None:
-        cfg.policy.real_ratio = 1.0 if cfg.variant == "sac" else 0.05
-    if cfg.variant == "sac":
-        cfg.model.members = 0
-    elif cfg.variant == "mbpo":
-        cfg.model.members = 7 if cfg.model.members is None else cfg.model.members
-    else:  # PS-MBPO ties policy group n to model n: every model is used, elites are moot
-        cfg.model.members = cfg.shape[0] if cfg.model.members is None else cfg.model.members
-        cfg.model.elites = min(cfg.model.elites, cfg.model.members)
-    return cfg
+    raw, value = variant_values(cfg)
+    where, v = f"recipes/conf/variant/{cfg.variant}.yaml", cfg.variant
+    for key, typed_value in typed.items():
+        if key in value:
+            if _get(cfg, key) == value[key]:
+                continue
+            ref = re.fullmatch(r"\$\{([\w.]+)\}", str(raw[key]))
+            if ref:
+                raise ValueError(f"{key}={typed_value} must equal {ref[1]}={_get(cfg, ref[1])} "
+                                 f"for variant={v} ({where}); drop {key}.")
+            raise ValueError(f"{key}={typed_value} contradicts variant={v}, which sets {key}="
+                             f"{value[key]} ({where}); drop {key} or choose another variant.")
+        for prefix, why in unread(cfg).items():
+            if key.startswith(prefix):
+                raise ValueError(f"{key}={typed_value} contradicts variant={v}: {v} {why}; drop "
+                                 f"{key} or choose another variant.")
+        if key in VARIANT_FIELDS:
+            raise ValueError(f"{key}={typed_value}: only a variant's file sets {key}, and {where} "
+                             "does not; drop it or choose another variant.")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -381,7 +381,7 @@ def _require(ok: bool, message: str) -> None:
 
 
 def check(cfg: Config, typed: dict[str, Any]) -> Config:
-    """Check a composed config and the values the user typed; return it resolved.
+    """Check a composed config and the values the user typed; return it.
 
     Args:
         cfg: the composed config (defaults, suite, preset and overrides).
@@ -393,16 +393,16 @@ def check(cfg: Config, typed: dict[str, Any]) -> Config:
     # the components own these lists; imported here, not at the top, so that --help needs no
     # torch
     from torchrl_psmbpo.envs.factory import parse_task
-    from torchrl_psmbpo.sampling.posterior import STATISTICS
-    from torchrl_psmbpo.world_model.imagined_env import INFORMATION_SIGNS
+    from torchrl_psmbpo.sampling.posterior import SAMPLING_MODES, STATISTICS
+    from torchrl_psmbpo.world_model.imagined_env import INFORMATION_SIGNS, MEMBER_MODES
 
-    choices = {"variant": VARIANTS, "run.logger": LOGGERS, "model.val_metric": MODEL_VAL_METRICS,
-               "posterior.ops_statistic": STATISTICS, "rollout.information_sign": INFORMATION_SIGNS}
+    choices = {"run.logger": LOGGERS, "model.val_metric": MODEL_VAL_METRICS,
+               "posterior.mode": SAMPLING_MODES, "posterior.ops_statistic": STATISTICS,
+               "rollout.member_mode": MEMBER_MODES, "rollout.information_sign": INFORMATION_SIGNS}
     for name, accepted in choices.items():
         _require(_get(cfg, name) in accepted,
                  f"Unknown {name} {_get(cfg, name)!r}. Accepted: {tuple(accepted)}.")
-    check_overrides(cfg.variant, typed)
-    cfg = resolve(cfg)
+    check_typed(cfg, typed)
     parse_task(cfg.env.task)
     package = LOGGER_PACKAGES.get(cfg.run.logger)
     _require(package is None or importlib.util.find_spec(package) is not None,
@@ -432,9 +432,6 @@ def check(cfg: Config, typed: dict[str, Any]) -> Config:
         _require(cfg.model.elites <= cfg.model.members,
                  f"model.elites ({cfg.model.elites}) cannot exceed model.members "
                  f"({cfg.model.members}).")
-        _require(cfg.variant == "mbpo" or cfg.model.members == cfg.shape[0],
-                 f"model.members={cfg.model.members} must equal posterior.num_models="
-                 f"{cfg.shape[0]} for {cfg.variant} (model n trains policies (n, 1..M)).")
         # the first model fit needs a training and a held-out transition, and a batch to start
         needed = max(math.ceil(1 / cfg.model.holdout_ratio),
                      math.ceil(1 / (1 - cfg.model.holdout_ratio))) + 1
@@ -445,7 +442,7 @@ def check(cfg: Config, typed: dict[str, Any]) -> Config:
     _require(not cfg.policy.prior_rollouts or cfg.policy.action_prior,
              "policy.prior_rollouts=true needs policy.action_prior=true (the rollout policy is "
              "the learned prior).")
-    _require(cfg.variant != "ps-mbpo-fixed" or 0 <= cfg.posterior.fixed_index < cfg.num_policies,
+    _require(cfg.posterior.mode != "fixed" or 0 <= cfg.posterior.fixed_index < cfg.num_policies,
              f"posterior.fixed_index must lie in [0, {cfg.num_policies}), got "
              f"{cfg.posterior.fixed_index}.")
     check_device(cfg.run.device)
@@ -478,7 +475,8 @@ def check_device(device: str) -> None:
 
 def comparable(cfg: Config) -> dict[str, Any]:
     """The fields a checkpoint must agree on to be resumed (everything that shapes the run)."""
-    return {k: v for k, v in flatten(dataclasses.asdict(cfg)).items() if k not in FREE}
+    return {k: v for k, v in flatten(dataclasses.asdict(cfg)).items()
+            if k not in FREE | VARIANT_FIELDS}
 
 
 def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -493,7 +491,7 @@ def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 __all__ = [
     "Config", "EnvConfig", "ModelConfig", "RolloutConfig", "PosteriorConfig", "PolicyConfig",
-    "EvalConfig", "RunConfig", "VARIANTS", "SAMPLING_MODE", "FREE", "resolve", "check",
-    "check_overrides", "comparable", "help_text", "leaf_fields", "short_names", "unknown_field",
-    "flatten",
+    "EvalConfig", "RunConfig", "VARIANTS", "VARIANT_DIR", "VARIANT_FIELDS", "FREE", "check",
+    "check_typed", "variant_values", "unread", "comparable", "help_text", "leaf_fields",
+    "short_names", "unknown_field", "flatten",
 ]

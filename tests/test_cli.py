@@ -56,6 +56,10 @@ BAD = [
     (["policy.batch_size=0"], "error: policy.batch_size must be an integer >= 1, got 0"),
     (["actor_lrr=1"], "error: Unknown config field 'actor_lrr'. Did you mean policy.actor_lr?"),
     (["variant=sac", "real_ratio=0.5"], "error: policy.real_ratio=0.5 contradicts variant=sac"),
+    (["variant=sac", "num_models=2"], "error: posterior.num_models=2 contradicts variant=sac, "
+                                       "which sets posterior.num_models=1"),
+    (["variant=dreamer"], "error: Unknown variant 'dreamer'. Could not find 'variant/dreamer'; "
+                          "accepted: mbpo, ops-mbpo, ps-mbpo, ps-mbpo-fixed, sac."),
     (["seed=abc"], "error: Error merging override seed=abc: Value 'abc' of type 'str' could not "
                    "be converted to Integer (full_key: seed)"),
     (["task=dmc:cartpole-swing"], "error: Unknown DeepMind Control task: 'dmc:cartpole-swing'"),
@@ -174,7 +178,8 @@ def test_bad_resume_is_one_line_and_touches_nothing(finished_run, tmp_path, case
 
 def test_help_and_cfg_job(tmp_path):
     out = run("--help", cwd=tmp_path)
-    assert out.returncode == 0 and "policy.real_ratio=None" in out.stdout
+    assert out.returncode == 0 and "policy.real_ratio=0.05" in out.stdout
+    assert "variant: mbpo, ops-mbpo, ps-mbpo, ps-mbpo-fixed, sac" in out.stdout  # the group
     assert "(MBPO: 400)" in out.stdout
     out = run("--cfg", "job", "preset=small", "variant=ops-mbpo", "seed=3", cwd=tmp_path)
     assert out.returncode == 0, out.stderr

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
+from pathlib import Path
+
 import pytest
 
-from torchrl_psmbpo.recipes.cli import UserError, compose, expand_short_names
-from torchrl_psmbpo.recipes.config import Config, help_text, leaf_fields, resolve
+from torchrl_psmbpo.recipes.cli import UserError, compose, expand_short_names, to_config
+from torchrl_psmbpo.recipes.config import (FREE, VARIANT_FIELDS, VARIANTS, comparable, flatten,
+                                           help_text, leaf_fields)
+
+COMPOSED = Path(__file__).parent / "data" / "composed_configs.json"
 
 
 def test_defaults_are_paper_scale_and_presets_compose():
@@ -69,6 +76,7 @@ def test_short_names_map_to_dotted_fields():
     [
         (["task=dmc:cartpole-swingupp"], "Unknown DeepMind Control task: 'dmc:cartpole-swingupp'"),
         (["variant=dreamer"], "Unknown variant 'dreamer'"),
+        (["variant=dreamer"], "accepted: mbpo, ops-mbpo, ps-mbpo, ps-mbpo-fixed, sac."),
         (["real_ratio=1.5"], "policy.real_ratio must lie in [0, 1], got 1.5"),
         (["real_ratio=-0.1"], "got -0.1"),
         (["variant=ops-mbpo", "ops_temperature=0"], "posterior.ops_temperature must lie in (0, inf)"),
@@ -97,6 +105,16 @@ def test_short_names_map_to_dotted_fields():
         (["variant=mbpo", "num_models=3"], "posterior.num_models=3 contradicts variant=mbpo"),
         (["variant=ps-mbpo", "ops_temperature=3"], "posterior.ops_temperature=3 contradicts variant=ps-mbpo"),
         (["variant=ps-mbpo", "model.members=7"], "model.members=7 must equal posterior.num_models=5"),
+        (["variant=mbpo", "posterior.policies_per_model=3"],
+         "posterior.policies_per_model=3 contradicts variant=mbpo, which sets "
+         "posterior.policies_per_model=1 (recipes/conf/variant/mbpo.yaml)"),
+        (["variant=sac", "model.members=2"], "model.members=2 contradicts variant=sac"),
+        (["variant=ps-mbpo", "model.elites=3"], "model.elites=3 must equal model.members=5"),
+        (["variant=ops-mbpo", "fixed_index=1"], "posterior.fixed_index=1 contradicts variant=ops-mbpo"),
+        (["variant=ps-mbpo-fixed", "ops_mix=0.5"], "posterior.ops_mix=0.5 contradicts variant=ps-mbpo-fixed"),
+        (["variant=ps-mbpo", "posterior.mode=ops"], "posterior.mode=ops contradicts variant=ps-mbpo"),
+        (["variant=mbpo", "rollout.member_mode=per_model"], "contradicts variant=mbpo"),
+        (["variant=sac", "rollout.member_mode=random"], "sac has no model (model.members=0)"),
         (["run.threads=0"], "run.threads must be an integer >= 1, got 0"),
         (["env.action_repeat=0"], "env.action_repeat must be an integer >= 1, got 0"),
     ],
@@ -111,6 +129,28 @@ def test_bad_values_fail_with_one_line_naming_the_value(overrides, fragment):
 def test_sac_may_restate_lambda_one_and_mbpo_may_size_its_ensemble():
     assert compose("dmc", ["variant=sac", "real_ratio=1"]).policy.real_ratio == 1.0
     assert compose("dmc", ["variant=mbpo", "model.members=4", "model.elites=3"]).model.members == 4
+    assert compose("dmc", ["variant=mbpo", "num_models=1"]).shape == (1, 1)  # the variant's value
+
+
+def test_every_variant_and_preset_composes_as_at_51f5a44():
+    """The variant files compose every variant x preset as the variant tables of 51f5a44 did
+    (tests/data/make_composed_configs.py), with the same checkpoint fields (comparable), and a
+    config.yaml saved then (without posterior.mode) loads as the variant's."""
+    modes = {"sac": "fixed", "mbpo": "fixed", "ps-mbpo": "ps", "ops-mbpo": "ops",
+             "ps-mbpo-fixed": "fixed"}  # 51f5a44's SAMPLING_MODE
+    composed = json.loads(COMPOSED.read_text())
+    assert len(composed) == 30 and set(VARIANTS) == set(modes)
+    for name, before in composed.items():
+        suite, preset, variant = name.split(" ")
+        cfg = compose(suite, [preset, variant])
+        now = flatten(dataclasses.asdict(cfg))
+        added = {k: now.pop(k) for k in VARIANT_FIELDS}
+        assert now == flatten(before), name
+        assert comparable(cfg) == {k: v for k, v in now.items() if k not in FREE}, name
+        v = variant.split("=")[1]
+        assert added == {"posterior.mode": modes[v],
+                         "rollout.member_mode": "random" if v == "mbpo" else "per_model"}, name
+        assert to_config(before) == cfg, name  # its config.yaml, as saved by 51f5a44
 
 
 def test_help_lists_every_field_with_its_source():
@@ -120,10 +160,10 @@ def test_help_lists_every_field_with_its_source():
     assert "MBPO: 400" in text and "MBPO) | nll" in text
 
 
-def test_resolve_fills_only_what_the_variant_decides():
-    cfg = resolve(Config(variant="ps-mbpo"))
-    assert cfg.model.members == cfg.posterior.num_models == 5
-    assert Config().model.members is None  # resolve returns a new config
+def test_a_variant_file_wins_over_the_preset_and_follows_n():
+    cfg = compose("dmc", ["preset=cpu_dmc", "variant=ps-mbpo", "num_models=3"])
+    assert cfg.shape == (3, 2) and cfg.model.members == cfg.model.elites == 3
+    assert compose("dmc", ["preset=cpu_dmc", "variant=sac"]).model.members == 0
 
 
 def test_model_val_metric_reaches_the_trainer():

@@ -30,7 +30,7 @@ def load(run_dir: Path):
     """The run's config, real transitions (oldest first), world model (None for sac), step."""
     cfg, data, step, state = load_real_data(run_dir)
     world = None
-    if "model" in state["state"] and cfg.variant != "sac":
+    if "model" in state["state"] and cfg.model_based:
         world = trained_world_model(cfg, state, data["observation"].shape[-1],
                                     data["action"].shape[-1])
     return cfg, data, world, step

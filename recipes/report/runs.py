@@ -12,7 +12,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from torchrl_psmbpo.recipes.config import VARIANTS, flatten
+from torchrl_psmbpo.recipes.config import flatten
 from torchrl_psmbpo.recipes.provenance import commits
 
 DEFAULT_ANCHORS = Path(__file__).resolve().parent.parent / "anchors"
@@ -174,9 +174,13 @@ def read_scalar(run_dir: str | os.PathLike, name: str) -> tuple[np.ndarray, np.n
     return steps, np.array([by_step[s] for s in steps], dtype=np.float64)
 
 
+ORDER = ("sac", "mbpo", "ps-mbpo", "ops-mbpo", "ps-mbpo-fixed")
+"""The paper's order of the variants in tables and legends; any other label after them."""
+
+
 def _variant_key(label: str) -> tuple:
     base = label.split(" ")[0]
-    return (VARIANTS.index(base) if base in VARIANTS else len(VARIANTS), label)
+    return (ORDER.index(base) if base in ORDER else len(ORDER), label)
 
 
 def group_runs(runs: Sequence[Run]) -> dict[str, dict[str, list[Run]]]:
