@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The wheels a bare GPU machine lacks, fetched HERE (where pip reaches PyPI) into .whl/ (ignored by
-# git), for bench/checks/gpu_session.sh to install THERE (no network there). The machine's image has
-# Python 3.12, torch, numpy, scipy, matplotlib, pytest and pytest-xdist (see the device tool's
-# KINDS.md); this adds this project's pins of the rest: tensordict and torchrl (the components),
+# git), for bench/checks/gpu_session.sh to install THERE (no network there). The GPU machines we
+# borrow run a CUDA PyTorch image with Python 3.12, torch, numpy, scipy, matplotlib, lxml, pytest
+# and pytest-xdist; this adds this project's pins of the rest: tensordict and torchrl (the components),
 # Hydra and Gymnasium (the recipes, and tests/test_cuda.py's training runs on gym:Pendulum-v1).
 # DMC=1 adds dm_control and MuJoCo, what bench/checks/cuda_check.sh's runs need (dm_control without
 # its locomotion meshes, which the control suite never imports: 17 MB instead of 56). About 5 MB,
