@@ -1,6 +1,7 @@
-"""The same code on CUDA: updates agree with the CPU, checkpoints loaded onto the GPU resume, and
-every variant trains and resumes with ``run.device=cuda``. Skipped without CUDA (CI has none);
-``bench/checks/cuda_check.sh`` runs these on a GPU machine, with the timings of docs/results.md."""
+"""The same code on CUDA: updates agree with the CPU, checkpoints loaded onto the GPU resume,
+every variant trains and resumes with ``run.device=cuda``, the update never waits for the GPU, and
+its CUDA graph (``PolicyEnsemble(cudagraphs=True)``) gives the eager update's numbers. Skipped
+without CUDA (CI has none); ``bench/checks/gpu_session.sh`` runs these on a GPU machine."""
 
 from __future__ import annotations
 
@@ -24,8 +25,8 @@ pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUD
 OBS, ACT = 5, 2
 
 
-def _batch(n: int, m: int, b: int, device: str) -> TensorDict:
-    g = torch.Generator().manual_seed(0)
+def _batch(n: int, m: int, b: int, device: str, seed: int = 0) -> TensorDict:
+    g = torch.Generator().manual_seed(seed)
     return TensorDict({
         "observation": torch.randn(n, m, b, OBS, generator=g),
         "action": torch.rand(n, m, b, ACT, generator=g) * 2 - 1,
@@ -133,3 +134,100 @@ def test_every_variant_trains_and_resumes_on_cuda(tmp_path, variant):
     cfg = tiny(name, "total_steps=420", "run.device=cuda", *extra)
     resumed = train(cfg, tmp_path, resume=load_checkpoint(half["checkpoint"], cfg))
     assert resumed["step"] == 420 and math.isfinite(resumed["last_eval"])
+
+
+# ---------------------------------------------------------------- no host sync, CUDA graphs
+# (last in the file: constructing a CudaGraphModule takes TensorDict out of torch's pytree registry
+# for the rest of the process, tensordict's own rule)
+UPDATE_PATHS = ["autograd", "autograd-clip-prior", "hand-written"]
+
+
+def _ensemble_for(path: str, monkeypatch, **kwargs) -> PolicyEnsemble:
+    """A CUDA ensemble (2 x 3, 64 wide) whose update takes ``path``: the autograd update (what
+    CUDA runs by default), with gradient clipping and the action prior, or the bmm backend's
+    hand-written update (CPU-only by default until measured on a GPU)."""
+    import torchrl_psmbpo.policy.ensemble as ensemble_module
+
+    if path == "hand-written":
+        monkeypatch.setattr(ensemble_module, "_FAST_UPDATE_DEVICES", ("cpu", "cuda"))
+    if path == "autograd-clip-prior":
+        kwargs.update(grad_clip_norm=0.5, action_prior=True)
+    ens = PolicyEnsemble(OBS, ACT, (2, 3), actor_hidden=(64, 64), critic_hidden=(64, 64), device="cuda", **kwargs)
+    assert ens._fast_update == (path == "hand-written")
+    return ens
+
+
+@pytest.mark.parametrize("path", UPDATE_PATHS)
+def test_the_update_on_cuda_never_waits_for_the_gpu(path, monkeypatch):
+    """Under torch's sync debug mode "error", any op of update() that makes the host wait for the
+    GPU (``.item()``, a copy to the host, ``nonzero``, ...) raises; the CPU-side check of the same
+    claim is tests/test_policy_ensemble.py::test_the_update_reads_nothing_back_to_the_host."""
+    ens = _ensemble_for(path, monkeypatch)
+    batch = _batch(2, 3, 64, "cuda")
+    ens.update(batch)  # Adam's state and the hand-written update's workspace are made here
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        ens.update(batch)
+        ens.update(batch, torch.randn(2, 3, 2, 64, ACT, device="cuda"))
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+
+
+def _assert_same_state(got: PolicyEnsemble, expected: PolicyEnsemble, tol: float) -> None:
+    """Parameters, target critics, temperatures and Adam moments within ``tol``."""
+    names = ["actor_params", "critic_params", "target_critic_params"] + ["prior_params"] * expected.action_prior
+    for name in names:
+        for (key, a), b in zip(getattr(got, name).items(True, True), getattr(expected, name).values(True, True)):
+            torch.testing.assert_close(a, b, rtol=tol, atol=tol, msg=lambda m, n=name, k=key: f"{n} {k}: {m}")
+    torch.testing.assert_close(got.log_alpha, expected.log_alpha, rtol=tol, atol=tol)
+    got_state, expected_state = got.optimizer.state_dict()["state"], expected.optimizer.state_dict()["state"]
+    assert got_state.keys() == expected_state.keys()
+    for index, state in expected_state.items():
+        for key, value in state.items():
+            torch.testing.assert_close(got_state[index][key], value, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("path", UPDATE_PATHS)
+def test_cudagraphs_update_equals_the_eager_update(path, monkeypatch):
+    """cudagraphs=True gives the eager update's losses and final state within 1e-5 over ten
+    updates (the first two eager, the second also captured, then eight replays), on a fresh
+    batch and fresh noise at every update (given, or drawn from torch's RNG, which both draw
+    alike: the noise is drawn before the graph). After load_state_dict (new Adam state) and for
+    a batch of another size, it captures anew and still agrees."""
+    tol = 1e-5
+    eager = _ensemble_for(path, monkeypatch)
+    graphed = _ensemble_for(path, monkeypatch, cudagraphs=True)
+    assert graphed.cudagraphs and not eager.cudagraphs and "cudagraphs=True" in repr(graphed)
+    graphed.load_state_dict(eager.state_dict())  # eager's Adam flags are not taken over
+    assert all(group["capturable"] for group in graphed.optimizer.param_groups)
+    assert not any(group["capturable"] for group in eager.optimizer.param_groups)
+
+    def updates(count: int, seed: int, b: int = 64) -> None:
+        for i in range(count):
+            batch = _batch(2, 3, b, "cuda", seed=seed + i)
+            noise = None if i % 2 else torch.randn(2, 3, 2, b, ACT, device="cuda")
+            torch.manual_seed(seed + i)
+            expected = eager.update(batch, noise)
+            torch.manual_seed(seed + i)
+            got = graphed.update(batch, noise)
+            assert set(got.keys()) == set(expected.keys())
+            for key in expected.keys():
+                torch.testing.assert_close(got[key], expected[key], rtol=tol, atol=tol,
+                                           msg=lambda m, i=i, k=key: f"update {i}, {k}: {m}")
+        _assert_same_state(graphed, eager, tol)
+
+    updates(10, seed=0)
+    graph = graphed._graph
+    assert graph.counter == 2 and isinstance(graph.graph, torch.cuda.CUDAGraph)  # captured once
+    first = graphed.update(_batch(2, 3, 64, "cuda", seed=50))  # a replay's outputs are copies:
+    kept = first["loss_qvalue"].clone()  # the next replay does not overwrite them
+    graphed.update(_batch(2, 3, 64, "cuda", seed=51))
+    assert torch.equal(first["loss_qvalue"], kept)
+
+    graphed.load_state_dict(eager.state_dict())  # back in step with eager; Adam's state replaced
+    assert graphed._graph is None
+    updates(4, seed=100)
+    assert graphed._graph is not graph
+    updates(4, seed=200, b=32)
+    assert graphed._graph_shapes[0][0] == (6, 32, OBS)

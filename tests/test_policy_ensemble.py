@@ -4,11 +4,14 @@ members, the acting paths, state_dict, bad input, and that it learns Pendulum.""
 from __future__ import annotations
 
 import io
+import traceback
 
 import pytest
 import torch
 import torch.distributions.normal as normal_module
 from tensordict import TensorDict
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_leaves
 from torchrl.collectors import Collector
 from torchrl.data import Categorical, LazyTensorStorage, ReplayBuffer
 from torchrl.envs import TensorDictPrimer
@@ -408,6 +411,8 @@ def test_bad_construction_is_refused():
         PolicyEnsemble(3, 1, (1, 1), tau=0)
     with pytest.raises(ValueError, match="compile=True needs backend='bmm'"):
         PolicyEnsemble(3, 1, (1, 1), backend="vmap", compile=True)
+    with pytest.raises(ValueError, match="cudagraphs=True needs backend='bmm'"):
+        PolicyEnsemble(3, 1, (1, 1), backend="vmap", cudagraphs=True)
 
 
 def test_bad_batches_are_refused():
@@ -443,7 +448,7 @@ def test_bad_policy_index_and_member_are_refused():
         ens.member(2, 0)
 
 
-# ---------------------------------------------------------------- compile, learning
+# ---------------------------------------------------------------- compile, CUDA graphs, learning
 def test_compile_option_gives_the_eager_update():
     """On a CPU, compile=True is ignored (the compiled update was slower there); the compiled
     loss computation itself, what a GPU runs with compile=True, gives the eager losses."""
@@ -458,6 +463,65 @@ def test_compile_option_gives_the_eager_update():
     assert max_abs_diff(expected.detach(), got.detach()) < 1e-5
     assert max_abs_diff(eager.update(batch, noise), compiled.update(batch, noise)) == 0
     assert max_abs_diff(eager.actor_params.data, compiled.actor_params.data) == 0
+
+
+def test_cudagraphs_option_is_ignored_off_cuda():
+    """CUDA graphs exist on CUDA devices only: on a CPU cudagraphs=True is ignored (as compile=True
+    is), with the same update bit for bit and the same (non-capturable) optimizer."""
+    torch.manual_seed(9)
+    eager = small_ensemble((1, 2))
+    graphed = small_ensemble((1, 2), cudagraphs=True)
+    assert not graphed.cudagraphs and "cudagraphs=False" in repr(graphed)
+    assert [g["capturable"] for g in graphed.optimizer.param_groups] == [False] * 3
+    graphed.load_state_dict(eager.state_dict())
+    for _ in range(2):
+        batch, noise = make_batch(1, 2, 8), torch.randn(1, 2, 2, 8, ACT)
+        assert max_abs_diff(eager.update(batch, noise), graphed.update(batch, noise)) == 0
+    assert graphed._graph is None
+    assert max_abs_diff(eager.actor_params.data, graphed.actor_params.data) == 0
+
+
+class HostReads(TorchDispatchMode):
+    """Records every op that reads a tensor's value back to the host (``.item()``, ``bool()``,
+    ``nonzero``, ...) or takes or makes a tensor on the host, with where it was called."""
+
+    READS = ("_local_scalar_dense", "nonzero", "is_nonzero", "equal", "masked_select", "unique")
+
+    def __init__(self):
+        super().__init__()
+        self.found: list[str] = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        on_host = any(
+            isinstance(t, torch.Tensor) and t.device.type == "cpu" for t in tree_leaves((args, kwargs, out))
+        )
+        if on_host or func.__name__.split(".")[0] in self.READS:
+            ours = [f for f in traceback.extract_stack() if "/components/" in f.filename]
+            self.found.append(f"{func} at {ours[-1].filename}:{ours[-1].lineno}" if ours else str(func))
+        return out
+
+
+@pytest.mark.parametrize("path", ["autograd", "autograd-clip-prior", "hand-written"])
+def test_the_update_reads_nothing_back_to_the_host(path, monkeypatch):
+    """What cudagraphs=True captures must not wait for the device: the update (input checks, noise
+    draw, losses, gradients, clipping, Polyak update) run on the meta device, which has no values,
+    calls no op that reads a value to the host and touches no host tensor. Adam's step is left out
+    (stubbed): on the meta device torch runs a non-capturable Adam, which does read its step
+    counts; the captured update uses the fused, capturable one, which torch itself checks when a
+    capture starts."""
+    kwargs = dict(grad_clip_norm=0.5, action_prior=True) if path == "autograd-clip-prior" else {}
+    ens = PolicyEnsemble(OBS, ACT, (2, 2), actor_hidden=HID, critic_hidden=HID, device="meta", **kwargs)
+    ens._fast_update = path == "hand-written"  # on a CPU the default; runs on meta too
+    monkeypatch.setattr(ens.optimizer, "step", lambda: None)
+    batch = make_batch(2, 2, 8).to("meta")
+    ens.update(batch)  # the hand-written update makes its workspace once, at its first call
+    reads = HostReads()
+    with reads:
+        out = ens.update(batch)
+        ens.update(batch, torch.randn(2, 2, 2, 8, ACT, device="meta"))
+    assert out["loss_actor"].device.type == "meta"
+    assert not reads.found, "\n".join(reads.found)
 
 
 def test_members_learn_pendulum_from_real_data(one_thread):

@@ -109,6 +109,17 @@ class PolicyEnsemble(nn.Module):
             ignored (``compiled`` stays ``False``): compiled, the update took 1.3x the time
             of the autograd update and 1.6x that of the default one (``docs/policy_ensemble.md``,
             "Speed of the update").
+        cudagraphs: on a CUDA device, capture the whole update of all members (losses,
+            backward, clipping, Adam step, Polyak update) as one CUDA graph with
+            :class:`tensordict.nn.CudaGraphModule` and replay it at every :meth:`update`
+            (``backend="bmm"`` only; Adam is made ``capturable``). The first two updates run
+            eagerly (the second also captures); each later one copies the batch and the noise
+            into the graph's static buffers and replays it: the same numbers as the eager
+            update, far fewer kernel launches (``docs/gpu.md``; not measured yet). A batch of
+            another shape, or :meth:`load_state_dict`, captures anew; learning rates, ``gamma``
+            and ``tau`` are fixed at capture. Constructing the graph module removes TensorDict
+            from torch's pytree registry for the process (tensordict's own rule). On any other
+            device it is ignored (``cudagraphs`` stays ``False``), as ``compile`` is on a CPU.
         device: where every parameter lives (``None``: torch's default device).
 
     Examples:
@@ -153,6 +164,7 @@ class PolicyEnsemble(nn.Module):
         target_kl: float | None = None,
         backend: str = "bmm",
         compile: bool = False,
+        cudagraphs: bool = False,
         device: torch.device | str | None = None,
     ) -> None:
         super().__init__()
@@ -186,9 +198,15 @@ class PolicyEnsemble(nn.Module):
         if compile and backend != "bmm":
             # dynamo (torch 2.13) fails on TensorDict.to_module inside vmap
             raise ValueError(f"compile=True needs backend='bmm', got backend={backend!r}")
+        if cudagraphs and backend != "bmm":
+            raise ValueError(f"cudagraphs=True needs backend='bmm', got backend={backend!r}")
         self.activation = activation
         self.scale_lb = _positive_float(scale_lb, "scale_lb")
         self.device = torch.device(device) if device is not None else torch.get_default_device()
+        # CUDA graphs exist on CUDA devices only: elsewhere the option is ignored
+        self.cudagraphs = bool(cudagraphs) and self.device.type == "cuda"
+        self._graph = None  # the captured update (a CudaGraphModule) and the shapes it was captured for
+        self._graph_shapes: tuple | None = None
         if target_entropy is None:
             target_entropy = -float(self.action_dim)
         elif isinstance(target_entropy, bool) or not isinstance(target_entropy, (int, float)):
@@ -303,12 +321,13 @@ class PolicyEnsemble(nn.Module):
             device=self.device,
         )
 
-    def _adam_kwargs(self) -> dict[str, bool]:
+    def _adam_kwargs(self) -> dict[str, bool | None]:
         # the fused kernel does the whole step in one pass per tensor; elementwise, so the
-        # same as one Adam per member
+        # same as one Adam per member. capturable: torch refuses to capture a step without it;
+        # the fused kernel keeps its step counts on the device and computes the same either way
         if self.device.type in ("cpu", "cuda"):
-            return {"fused": True}
-        return {"foreach": True}
+            return {"fused": True, "foreach": None, "capturable": self.cudagraphs}
+        return {"fused": None, "foreach": True, "capturable": False}
 
     # ------------------------------------------------------------------ shape
     @property
@@ -466,24 +485,22 @@ class PolicyEnsemble(nn.Module):
 
     def _losses(self, batch: TensorDictBase, noise: Tensor | None) -> dict[str, Tensor]:
         data, size = self._unpack(batch)
-        noise = self._check_noise(noise, size).flatten(0, 1)
+        return self._member_losses(*data, self._check_noise(noise, size).flatten(0, 1))
+
+    def _member_losses(self, *data: Tensor) -> dict[str, Tensor]:
+        """The backend's losses ``[K]`` of ``data`` (``_unpack``'s tensors and the noise, ``[K, ...]``)."""
         return self._backend.losses(
             self.log_alpha.flatten(),
             *data,
-            noise,
             gamma=self.gamma,
             target_entropy=self.target_entropy,
             loss_function=self.loss_function,
             **({"target_kl": self.target_kl} if self.action_prior else {}),
         )
 
-    def _as_tensordict(self, losses: dict[str, Tensor], detach: bool = False) -> TensorDict:
+    def _as_tensordict(self, losses: dict[str, Tensor]) -> TensorDict:
         return TensorDict(
-            {
-                key: (losses[key].detach() if detach else losses[key]).view(self._shape)
-                for key in (*LOSS_KEYS, *PRIOR_LOSS_KEYS)
-                if key in losses
-            },
+            {key: losses[key].view(self._shape) for key in (*LOSS_KEYS, *PRIOR_LOSS_KEYS) if key in losses},
             batch_size=self._shape,
         )
 
@@ -511,15 +528,30 @@ class PolicyEnsemble(nn.Module):
             ``KL(pi || p_a)`` that the actor loss uses) and ``loss_prior`` (the prior's loss,
             the closed-form ``KL(pi || p_a)``, batch mean).
         """
+        data, size = self._unpack(batch)
+        data.append(self._check_noise(noise, size).flatten(0, 1))
+        step = self._captured_step(data) if self.cudagraphs else self._step
+        return self._as_tensordict(step(*data))
+
+    def _step(
+        self, observation: Tensor, action: Tensor, next_observation: Tensor, reward: Tensor,
+        not_terminated: Tensor, noise: Tensor,
+    ) -> dict[str, Tensor]:
+        """The update on ``[K, b, ...]`` tensors (``_unpack``'s and the noise); detached losses ``[K]``.
+
+        What ``cudagraphs=True`` captures: it reads no value back to the host (no ``.item()``,
+        no Python branch on a tensor's value) and creates no tensor on the host
+        (``tests/test_policy_ensemble.py::test_the_update_reads_nothing_back_to_the_host``).
+        """
+        data = (observation, action, next_observation, reward, not_terminated, noise)
         if self._fast_update:
             # bmm backend: losses and gradients without autograd, the same numbers
-            data, size = self._unpack(batch)
             losses = self._backend.sac_step(
-                self.log_alpha, *data, self._check_noise(noise, size).flatten(0, 1),
+                self.log_alpha, *data,
                 gamma=self.gamma, target_entropy=self.target_entropy, loss_function=self.loss_function,
             )
         else:
-            losses = self._losses(batch, noise)
+            losses = self._member_losses(*data)
             total = losses["loss_actor"].sum() + losses["loss_qvalue"].sum() + losses["loss_alpha"].sum()
             if self.action_prior:
                 total = total + losses["loss_prior"].sum()
@@ -533,7 +565,22 @@ class PolicyEnsemble(nn.Module):
         self.optimizer.step()
         with torch.no_grad():  # target <- target + tau (critic - target), all tensors at once
             torch._foreach_lerp_(self._target_leaves, self._critic_leaves, self.tau)
-        return self._as_tensordict(losses, detach=True)
+        return {key: value.detach() for key, value in losses.items()}
+
+    def _captured_step(self, data: list[Tensor]):
+        """:meth:`_step` as a CUDA graph (``cudagraphs=True``), captured for these input shapes.
+
+        ``CudaGraphModule`` runs the first call eagerly and the second eagerly and captured
+        (both on a side stream; a compiled loss gets one more eager call, to compile first),
+        then copies each call's inputs into the graph's static buffers and replays it.
+        """
+        shapes = tuple((x.shape, x.dtype) for x in data)
+        if self._graph is None or self._graph_shapes != shapes:
+            from tensordict.nn import CudaGraphModule
+
+            self._graph = CudaGraphModule(self._step, warmup=3 if self.compiled else 2, device=self.device)
+            self._graph_shapes = shapes
+        return self._graph
 
     def _clip_per_member(self, params: list[Tensor]) -> None:
         """Scale each member's gradients (dims [N, M] lead) to norm <= grad_clip_norm."""
@@ -609,6 +656,11 @@ class PolicyEnsemble(nn.Module):
 
     def set_extra_state(self, state: dict[str, Any]) -> None:
         self.optimizer.load_state_dict(state["optimizer"])
+        # the optimizer's flags are this ensemble's, not the saved ones: a checkpoint of an
+        # eager update resumes captured, and the other way round
+        for group in self.optimizer.param_groups:
+            group.update(self._adam_kwargs())
+        self._graph = None  # a captured update holds the Adam state just replaced: capture anew
 
     def __repr__(self) -> str:
         """A one-screen summary (the stacked parameter TensorDicts would print 100+ lines)."""
@@ -621,8 +673,8 @@ class PolicyEnsemble(nn.Module):
             f"    ensemble_shape=[{self._shape[0]}, {self._shape[1]}] ({self.num_members} SAC members),\n"
             f"    observation_dim={self.observation_dim}, action_dim={self.action_dim},\n"
             f"    actor_hidden={list(self.actor_hidden)}, critic_hidden={list(self.critic_hidden)} (2 critics + 2 targets),\n"
-            f"    activation={self.activation.__name__}, backend={self.backend!r}, compiled={self.compiled}, device={self.device},\n"
-            f"    gamma={self.gamma:g}, tau={self.tau:g}, alpha={alpha_text}, parameters={n_params:,})"
+            f"    activation={self.activation.__name__}, backend={self.backend!r}, compiled={self.compiled}, cudagraphs={self.cudagraphs},\n"
+            f"    device={self.device}, gamma={self.gamma:g}, tau={self.tau:g}, alpha={alpha_text}, parameters={n_params:,})"
         )
 
     def extra_repr(self) -> str:
