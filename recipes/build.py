@@ -78,6 +78,7 @@ def make_policies(cfg: Config, obs_dim: int, act_dim: int) -> PolicyEnsemble:
         grad_clip_norm=p.grad_clip_norm, action_prior=p.action_prior, prior_hidden=tuple(prior),
         prior_lr=p.prior_lr, target_kl=p.target_kl, device=torch.device(cfg.run.device),
         compile=p.compile,
+        cudagraphs=p.cudagraphs,
     )
 
 

@@ -148,6 +148,9 @@ class PolicyConfig:
     compile: bool = _f(False, "torch.compile the update's loss computation on a GPU; ignored on "
                               "a CPU, where it is slower (docs/policy_ensemble.md); not yet "
                               "measured on a GPU (docs/gpu.md)")
+    cudagraphs: bool = _f(False, "capture the update of all members (losses, backward, Adam, "
+                                 "Polyak) as one CUDA graph; ignored off CUDA; not yet measured "
+                                 "on a GPU (docs/gpu.md)")
 
 
 @dataclass

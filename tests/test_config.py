@@ -132,6 +132,10 @@ def test_sac_may_restate_lambda_one_and_mbpo_may_size_its_ensemble():
     assert compose("dmc", ["variant=mbpo", "num_models=1"]).shape == (1, 1)  # the variant's value
 
 
+LATER_FIELDS = {"policy.cudagraphs": False}
+"""Fields added after 51f5a44, with the default that reproduces its runs."""
+
+
 def test_every_variant_and_preset_composes_as_at_51f5a44():
     """The variant files compose every variant x preset as the variant tables of 51f5a44 did
     (tests/data/make_composed_configs.py), with the same checkpoint fields (comparable), and a
@@ -145,8 +149,10 @@ def test_every_variant_and_preset_composes_as_at_51f5a44():
         cfg = compose(suite, [preset, variant])
         now = flatten(dataclasses.asdict(cfg))
         added = {k: now.pop(k) for k in VARIANT_FIELDS}
+        later = {k: now.pop(k) for k in LATER_FIELDS}  # fields added since, at their defaults
+        assert later == LATER_FIELDS, name
         assert now == flatten(before), name
-        assert comparable(cfg) == {k: v for k, v in now.items() if k not in FREE}, name
+        assert comparable(cfg) == {k: v for k, v in now.items() if k not in FREE} | later, name
         v = variant.split("=")[1]
         assert added == {"posterior.mode": modes[v],
                          "rollout.member_mode": "random" if v == "mbpo" else "per_model"}, name
@@ -202,6 +208,17 @@ def test_policy_compile_reaches_the_ensemble_and_is_ignored_on_a_cpu():
     assert cfg.policy.compile is True and policies.compiled is False  # run.device=cpu
     with pytest.raises(UserError, match="policy.compile"):
         compose("dmc", ["policy.compile=maybe"])
+
+
+def test_policy_cudagraphs_reaches_the_ensemble_and_is_ignored_off_cuda():
+    from torchrl_psmbpo.recipes.build import make_policies
+
+    assert compose("dmc", ["preset=small"]).policy.cudagraphs is False
+    cfg = compose("dmc", ["preset=small", "policy.cudagraphs=true"])
+    policies = make_policies(cfg, 5, 1)
+    assert cfg.policy.cudagraphs is True and policies.cudagraphs is False  # run.device=cpu
+    with pytest.raises(UserError, match="policy.cudagraphs"):
+        compose("dmc", ["policy.cudagraphs=maybe"])
 
 
 def test_action_prior_widths_default_to_half_the_actors_and_are_checked():
