@@ -199,26 +199,17 @@ def test_rollout_and_information_settings_reach_the_imagined_env():
     assert env.information_weight == 0.5 and env.information_sign == "optimistic"
 
 
-def test_policy_compile_reaches_the_ensemble_and_is_ignored_on_a_cpu():
+@pytest.mark.parametrize("flag, attribute", [("compile", "compiled"), ("cudagraphs", "cudagraphs")])
+def test_policy_update_flags_reach_the_ensemble_and_are_ignored_on_a_cpu(flag, attribute):
     from torchrl_psmbpo.recipes.build import make_policies
 
-    assert compose("dmc", ["preset=small"]).policy.compile is False
-    cfg = compose("dmc", ["preset=small", "policy.compile=true"])
+    assert getattr(compose("dmc", ["preset=small"]).policy, flag) is False
+    cfg = compose("dmc", ["preset=small", f"policy.{flag}=true"])
     policies = make_policies(cfg, 5, 1)
-    assert cfg.policy.compile is True and policies.compiled is False  # run.device=cpu
-    with pytest.raises(UserError, match="policy.compile"):
-        compose("dmc", ["policy.compile=maybe"])
-
-
-def test_policy_cudagraphs_reaches_the_ensemble_and_is_ignored_off_cuda():
-    from torchrl_psmbpo.recipes.build import make_policies
-
-    assert compose("dmc", ["preset=small"]).policy.cudagraphs is False
-    cfg = compose("dmc", ["preset=small", "policy.cudagraphs=true"])
-    policies = make_policies(cfg, 5, 1)
-    assert cfg.policy.cudagraphs is True and policies.cudagraphs is False  # run.device=cpu
-    with pytest.raises(UserError, match="policy.cudagraphs"):
-        compose("dmc", ["policy.cudagraphs=maybe"])
+    assert getattr(cfg.policy, flag) is True
+    assert getattr(policies, attribute) is False  # run.device=cpu
+    with pytest.raises(UserError, match=f"policy.{flag}"):
+        compose("dmc", [f"policy.{flag}=maybe"])
 
 
 def test_action_prior_widths_default_to_half_the_actors_and_are_checked():
