@@ -18,7 +18,8 @@ from tensordict import TensorDict
 
 
 def sac_batch(
-    n: int, m: int, b: int, obs: int, act: int, *, terminated: float = 0.25, observation: torch.Tensor | None = None
+    n: int, m: int, b: int, obs: int, act: int, *, terminated: float = 0.25, observation: torch.Tensor | None = None,
+    generator: torch.Generator | None = None,
 ) -> TensorDict:
     """A random ``[n, m, b]`` batch of the transitions ``PolicyEnsemble.update`` reads.
 
@@ -27,15 +28,17 @@ def sac_batch(
         obs, act: observation and action sizes.
         terminated: the probability of each transition to be terminal.
         observation: the ``[n, m, b, obs]`` observations (drawn when ``None``).
+        generator: the random stream to draw from (``None``: torch's global one).
     """
+    g = generator
     return TensorDict(
         {
-            "observation": torch.randn(n, m, b, obs) if observation is None else observation,
-            "action": torch.rand(n, m, b, act) * 2 - 1,
+            "observation": torch.randn(n, m, b, obs, generator=g) if observation is None else observation,
+            "action": torch.rand(n, m, b, act, generator=g) * 2 - 1,
             "next": {
-                "observation": torch.randn(n, m, b, obs),
-                "reward": torch.randn(n, m, b, 1),
-                "terminated": torch.rand(n, m, b, 1) < terminated,
+                "observation": torch.randn(n, m, b, obs, generator=g),
+                "reward": torch.randn(n, m, b, 1, generator=g),
+                "terminated": torch.rand(n, m, b, 1, generator=g) < terminated,
                 "done": torch.zeros(n, m, b, 1, dtype=torch.bool),
             },
         },

@@ -10,6 +10,7 @@ import math
 
 import pytest
 import torch
+from helpers import sac_batch
 from tensordict import TensorDict
 
 from torchrl_psmbpo.policy.ensemble import PolicyEnsemble
@@ -26,14 +27,8 @@ OBS, ACT = 5, 2
 
 
 def _batch(n: int, m: int, b: int, device: str, seed: int = 0) -> TensorDict:
-    g = torch.Generator().manual_seed(seed)
-    return TensorDict({
-        "observation": torch.randn(n, m, b, OBS, generator=g),
-        "action": torch.rand(n, m, b, ACT, generator=g) * 2 - 1,
-        "next": {"observation": torch.randn(n, m, b, OBS, generator=g),
-                 "reward": torch.randn(n, m, b, 1, generator=g),
-                 "terminated": torch.rand(n, m, b, 1, generator=g) < 0.2},
-    }, batch_size=[n, m, b]).to(device)
+    return sac_batch(n, m, b, OBS, ACT, terminated=0.2,
+                     generator=torch.Generator().manual_seed(seed)).to(device)
 
 
 def _onto_cuda(state):

@@ -50,6 +50,9 @@ from tensordict import TensorDict
 import torchrl_psmbpo.policy.ensemble as ensemble_module
 from torchrl_psmbpo.policy.ensemble import PolicyEnsemble
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository root
+from tests.helpers import sac_batch  # noqa: E402
+
 CUDA_MODES = ("eager", "cudagraphs", "hand-written", "hand-written+cudagraphs", "compile", "compile+cudagraphs")
 CPU_MODES = ("eager", "compile")
 LOSSES = ("loss_actor", "loss_qvalue", "loss_alpha", "alpha", "entropy")
@@ -57,14 +60,8 @@ LOSSES = ("loss_actor", "loss_qvalue", "loss_alpha", "alpha", "entropy")
 
 def make_batch(n: int, m: int, b: int, obs: int, act: int, device: torch.device, seed: int) -> TensorDict:
     """A random ``[n, m, b]`` batch of transitions (5% terminal), drawn on the CPU, moved to ``device``."""
-    g = torch.Generator().manual_seed(seed)
-    return TensorDict({
-        "observation": torch.randn(n, m, b, obs, generator=g),
-        "action": torch.rand(n, m, b, act, generator=g) * 2 - 1,
-        "next": {"observation": torch.randn(n, m, b, obs, generator=g),
-                 "reward": torch.randn(n, m, b, 1, generator=g),
-                 "terminated": torch.rand(n, m, b, 1, generator=g) < 0.05},
-    }, [n, m, b]).to(device)
+    return sac_batch(n, m, b, obs, act, terminated=0.05,
+                     generator=torch.Generator().manual_seed(seed)).to(device)
 
 
 @contextlib.contextmanager
