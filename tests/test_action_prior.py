@@ -235,11 +235,11 @@ def test_state_dict_round_trip_with_the_prior():
 
 
 def test_bad_prior_options_are_refused():
-    with pytest.raises(ValueError, match="target_kl must be > 0, got -1.0"):
+    with pytest.raises(ValueError, match="target_kl must be a finite float > 0, got -1.0"):
         ensemble(action_prior=True, target_kl=-1.0)
-    with pytest.raises(ValueError, match="prior_lr must be > 0, got 0.0"):
+    with pytest.raises(ValueError, match="prior_lr must be a finite float > 0, got 0.0"):
         ensemble(action_prior=True, prior_lr=0.0)
-    with pytest.raises(ValueError, match="prior_hidden width must be >= 1, got 0"):
+    with pytest.raises(ValueError, match="prior_hidden width must be an int >= 1, got 0"):
         ensemble(action_prior=True, prior_hidden=(0,))
     with pytest.raises(TypeError, match="action_prior must be a bool, got 'yes'"):
         ensemble(action_prior="yes")

@@ -370,7 +370,7 @@ def test_predictions_stay_finite_for_extreme_finite_inputs():
 def test_bad_inputs_give_clear_errors():
     with pytest.raises(ValueError, match="num_elites=8 is larger than num_members=7"):
         DynamicsEnsemble(3, 1, num_members=7, num_elites=8)
-    with pytest.raises(ValueError, match="observation_dim must be a positive int"):
+    with pytest.raises(ValueError, match="observation_dim must be an int >= 1, got 0"):
         DynamicsEnsemble(0, 1)
     model = small_model()
     with pytest.raises(ValueError, match="observation has last dimension 3.*observation_dim=2"):
@@ -487,7 +487,7 @@ def test_beta_nll_fits_a_sparse_reward_that_the_plain_nll_explains_as_variance()
     assert predicted[0.0][0] < 1.5  # true mean 4: the plain NLL's variance absorbs it
     assert predicted[0.5][0] > 2.0 and abs(predicted[0.5][1]) < 0.1
     for bad in (-0.1, 1.5, True, "0.5"):
-        with pytest.raises(ValueError, match=r"nll_beta must be a number in \[0, 1\]"):
+        with pytest.raises(ValueError, match=r"nll_beta .* must be a finite float in \[0, 1\]"):
             DynamicsTrainer(small_model(), nll_beta=bad)
 
 

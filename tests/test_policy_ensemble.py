@@ -399,15 +399,17 @@ def test_state_dict_round_trip_resumes_to_the_same_next_update(backend):
 
 # ---------------------------------------------------------------- bad input
 def test_bad_construction_is_refused():
-    with pytest.raises(ValueError, match=r"ensemble_shape\[0\] must be >= 1, got 0"):
+    with pytest.raises(ValueError, match=r"ensemble_shape\[0\] \(N, models\) must be an int >= 1, "
+                                         r"got 0"):
         PolicyEnsemble(3, 1, (0, 2))
-    with pytest.raises(ValueError, match=r"ensemble_shape\[1\] must be >= 1, got -1"):
+    with pytest.raises(ValueError, match=r"ensemble_shape\[1\] \(M, policies per model\) must be an "
+                                         r"int >= 1, got -1"):
         PolicyEnsemble(3, 1, (2, -1))
-    with pytest.raises(ValueError, match=r"ensemble_shape must be a pair \(N, M\), got 4"):
+    with pytest.raises(ValueError, match=r"ensemble_shape must be \(N, M\) \(models, policies per model\), got 4"):
         PolicyEnsemble(3, 1, 4)
     with pytest.raises(ValueError, match=r"backend must be one of \('vmap', 'bmm'\), got 'loop'"):
         PolicyEnsemble(3, 1, (1, 1), backend="loop")
-    with pytest.raises(ValueError, match=r"tau must be in \(0, 1\], got 0.0"):
+    with pytest.raises(ValueError, match=r"tau must be a finite float in \(0, 1\], got 0"):
         PolicyEnsemble(3, 1, (1, 1), tau=0)
     with pytest.raises(ValueError, match="compile=True needs backend='bmm'"):
         PolicyEnsemble(3, 1, (1, 1), backend="vmap", compile=True)

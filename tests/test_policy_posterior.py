@@ -340,7 +340,7 @@ def test_transform_state_round_trip_with_another_seed_repeats_the_picks(episode_
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"num_policies": 0}, "num_policies must be >= 1, got 0"),
+        ({"num_policies": 0}, "num_policies must be an int >= 1, got 0"),
         ({"num_policies": 2.5}, "num_policies must be an int >= 1, got 2.5"),
         ({"num_policies": 3, "mode": "thompson"}, "mode must be one of .* got 'thompson'"),
         ({"num_policies": 3, "statistic": "max"}, "statistic must be one of .* got 'max'"),
@@ -349,9 +349,9 @@ def test_transform_state_round_trip_with_another_seed_repeats_the_picks(episode_
         ({"num_policies": 3, "temperature": "1"}, r"> 0, got '1'"),
         ({"num_policies": 3, "fixed_index": 3}, r"fixed_index must lie in \[0, 3\).*got 3"),
         ({"num_policies": 3, "seed": 1.5}, "seed must be an int, got 1.5"),
-        ({"num_policies": 3, "mix": 1.0}, r"mix must be a float in \[0, 1\), got 1.0"),
-        ({"num_policies": 3, "mix": -0.1}, r"mix must be a float in \[0, 1\), got -0.1"),
-        ({"num_policies": 3, "mix": True}, r"mix must be a float in \[0, 1\), got True"),
+        ({"num_policies": 3, "mix": 1.0}, r"mix must be a finite float in \[0, 1\), got 1.0"),
+        ({"num_policies": 3, "mix": -0.1}, r"mix must be a finite float in \[0, 1\), got -0.1"),
+        ({"num_policies": 3, "mix": True}, r"mix must be a finite float in \[0, 1\), got True"),
         ({"num_policies": 3, "baseline_rate": 0.0}, r"baseline_rate must be .* \(0, 1\], got 0.0"),
     ],
 )
@@ -370,8 +370,8 @@ def test_bad_updates_and_picks_are_one_value_error_naming_the_value():
         (lambda: posterior.update(0, float("nan")), r"episode_return must be finite, got \[nan\]"),
         (lambda: posterior.update(0, "10"), "episode_return must be a finite float, got '10'"),
         (lambda: posterior.update(torch.tensor([0, 1]), 1.0), "one entry per index"),
-        (lambda: posterior.pick(-1), "count must be >= 0, got -1"),
-        (lambda: posterior.skip(-2), "count must be >= 0, got -2"),
+        (lambda: posterior.pick(-1), "count must be an int >= 0, got -1"),
+        (lambda: posterior.skip(-2), "count must be an int >= 0, got -2"),
     ]
     for call, match in cases:
         with pytest.raises(ValueError, match=match):

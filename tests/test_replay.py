@@ -263,7 +263,7 @@ def test_resize_before_data_and_after_a_state_dict_round_trip():
     assert _stored_ids(model) == _stored_ids(restored)
     assert _stored_ids(model)[1][2] == [12, 13, 14, 15, 16, 17]
     assert (model.sample(32) == restored.sample(32)).all()
-    with pytest.raises(ValueError, match="capacity_per_member must be >= 1, got 0"):
+    with pytest.raises(ValueError, match="capacity_per_member must be an int >= 1, got 0"):
         model.resize(0)
 
 
@@ -308,19 +308,19 @@ def test_mbpo_model_capacity_follows_mbpo():
     # model_retain_epochs 1 -> retain * rollout_batch_size * epoch_length / freq * length.
     mbpo_pool = int(1 * 100_000 * 1000 / 250 * 15)
     assert mbpo_model_capacity(100_000 // 250, 15, 1 * 1000) == mbpo_pool
-    with pytest.raises(ValueError, match="rollout_length must be >= 1, got 0"):
+    with pytest.raises(ValueError, match="rollout_length must be an int >= 1, got 0"):
         mbpo_model_capacity(400, 0, 1000)
 
 
 @pytest.mark.parametrize("real_ratio", [-0.1, 1.5, float("nan")])
 def test_real_ratio_outside_unit_interval_is_rejected(real_ratio):
-    match = rf"real_ratio \(lambda\) must lie in \[0, 1\], got {real_ratio}"
+    match = rf"real_ratio \(lambda\) must be a finite float in \[0, 1\], got {real_ratio}"
     with pytest.raises(ValueError, match=match):
         MixedBatchSampler(_real_buffer(10), ModelReplay((N, M), 10), real_ratio, 8)
 
 
-@pytest.mark.parametrize(("shape", "match"), [((0, 3), r"N \(number of models\) .* got 0"),
-                                              ((2, 0), r"M \(policies per model\) .* got 0"),
+@pytest.mark.parametrize(("shape", "match"), [((0, 3), r"\[0\] \(N, models\) .* got 0"),
+                                              ((2, 0), r"\[1\] \(M, policies per model\) .* got 0"),
                                               ((2, 3, 4), r"\(N, M\)")])
 def test_bad_ensemble_shape_is_rejected(shape, match):
     with pytest.raises(ValueError, match=match):
@@ -340,9 +340,9 @@ def test_empty_buffers_and_bad_sizes_give_clear_errors():
         MixedBatchSampler(make_real_buffer(10), None, 1.0, 8).sample()
     with pytest.raises(ValueError, match="model_replay is None"):
         MixedBatchSampler(_real_buffer(10), None, 0.5, 8)
-    with pytest.raises(ValueError, match="capacity_per_member must be >= 1, got 0"):
+    with pytest.raises(ValueError, match="capacity_per_member must be an int >= 1, got 0"):
         ModelReplay((N, M), 0)
-    with pytest.raises(ValueError, match="batch_size must be >= 1, got 0"):
+    with pytest.raises(ValueError, match="batch_size must be an int >= 1, got 0"):
         MixedBatchSampler(_real_buffer(10), None, 1.0, 0)
     with pytest.raises(ValueError, match=r"batch size \[N, M, ...\] = \[2, 3, ...\]"):
         model.extend(_transitions(torch.arange(4), 0.0))

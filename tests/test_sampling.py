@@ -292,7 +292,7 @@ def test_specs_pass_with_a_real_env(batched):
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"num_policies": 0}, "num_policies must be >= 1, got 0"),
+        ({"num_policies": 0}, "num_policies must be an int >= 1, got 0"),
         ({"num_policies": 3, "mode": "thompson"}, "mode must be one of .* got 'thompson'"),
         ({"num_policies": 3, "temperature": 0.0}, r"temperature \(tau\) .* > 0, got 0.0"),
         ({"num_policies": 3, "temperature": -2.0}, r"> 0, got -2.0"),

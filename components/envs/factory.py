@@ -31,6 +31,7 @@ from torchrl.envs import (
 )
 from torchrl.envs.gym_like import BaseInfoDictReader
 
+from torchrl_psmbpo._checks import check_int
 from torchrl_psmbpo.termination import GYM_TERMINATION_FNS, TerminationFn, never_terminates
 
 __all__ = [
@@ -411,8 +412,7 @@ def make_env(
         (torch.Size([3, 5]), torch.float32)
     """
     suite, name = parse_task(task)
-    if isinstance(action_repeat, bool) or not isinstance(action_repeat, int) or action_repeat < 1:
-        raise ValueError(f"action_repeat must be an integer >= 1, got {action_repeat!r}.")
+    check_int("action_repeat", action_repeat)
     env = _BUILDERS[suite](name, seed, from_pixels, device, action_repeat)
     low, high = env.action_spec.space.low, env.action_spec.space.high
     if not (torch.all(low == -1) and torch.all(high == 1)):

@@ -22,6 +22,7 @@ from tensordict.nn import TensorDictModule, TensorDictParams
 from torch import nn
 from torchrl.modules import ProbabilisticActor, ValueOperator
 
+from torchrl_psmbpo._checks import check_ensemble_shape, check_int, check_real
 from torchrl_psmbpo.policy._acting import AllMembersActor, IndexedMemberActor, PriorView
 from torchrl_psmbpo.policy._networks import load_member, make_sac_actor, make_sac_critic
 from torchrl_psmbpo.policy._update import BACKENDS, LOSS_FUNCTIONS, LOSS_KEYS, PRIOR_LOSS_KEYS
@@ -39,26 +40,6 @@ _REQUIRED_KEYS = (
     ("next", "reward"),
     ("next", "terminated"),
 )
-
-
-def _positive_int(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {value!r}")
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1, got {value}")
-    return value
-
-
-def _positive_float(value: Any, name: str, *, upper: float | None = None, zero_ok: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a number, got {value!r}")
-    value = float(value)
-    low_ok = value >= 0 if zero_ok else value > 0
-    if not low_ok or (upper is not None and value > upper) or not math.isfinite(value):
-        low = "[0" if zero_ok else "(0"
-        bound = f"in {low}, {upper:g}]" if upper is not None else (">= 0" if zero_ok else "> 0")
-        raise ValueError(f"{name} must be {bound}, got {value}")
-    return value
 
 
 class PolicyEnsemble(nn.Module):
@@ -168,27 +149,26 @@ class PolicyEnsemble(nn.Module):
         device: torch.device | str | None = None,
     ) -> None:
         super().__init__()
-        self.observation_dim = _positive_int(observation_dim, "observation_dim")
-        self.action_dim = _positive_int(action_dim, "action_dim")
-        if isinstance(ensemble_shape, int) or len(tuple(ensemble_shape)) != 2:
-            raise ValueError(f"ensemble_shape must be a pair (N, M), got {ensemble_shape!r}")
-        n, m = (_positive_int(v, f"ensemble_shape[{i}]") for i, v in enumerate(ensemble_shape))
+        self.observation_dim = check_int("observation_dim", observation_dim)
+        self.action_dim = check_int("action_dim", action_dim)
+        n, m = check_ensemble_shape(ensemble_shape)
         self._shape = torch.Size([n, m])
         for name, widths in (("actor_hidden", actor_hidden), ("critic_hidden", critic_hidden)):
             for w in tuple(widths):
-                _positive_int(w, f"{name} width")
+                check_int(f"{name} width", w)
         self.actor_hidden = tuple(actor_hidden)
         self.critic_hidden = tuple(critic_hidden)
         lrs = [
-            _positive_float(actor_lr, "actor_lr"),
-            _positive_float(critic_lr, "critic_lr"),
-            _positive_float(alpha_lr, "alpha_lr"),
+            check_real("actor_lr", actor_lr, low=0, low_open=True),
+            check_real("critic_lr", critic_lr, low=0, low_open=True),
+            check_real("alpha_lr", alpha_lr, low=0, low_open=True),
         ]
-        self.gamma = _positive_float(gamma, "gamma", upper=1.0, zero_ok=True)
-        self.tau = _positive_float(tau, "tau", upper=1.0)
-        init_alpha = _positive_float(init_alpha, "init_alpha")
+        self.gamma = check_real("gamma", gamma, low=0, high=1)
+        self.tau = check_real("tau", tau, low=0, high=1, low_open=True)
+        init_alpha = check_real("init_alpha", init_alpha, low=0, low_open=True)
         self.grad_clip_norm = (
-            None if grad_clip_norm is None else _positive_float(grad_clip_norm, "grad_clip_norm")
+            None if grad_clip_norm is None
+            else check_real("grad_clip_norm", grad_clip_norm, low=0, low_open=True)
         )
         if loss_function not in LOSS_FUNCTIONS:
             raise ValueError(f"loss_function must be one of {LOSS_FUNCTIONS}, got {loss_function!r}")
@@ -201,7 +181,7 @@ class PolicyEnsemble(nn.Module):
         if cudagraphs and backend != "bmm":
             raise ValueError(f"cudagraphs=True needs backend='bmm', got backend={backend!r}")
         self.activation = activation
-        self.scale_lb = _positive_float(scale_lb, "scale_lb")
+        self.scale_lb = check_real("scale_lb", scale_lb, low=0, low_open=True)
         self.device = torch.device(device) if device is not None else torch.get_default_device()
         # CUDA graphs exist on CUDA devices only: elsewhere the option is ignored
         self.cudagraphs = bool(cudagraphs) and self.device.type == "cuda"
@@ -217,12 +197,12 @@ class PolicyEnsemble(nn.Module):
         if action_prior:
             prior_hidden = self.actor_hidden if prior_hidden is None else tuple(prior_hidden)
             for w in prior_hidden:
-                _positive_int(w, "prior_hidden width")
+                check_int("prior_hidden width", w)
             self.prior_hidden = tuple(prior_hidden)
-            lrs.append(_positive_float(prior_lr, "prior_lr"))
+            lrs.append(check_real("prior_lr", prior_lr, low=0, low_open=True))
             if target_kl is None:
                 target_kl = self.action_dim * math.log(2.0) - float(target_entropy)
-            target_kl = _positive_float(target_kl, "target_kl")
+            target_kl = check_real("target_kl", target_kl, low=0, low_open=True)
 
         # N·M independently initialised members, stacked (the loops run once, at construction).
         k = n * m

@@ -20,7 +20,6 @@ Lines 7, 10 and 11 of PS-MBPO's Algorithm 1 (Wang, Chen & Murphy, 2024)::
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Sequence
 
 import torch
@@ -33,6 +32,7 @@ from torchrl.data import (
     TensorStorage,
 )
 
+from torchrl_psmbpo._checks import check_ensemble_shape, check_int, check_real
 from torchrl_psmbpo.keys import TRANSITION_KEYS
 
 __all__ = [
@@ -45,35 +45,6 @@ __all__ = [
 ]
 
 _BUFFER_INTERNAL_KEYS = {"index"}  # written by TensorDictReplayBuffer, not transition data
-
-
-def _check_positive_int(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an int >= 1, got {value!r}.")
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1, got {value}.")
-    return int(value)
-
-
-def _check_ensemble_shape(ensemble_shape: Sequence[int]) -> tuple[int, int]:
-    shape = tuple(ensemble_shape)
-    if len(shape) != 2:
-        raise ValueError(
-            f"ensemble_shape must be (N, M) (models, policies per model), got {ensemble_shape!r}."
-        )
-    n, m = shape
-    for name, value in (("N (number of models)", n), ("M (policies per model)", m)):
-        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-            raise ValueError(f"{name} must be an int >= 1, got {value!r}.")
-    return int(n), int(m)
-
-
-def _check_real_ratio(real_ratio: float) -> float:
-    if isinstance(real_ratio, bool) or not isinstance(real_ratio, numbers.Real):
-        raise TypeError(f"real_ratio (lambda) must be a float in [0, 1], got {real_ratio!r}.")
-    if not 0.0 <= real_ratio <= 1.0:  # also rejects NaN
-        raise ValueError(f"real_ratio (lambda) must lie in [0, 1], got {real_ratio!r}.")
-    return float(real_ratio)
 
 
 def _make_generator(seed: int | None, device: torch.device) -> torch.Generator:
@@ -137,9 +108,9 @@ def mbpo_model_capacity(rollouts_per_step: int, rollout_length: int, steps_kept:
         400000
     """
     return (
-        _check_positive_int("rollouts_per_step", rollouts_per_step)
-        * _check_positive_int("rollout_length", rollout_length)
-        * _check_positive_int("steps_kept", steps_kept)
+        check_int("rollouts_per_step", rollouts_per_step)
+        * check_int("rollout_length", rollout_length)
+        * check_int("steps_kept", steps_kept)
     )
 
 
@@ -204,9 +175,9 @@ def make_real_buffer(
         >>> rb.sample(2)["observation"].shape
         torch.Size([2, 3])
     """
-    _check_positive_int("capacity", capacity)
+    check_int("capacity", capacity)
     if batch_size is not None:
-        _check_positive_int("batch_size", batch_size)
+        check_int("batch_size", batch_size)
     device = torch.device("cpu" if device is None else device)
     generator = None if seed is None else _make_generator(seed, device)
     return TensorDictReplayBuffer(
@@ -262,9 +233,9 @@ class ModelReplay:
         seed: int | None = None,
         keys: Sequence[NestedKey] | None = None,
     ) -> None:
-        self.ensemble_shape = _check_ensemble_shape(ensemble_shape)
+        self.ensemble_shape = check_ensemble_shape(ensemble_shape)
         self.store_keys: list[NestedKey] | None = None if keys is None else list(keys)
-        self.capacity_per_member = _check_positive_int("capacity_per_member", capacity_per_member)
+        self.capacity_per_member = check_int("capacity_per_member", capacity_per_member)
         self.device = torch.device("cpu" if device is None else device)
         self.generator = _make_generator(seed, self.device)
         n, m = self.ensemble_shape
@@ -451,7 +422,7 @@ class ModelReplay:
             A ``[N, M, b]`` TensorDict on :attr:`device`; slice ``[n, m]`` comes only from
             member ``(n, m)``'s buffer.
         """
-        _check_positive_int("batch_size", batch_size)
+        check_int("batch_size", batch_size)
         if self._data is None or self._min_size == 0:
             empty = (self._size == 0).nonzero().tolist()
             raise RuntimeError(
@@ -505,7 +476,7 @@ class ModelReplay:
             >>> rb.data["x"][0, 0].tolist(), rb.sizes.tolist()  # the newest 3, oldest first
             ([3.0, 4.0, 5.0], [[3, 3]])
         """
-        _check_positive_int("capacity_per_member", capacity_per_member)
+        check_int("capacity_per_member", capacity_per_member)
         if capacity_per_member == self.capacity_per_member:
             return
         if self._data is None:
@@ -612,8 +583,8 @@ class MixedBatchSampler:
         ensemble_shape: Sequence[int] | None = None,
         seed: int | None = None,
     ) -> None:
-        self.real_ratio = _check_real_ratio(real_ratio)
-        self.batch_size = _check_positive_int("batch_size", batch_size)
+        self.real_ratio = check_real("real_ratio (lambda)", real_ratio, low=0, high=1)
+        self.batch_size = check_int("batch_size", batch_size)
         self.num_real = round(self.real_ratio * self.batch_size)
         self.num_model = self.batch_size - self.num_real
         if model_replay is not None and not isinstance(model_replay, ModelReplay):
@@ -627,7 +598,7 @@ class MixedBatchSampler:
                     f"batch_size={self.batch_size} needs {self.num_model} model transitions per "
                     "member; pass a ModelReplay or use real_ratio=1."
                 )
-            self.ensemble_shape = _check_ensemble_shape(ensemble_shape or (1, 1))
+            self.ensemble_shape = check_ensemble_shape(ensemble_shape or (1, 1))
         else:
             if ensemble_shape is not None and tuple(ensemble_shape) != model_replay.ensemble_shape:
                 raise ValueError(

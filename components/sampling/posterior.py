@@ -21,6 +21,7 @@ from typing import Literal
 
 import torch
 
+from torchrl_psmbpo._checks import check_int, check_real
 from torchrl_psmbpo.seeding import episode_seed
 
 __all__ = ["PolicyPosterior", "SAMPLING_MODES", "STATISTICS", "ops_probabilities"]
@@ -36,11 +37,7 @@ see :class:`PolicyPosterior`)."""
 
 def check_temperature(temperature: float) -> float:
     """``temperature`` as a float, or a clear error if it is not a finite float > 0."""
-    if isinstance(temperature, bool) or not isinstance(temperature, numbers.Real):
-        raise ValueError(f"temperature (tau) must be a finite float > 0, got {temperature!r}.")
-    if not (temperature > 0 and math.isfinite(temperature)):
-        raise ValueError(f"temperature (tau) must be a finite float > 0, got {temperature!r}.")
-    return float(temperature)
+    return check_real("temperature (tau)", temperature, low=0, low_open=True)
 
 
 def ops_probabilities(cumulative_returns: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -66,23 +63,6 @@ def ops_probabilities(cumulative_returns: torch.Tensor, temperature: float) -> t
         raise ValueError(f"cumulative returns must be finite, got {returns.tolist()}.")
     logits = (returns - returns.max()) / temperature
     return torch.softmax(logits, dim=-1)
-
-
-def _check_fraction(name: str, value: object, *, closed_low: bool, closed_high: bool) -> float:
-    """``value`` as a float in [0, 1] with the given ends open or closed, or a clear error."""
-    ok = not isinstance(value, bool) and isinstance(value, numbers.Real) and math.isfinite(value)
-    if ok:
-        ok = (value >= 0 if closed_low else value > 0) and (value <= 1 if closed_high else value < 1)
-    if not ok:
-        interval = ("[" if closed_low else "(") + "0, 1" + ("]" if closed_high else ")")
-        raise ValueError(f"{name} must be a float in {interval}, got {value!r}.")
-    return float(value)
-
-
-def _check_int(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise ValueError(f"{name} must be an int, got {value!r}.")
-    return int(value)
 
 
 class PolicyPosterior:
@@ -168,19 +148,15 @@ class PolicyPosterior:
         mix: float = 0.0,
         baseline_rate: float = 0.25,
     ) -> None:
-        if isinstance(num_policies, bool) or not isinstance(num_policies, numbers.Integral):
-            raise ValueError(f"num_policies must be an int >= 1, got {num_policies!r}.")
-        num_policies = int(num_policies)
-        if num_policies < 1:
-            raise ValueError(f"num_policies must be >= 1, got {num_policies}.")
+        num_policies = check_int("num_policies", num_policies)
         if mode not in SAMPLING_MODES:
             raise ValueError(f"mode must be one of {SAMPLING_MODES}, got {mode!r}.")
         if statistic not in STATISTICS:
             raise ValueError(f"statistic must be one of {STATISTICS}, got {statistic!r}.")
-        mix = _check_fraction("mix", mix, closed_high=False, closed_low=True)
-        baseline_rate = _check_fraction("baseline_rate", baseline_rate, closed_high=True,
-                                        closed_low=False)
-        fixed_index = _check_int("fixed_index", fixed_index)
+        mix = check_real("mix", mix, low=0, high=1, high_open=True)
+        baseline_rate = check_real("baseline_rate", baseline_rate, low=0, high=1,
+                                   low_open=True)
+        fixed_index = check_int("fixed_index", fixed_index, minimum=None)
         if not 0 <= fixed_index < num_policies:
             raise ValueError(
                 f"fixed_index must lie in [0, {num_policies}) (num_policies={num_policies}), "
@@ -195,7 +171,7 @@ class PolicyPosterior:
         self.statistic = statistic
         self.mix = mix
         self.baseline_rate = baseline_rate
-        self.seed = _check_int("seed", seed)
+        self.seed = check_int("seed", seed, minimum=None)
         self.episode_seeded = bool(episode_seeded)
         self._generator = torch.Generator(device="cpu")
         self._generator.manual_seed(self.seed)
@@ -264,9 +240,7 @@ class PolicyPosterior:
         ``episode_seed(seed, num_episodes)``, so calling :meth:`pick` again before the next
         :meth:`update`/:meth:`skip` returns the same member(s).
         """
-        size = 1 if count is None else _check_int("count", count)
-        if size < 0:
-            raise ValueError(f"count must be >= 0, got {size}.")
+        size = 1 if count is None else check_int("count", count, minimum=0)
         if self.episode_seeded:
             self._generator.manual_seed(episode_seed(self.seed, self._episodes))
         if self.mode == "fixed":
@@ -288,7 +262,7 @@ class PolicyPosterior:
                 raise ValueError(f"index must hold integers, got dtype {index.dtype}.")
             out = index.detach().to("cpu", torch.int64).reshape(-1)
         else:
-            out = torch.tensor([_check_int("index", index)], dtype=torch.int64)
+            out = torch.tensor([check_int("index", index, minimum=None)], dtype=torch.int64)
         bad = out[(out < 0) | (out >= self.num_policies)]
         if bad.numel():
             raise ValueError(
@@ -349,9 +323,7 @@ class PolicyPosterior:
         Nothing is credited and no play is counted; only :attr:`num_episodes` advances, so that
         with ``episode_seeded=True`` the next pick is a fresh draw.
         """
-        count = _check_int("count", count)
-        if count < 0:
-            raise ValueError(f"count must be >= 0, got {count}.")
+        count = check_int("count", count, minimum=0)
         self._episodes += count
 
     # ------------------------------------------------------------------ evaluation

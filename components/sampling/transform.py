@@ -14,7 +14,6 @@ episode was marked uncredited (:meth:`PosteriorSamplingTransform.mark_uncredited
 from __future__ import annotations
 
 import collections
-import numbers
 from typing import Literal, NamedTuple
 
 import torch
@@ -23,6 +22,7 @@ from tensordict.utils import NestedKey
 from torchrl.data import Categorical, Composite, TensorSpec
 from torchrl.envs.transforms import Transform
 
+from torchrl_psmbpo._checks import check_int
 from torchrl_psmbpo.keys import POLICY_INDEX_KEY
 from torchrl_psmbpo.sampling.posterior import (
     SAMPLING_MODES,
@@ -198,8 +198,7 @@ class PosteriorSamplingTransform(Transform):
                         "episode_seeded": False, "statistic": "sum", "mix": 0.0}
             kwargs = {k: (defaults.get(k) if v is None else v) for k, v in settings.items()}
             posterior = PolicyPosterior(num_policies, kwargs.pop("mode"), **kwargs)
-        if isinstance(history, bool) or not isinstance(history, numbers.Integral) or history < 1:
-            raise ValueError(f"history must be an int >= 1, got {history!r}.")
+        history = check_int("history", history)
         super().__init__(in_keys=[], out_keys=[index_key])
         self.posterior = posterior
         self.credit_returns = bool(credit_returns)
@@ -288,10 +287,7 @@ class PosteriorSamplingTransform(Transform):
             mask: bool tensor of the env's batch shape: mark only those running episodes
                 (default: all).
         """
-        if isinstance(next_steps, bool) or not isinstance(next_steps, numbers.Integral):
-            raise ValueError(f"next_steps must be an int >= 0, got {next_steps!r}.")
-        if next_steps < 0:
-            raise ValueError(f"next_steps must be an int >= 0, got {next_steps}.")
+        next_steps = check_int("next_steps", next_steps, minimum=0)
         self._uncredited_steps = int(next_steps)
         if self._uncredited is None:
             if next_steps == 0:

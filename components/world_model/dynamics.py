@@ -23,6 +23,7 @@ from tensordict.nn import TensorDictModuleBase
 from tensordict.utils import NestedKey, unravel_key_list
 from torch import nn
 
+from torchrl_psmbpo._checks import check_int
 from torchrl_psmbpo.batched_linear import EnsembleLinear
 
 __all__ = ["EnsembleLinear", "DynamicsEnsemble", "SELECTIONS", "CONSTANT_TARGET_SCALE",
@@ -100,12 +101,6 @@ def check_last_dim(what: str, value: torch.Tensor, name: str, size: int) -> None
             f"{what} has last dimension {value.shape[-1]}; the model expects {name}={size} "
             f"(shape {tuple(value.shape)})"
         )
-
-
-def _check_positive_int(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return value
 
 
 class DynamicsEnsemble(TensorDictModuleBase):
@@ -198,18 +193,18 @@ class DynamicsEnsemble(TensorDictModuleBase):
         device: torch.device | str | None = None,
     ) -> None:
         super().__init__()
-        self.observation_dim = _check_positive_int("observation_dim", observation_dim)
-        self.action_dim = _check_positive_int("action_dim", action_dim)
-        self.num_members = _check_positive_int("num_members", num_members)
-        _check_positive_int("num_elites", num_elites)
+        self.observation_dim = check_int("observation_dim", observation_dim)
+        self.action_dim = check_int("action_dim", action_dim)
+        self.num_members = check_int("num_members", num_members)
+        check_int("num_elites", num_elites)
         if num_elites > num_members:
             raise ValueError(
                 f"num_elites={num_elites} is larger than num_members={num_members}; "
                 f"accepted: 1 <= num_elites <= num_members"
             )
         self.num_elites = num_elites
-        self.hidden = _check_positive_int("hidden", hidden)
-        self.depth = _check_positive_int("depth", depth)
+        self.hidden = check_int("hidden", hidden)
+        self.depth = check_int("depth", depth)
         if not (min_logvar < max_logvar):
             raise ValueError(f"min_logvar={min_logvar} must be smaller than max_logvar={max_logvar}")
         if not clip > 0:

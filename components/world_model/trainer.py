@@ -19,6 +19,7 @@ from torchrl.data import ReplayBuffer
 from torchrl.data.replay_buffers.storages import Storage
 from tqdm import tqdm
 
+from torchrl_psmbpo._checks import check_int, check_real
 from torchrl_psmbpo.world_model._storage import storage_rows
 from torchrl_psmbpo.world_model.dynamics import DynamicsEnsemble, check_last_dim
 
@@ -154,26 +155,20 @@ class DynamicsTrainer:
     ) -> None:
         if not isinstance(model, DynamicsEnsemble):
             raise TypeError(f"model must be a DynamicsEnsemble, got {type(model).__name__}")
-        if not lr > 0:
-            raise ValueError(f"lr must be positive, got {lr!r}")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-        if not 0.0 <= holdout_ratio < 1.0:
-            raise ValueError(f"holdout_ratio must be in [0, 1), got {holdout_ratio!r}")
-        if max_holdout is not None and max_holdout < 1:
-            raise ValueError(f"max_holdout must be a positive int or None, got {max_holdout!r}")
-        if isinstance(patience, bool) or not isinstance(patience, int) or patience < 1:
-            raise ValueError(f"patience must be a positive int, got {patience!r}")
-        if max_epochs is not None and (not isinstance(max_epochs, int) or max_epochs < 1):
-            raise ValueError(f"max_epochs must be a positive int or None, got {max_epochs!r}")
+        check_real("lr", lr, low=0, low_open=True)
+        check_int("batch_size", batch_size)
+        check_real("holdout_ratio", holdout_ratio, low=0, high=1, high_open=True)
+        if max_holdout is not None:
+            check_int("max_holdout (or None)", max_holdout)
+        check_int("patience", patience)
+        if max_epochs is not None:
+            check_int("max_epochs (or None)", max_epochs)
         if max_epochs is None and holdout_ratio == 0:
             raise ValueError("holdout_ratio=0 leaves no validation data for early stopping: set max_epochs")
         if val_metric not in ("mse", "nll"):
             raise ValueError(f"val_metric={val_metric!r} is not accepted; accepted: 'mse', 'nll'")
-        if isinstance(nll_beta, bool) or not isinstance(nll_beta, (int, float)) \
-                or not 0.0 <= nll_beta <= 1.0:
-            raise ValueError(f"nll_beta must be a number in [0, 1] (0: MBPO's NLL, 0.5: "
-                             f"beta-NLL's usual choice), got {nll_beta!r}")
+        check_real("nll_beta (0: MBPO's NLL, 0.5: beta-NLL's usual choice)", nll_beta,
+                   low=0, high=1)
         n_layers = len(model.layers)
         if weight_decay is None:
             decays = mbpo_weight_decay(model.depth)
