@@ -312,6 +312,21 @@ def test_label_by_dir_splits_runs_that_differ_only_in_code(tmp_path: Path):
     assert "| mbpo dir=mbpo-oracle | 1 (0) |" in pages[TASK]
 
 
+def test_label_by_short_name_shows_the_key_under_it(tmp_path: Path):
+    root = tmp_path / "runs"
+    for m, value in ((1, 1.0), (2, 2.0)):
+        write_run(root / f"m{m}", TASK, "ps-mbpo", 0, {"eval/return": ([0, 10], [value, value])},
+                  extra=f"posterior:\n  policies_per_model: {m}\n")
+    pages = report.write_report([root], tmp_path / "out", label_by=["M=posterior.policies_per_model"],
+                                anchors=None, reference="ps-mbpo M=1")
+    assert "| ps-mbpo M=1 | 1 (0) |" in pages[TASK]
+    assert "| ps-mbpo M=2 | 1 (0) |" in pages[TASK]
+    assert "## against ps-mbpo M=1" in pages[TASK]
+    for bad in ("M=", "=posterior.policies_per_model", "M=a b", "M N=x"):
+        with pytest.raises(ValueError, match=r"--label-by takes dotted config keys .* got \["):
+            report.write_report([root], tmp_path / "out", label_by=[bad], anchors=None)
+
+
 def test_bad_configs_name_the_file(tmp_path: Path):
     bad = tmp_path / "bad"
     write_run(bad, TASK, "sac", 0, {})

@@ -62,7 +62,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                              "tasks, in [0, 1] (default 0.9)")
     parser.add_argument("--label-by", default="",
                         help="comma-separated dotted config keys appended to the variant name "
-                             "('dir': the name of the dir holding each run dir)")
+                             "as key=value, or NAME=key to show NAME=value (e.g. "
+                             "M=posterior.policies_per_model); 'dir': the name of the dir "
+                             "holding each run dir")
     parser.add_argument("--same-commit", action="store_true",
                         help="refuse a task whose runs were not all made by one commit of clean "
                              "code (each run's provenance.json)")

@@ -77,7 +77,8 @@ def load_run(path: str | os.PathLike, label_by: Sequence[str] = ()) -> Run:
     """Read ``<path>/config.yaml`` into a :class:`Run`.
 
     ``label_by`` keys are dotted config keys, or ``"dir"`` for the name of the directory that
-    holds the run dir (``<task>/<name>/seed<k>/``: runs that differ in code, not in config).
+    holds the run dir (``<task>/<name>/seed<k>/``: runs that differ in code, not in config); a
+    key written ``NAME=key`` is shown as ``NAME=value`` (``M=posterior.policies_per_model``).
 
     ``env.task`` and ``env.action_repeat`` fall back to top-level ``task`` / ``action_repeat``
     (flat configs); ``action_repeat`` defaults to 1.
@@ -125,7 +126,9 @@ def load_run(path: str | os.PathLike, label_by: Sequence[str] = ()) -> Run:
         raise ValueError(f"run config {cfg_path}: env.action_repeat must be >= 1, got {repeat}")
     variant = str(get("variant"))
     holder = Path(path).resolve().parent.name
-    label = " ".join([variant] + [f"{k}={holder if k == LABEL_DIR else get(k)}" for k in label_by])
+    shown = [entry.split("=", 1) if "=" in entry else (entry, entry) for entry in label_by]
+    label = " ".join([variant] + [f"{name}={holder if k == LABEL_DIR else get(k)}"
+                                  for name, k in shown])
     return Run(Path(path), str(task), variant, label, seed, repeat, cfg)
 
 

@@ -46,7 +46,9 @@ def write_report(
         threshold: eval return for the steps-to-threshold table: one number for every task,
             or ``{task: number}`` with an optional ``""`` entry for the other tasks
             (default 800), e.g. ``{"": 800, "dmc:cartpole-swingup_sparse": 300}``.
-        label_by: dotted config keys whose values are appended to the variant name.
+        label_by: dotted config keys whose values are appended to the variant name
+            (``key=value``); ``NAME=key`` appends ``NAME=value``; ``"dir"`` the name of the
+            dir holding each run dir.
         same_commit: refuse (``ValueError``) a task whose runs were not all made by one
             commit of clean code (a run without a record, a dirty tree, or two commits).
         anchors: dir of the published anchors; None or a missing dir: no anchors.
@@ -77,9 +79,11 @@ def write_report(
         raise ValueError(f"--success-threshold is a success rate in [0, 1], got {success_threshold:g}")
     if resamples < 1:
         raise ValueError(f"resamples must be >= 1, got {resamples}")
-    bad = [k for k in label_by if not re.fullmatch(r"[A-Za-z0-9_\-]+(\.[A-Za-z0-9_\-]+)*", k)]
+    key = r"[A-Za-z0-9_\-]+(\.[A-Za-z0-9_\-]+)*"
+    bad = [k for k in label_by if not re.fullmatch(rf"([A-Za-z0-9_\-]+=)?{key}", k)]
     if bad:
-        raise ValueError(f"--label-by takes dotted config keys like policy.action_prior, got {bad}")
+        raise ValueError("--label-by takes dotted config keys like policy.action_prior, each "
+                         f"optionally shown under a short name (M=posterior.policies_per_model), got {bad}")
     run_dirs, no_config = find_runs(paths)
     if no_config:
         print(f"note: skipped {len(no_config)} dir(s) with logs/scalars but no config.yaml, "
