@@ -126,8 +126,8 @@ def load_run(path: str | os.PathLike, label_by: Sequence[str] = ()) -> Run:
         raise ValueError(f"run config {cfg_path}: env.action_repeat must be >= 1, got {repeat}")
     variant = str(get("variant"))
     holder = Path(path).resolve().parent.name
-    shown = [entry.split("=", 1) if "=" in entry else (entry, entry) for entry in label_by]
-    label = " ".join([variant] + [f"{name}={holder if k == LABEL_DIR else get(k)}"
+    shown = (entry.rpartition("=")[::2] for entry in label_by)  # NAME=key -> (NAME, key)
+    label = " ".join([variant] + [f"{name or k}={holder if k == LABEL_DIR else get(k)}"
                                   for name, k in shown])
     return Run(Path(path), str(task), variant, label, seed, repeat, cfg)
 

@@ -79,11 +79,12 @@ def write_report(
         raise ValueError(f"--success-threshold is a success rate in [0, 1], got {success_threshold:g}")
     if resamples < 1:
         raise ValueError(f"resamples must be >= 1, got {resamples}")
-    key = r"[A-Za-z0-9_\-]+(\.[A-Za-z0-9_\-]+)*"
-    bad = [k for k in label_by if not re.fullmatch(rf"([A-Za-z0-9_\-]+=)?{key}", k)]
+    word = r"[A-Za-z0-9_\-]+"
+    bad = [k for k in label_by if not re.fullmatch(rf"({word}=)?{word}(\.{word})*", k)]
     if bad:
         raise ValueError("--label-by takes dotted config keys like policy.action_prior, each "
-                         f"optionally shown under a short name (M=posterior.policies_per_model), got {bad}")
+                         "optionally under a short name (M=posterior.policies_per_model), "
+                         f"got {bad}")
     run_dirs, no_config = find_runs(paths)
     if no_config:
         print(f"note: skipped {len(no_config)} dir(s) with logs/scalars but no config.yaml, "
