@@ -241,6 +241,31 @@ def test_metaworld_success_table_anchors_and_ops_plot(tmp_path: Path):
     assert "## env steps to eval success >= 0.5" in half and "| ops-mbpo | 15000 | 3/3 |" in half
 
 
+def test_ops_plot_draws_the_median_committed_seed_member_by_member(tmp_path: Path, monkeypatch):
+    """The right panel shows the seed whose last max_i p_i is the (lower) median, not seed 0."""
+    from torchrl_psmbpo.recipes.report import plots
+
+    assert plots.median_committed([0.25, 0.84, 0.45, 0.80]) == 2  # sorted: .25 .45 .80 .84
+    assert plots.median_committed([0.9, 0.3, 0.6]) == 2
+    assert plots.median_committed([0.5, 0.5]) == 0 and plots.median_committed([0.7]) == 0
+    root = tmp_path / "runs"
+    steps = [0, 10_000, 20_000]
+    for seed, last in {0: 0.5, 1: 0.95, 2: 0.7}.items():  # seed 0 never moves; 2 is the median
+        write_run(root / f"s{seed}", TASK, "ops-mbpo", seed, {
+            "eval/return": (steps, [0.0, 10.0, 20.0]),
+            "ops/p0": (steps, [0.5, 0.6, last]), "ops/p1": (steps, [0.5, 0.4, 1 - last])})
+    titles = []
+    real_save = plots.save_figure
+
+    def spy(fig, out, dpi=110):
+        titles.extend(ax.get_title() for ax in fig.axes)
+        return real_save(fig, out, dpi)
+
+    monkeypatch.setattr(plots, "save_figure", spy)
+    report.write_report([root], tmp_path / "out", anchors=None)
+    assert "ops-mbpo: p_i, seed 2 (median last max_i p_i)" in titles, titles
+
+
 def test_missing_metrics_are_tolerated(tmp_path: Path):
     root = tmp_path / "runs"
     write_run(root / "a", TASK, "sac", 0, {"train/return": ([100], [5.0])})

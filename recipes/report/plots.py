@@ -86,8 +86,22 @@ def plot_metric(s: TaskSummary, metric: str, out: Path) -> Path | None:
     return save_figure(fig, out)
 
 
+def median_committed(final_max: list[float]) -> int:
+    """Index of the run whose last ``max_i p_i`` is the (lower) median: the seed the OPS plot
+    draws member by member, neither the most committed nor one that never moved; ties go to the
+    first.
+
+    Examples:
+        >>> median_committed([0.25, 0.84, 0.45, 0.80])
+        2
+    """
+    order = sorted(range(len(final_max)), key=lambda i: (final_max[i], i))
+    return order[(len(order) - 1) // 2]
+
+
 def plot_ops(task: str, by_label: dict[str, list[Run]], out: Path) -> Path | None:
-    """For each ops-mbpo group: mean over seeds of max_i p_i, and each p_i of its lowest seed."""
+    """For each ops-mbpo group: mean over seeds of max_i p_i, and each p_i of the seed whose
+    last max_i p_i is the median (:func:`median_committed`)."""
     groups = {label: runs for label, runs in by_label.items() if runs[0].variant == "ops-mbpo"}
     data = {}
     for label, runs in groups.items():
@@ -96,21 +110,24 @@ def plot_ops(task: str, by_label: dict[str, list[Run]], out: Path) -> Path | Non
             found = (r.path / "logs" / "scalars" / "ops").glob("p*.csv")
             index = sorted(int(f.stem[1:]) for f in found if f.stem[1:].isdigit())
             per_run.append([r.scalar(f"ops/p{i}") for i in index])
-        maxes = []
+        maxes, shown = [], []  # shown: (run, its p_i) of the runs whose p_i were all logged
         for r, probs in zip(runs, per_run):
             if probs and all(len(p[0]) for p in probs):
                 grid, ys = align(probs)
                 if len(grid):
                     maxes.append((grid, ys.max(0)))
+                    shown.append((r, probs, float(ys.max(0)[-1])))
             elif len(r.scalar("ops/max_prob")[0]):
                 maxes.append(r.scalar("ops/max_prob"))
         if maxes:
-            data[label] = (maxes, runs[0].seed, per_run[0])
+            run, probs, _ = (shown[median_committed([m for *_, m in shown])] if shown
+                             else (runs[0], [], 0.0))
+            data[label] = (maxes, run.seed, probs)
     if not data:
         return None
     plt = _pyplot()
     fig, axes = plt.subplots(len(data), 2, figsize=(11, 3.6 * len(data)), squeeze=False)
-    for (label, (maxes, seed0, probs0)), (ax_max, ax_p) in zip(data.items(), axes):
+    for (label, (maxes, seed, probs0)), (ax_max, ax_p) in zip(data.items(), axes):
         grid, ys = align(maxes)
         if len(grid):
             _line(ax_max, grid, ys.mean(0), label=f"mean over {_seeds(len(maxes))}")
@@ -120,7 +137,7 @@ def plot_ops(task: str, by_label: dict[str, list[Run]], out: Path) -> Path | Non
         ax_max.set_title(f"{label}: max_i p_i")
         for i, (st, v) in enumerate(probs0):
             _line(ax_p, st, v, label=f"p{i}", linewidth=1)
-        ax_p.set_title(f"{label}: p_i, seed {seed0}")
+        ax_p.set_title(f"{label}: p_i, seed {seed} (median last max_i p_i)")
         for ax in (ax_max, ax_p):
             ax.set_xlabel(X_LABEL, fontsize=8)
             ax.set_ylim(0, 1.02)
