@@ -110,32 +110,33 @@ def plot_ops(task: str, by_label: dict[str, list[Run]], out: Path) -> Path | Non
             found = (r.path / "logs" / "scalars" / "ops").glob("p*.csv")
             index = sorted(int(f.stem[1:]) for f in found if f.stem[1:].isdigit())
             per_run.append([r.scalar(f"ops/p{i}") for i in index])
-        maxes, shown = [], []  # shown: (run, its p_i) of the runs whose p_i were all logged
+        maxes, shown = [], []  # shown: (run, its p_i, its last max_i p_i), every p_i logged
         for r, probs in zip(runs, per_run):
             if probs and all(len(p[0]) for p in probs):
                 grid, ys = align(probs)
                 if len(grid):
-                    maxes.append((grid, ys.max(0)))
-                    shown.append((r, probs, float(ys.max(0)[-1])))
+                    top = ys.max(0)
+                    maxes.append((grid, top))
+                    shown.append((r, probs, float(top[-1])))
             elif len(r.scalar("ops/max_prob")[0]):
                 maxes.append(r.scalar("ops/max_prob"))
         if maxes:
-            run, probs, _ = (shown[median_committed([m for *_, m in shown])] if shown
+            run, probs, _ = (shown[median_committed([last for _, _, last in shown])] if shown
                              else (runs[0], [], 0.0))
             data[label] = (maxes, run.seed, probs)
     if not data:
         return None
     plt = _pyplot()
     fig, axes = plt.subplots(len(data), 2, figsize=(11, 3.6 * len(data)), squeeze=False)
-    for (label, (maxes, seed, probs0)), (ax_max, ax_p) in zip(data.items(), axes):
+    for (label, (maxes, seed, probs)), (ax_max, ax_p) in zip(data.items(), axes):
         grid, ys = align(maxes)
         if len(grid):
             _line(ax_max, grid, ys.mean(0), label=f"mean over {_seeds(len(maxes))}")
-        k = len(probs0)
+        k = len(probs)
         if k:
             ax_max.axhline(1 / k, color="0.5", linestyle="--", linewidth=1, label=f"uniform 1/{k}")
         ax_max.set_title(f"{label}: max_i p_i")
-        for i, (st, v) in enumerate(probs0):
+        for i, (st, v) in enumerate(probs):
             _line(ax_p, st, v, label=f"p{i}", linewidth=1)
         ax_p.set_title(f"{label}: p_i, seed {seed} (median last max_i p_i)")
         for ax in (ax_max, ax_p):
