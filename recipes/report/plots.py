@@ -105,13 +105,11 @@ def plot_ops(task: str, by_label: dict[str, list[Run]], out: Path) -> Path | Non
     groups = {label: runs for label, runs in by_label.items() if runs[0].variant == "ops-mbpo"}
     data = {}
     for label, runs in groups.items():
-        per_run = []
+        maxes, shown = [], []  # shown: (run, its p_i, its last max_i p_i), every p_i logged
         for r in runs:
             found = (r.path / "logs" / "scalars" / "ops").glob("p*.csv")
             index = sorted(int(f.stem[1:]) for f in found if f.stem[1:].isdigit())
-            per_run.append([r.scalar(f"ops/p{i}") for i in index])
-        maxes, shown = [], []  # shown: (run, its p_i, its last max_i p_i), every p_i logged
-        for r, probs in zip(runs, per_run):
+            probs = [r.scalar(f"ops/p{i}") for i in index]
             if probs and all(len(p[0]) for p in probs):
                 grid, ys = align(probs)
                 if len(grid):
