@@ -664,3 +664,49 @@ def test_reference_that_no_task_has_is_one_line(runs: Path, tmp_path: Path, caps
     assert capsys.readouterr().err == (
         "error: --reference 'mbpo' is not a variant of these runs; accepted: ['ps-mbpo', 'sac']\n")
     assert not out.exists()
+
+
+def test_arms_by_a_label_key_run_means_and_exact_solve_intervals(tmp_path: Path):
+    """--label-by M=...: each arm at its M, run mean with the report's interval and solve rate
+    with the Clopper-Pearson interval; a section and a plot only where a variant has two Ms."""
+    from scipy.stats import beta
+
+    root = tmp_path / "runs"
+    curves = {("ps-mbpo", 1): [[0, 300, 500], [0, 200, 900], [0, 100, 400]],
+              ("ps-mbpo", 2): [[0, 600, 850], [0, 500, 820], [0, 700, 810], [0, 400, 700]],
+              ("mbpo", 1): [[0, 500, 900], [0, 450, 600]]}
+    for (variant, m), seeds in curves.items():
+        for seed, values in enumerate(seeds):
+            write_run(root / f"{variant}-M{m}" / f"seed{seed}", TASK, variant, seed,
+                      {"eval/return": ([0, 10, 20], values)},
+                      extra=f"posterior:\n  policies_per_model: {m}\n")
+    write_run(root / "short" / "seed9", TASK, "ps-mbpo", 9, {"eval/return": ([0, 10], [0, 990])},
+              extra="posterior:\n  policies_per_model: 2\n")  # stops short of 20: left out
+    pages = report.write_report([root], tmp_path / "out", label_by=["M=posterior.policies_per_model"],
+                                anchors=None)
+    points = {p.label: p for p in report.summarize(
+        TASK, report.group_runs([report.load_run(d, ["M=posterior.policies_per_model"])
+                                 for d in report.find_runs([root])[0]])[TASK],
+        MARKS, 800.0, keys=["M"]).along["M"]}
+    assert list(points) == ["mbpo M=1", "ps-mbpo M=1", "ps-mbpo M=2"]  # by variant, then M
+    for (variant, m), seeds in curves.items():
+        p = points[f"{variant} M={m}"]
+        means = [np.mean(v) for v in seeds]
+        k = sum(max(v) >= 800 for v in seeds)
+        n = len(seeds)
+        assert (p.variant, p.value, p.n, p.solved) == (variant, m, n, k)
+        assert p.mean == pytest.approx(np.mean(means))
+        assert [p.low, p.high] == pytest.approx(list(hand_ci(means)))
+        low = beta.ppf(0.025, k, n - k + 1) if k > 0 else 0.0
+        high = beta.ppf(0.975, k + 1, n - k) if k < n else 1.0
+        assert (p.solved_low, p.solved_high) == pytest.approx((low, high))
+    page = pages[TASK]
+    assert "## by M" in page and "![dmc_cartpole-swingup_by_M](dmc_cartpole-swingup_by_M.png)" in page
+    assert "| ps-mbpo M=2 | 2 | 4 | " in page and "| 3/4 | 0.75 [0.19, 0.99] |" in page
+    assert (tmp_path / "out" / "dmc_cartpole-swingup_by_M.png").is_file()
+    assert (tmp_path / "out" / "dmc_cartpole-swingup_by_M.svg").is_file()
+    # one M per variant: nothing to lay out
+    other = tmp_path / "out2"
+    pages = report.write_report([root / "ps-mbpo-M1", root / "mbpo-M1"], other, anchors=None,
+                                label_by=["M=posterior.policies_per_model"])
+    assert "## by M" not in pages[TASK] and not list(other.glob("*_by_M.*"))

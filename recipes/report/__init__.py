@@ -7,6 +7,8 @@ task and variant (plus any config keys named with ``--label-by``) and writes, pe
 printed), ``<task>_return.png`` (eval return curves, mean and 95% band over seeds, published
 anchors as markers), ``<task>_success.png``
 (Metaworld), ``<task>_ops.png`` (OPS probabilities of ``ops-mbpo`` runs),
+``<task>_by_<NAME>.png`` (each arm's run mean and solve rate against a numeric
+``--label-by`` key, when a variant has runs at two or more of its values: the ablation over M),
 ``<task>_members.png`` (every member's eval return, for runs made with
 ``eval.all_members=true``), ``<task>_terms.png`` (the Marino & Yue terms against the imagined
 reward, for runs that logged them: ``rollout.information_weight > 0`` or
@@ -37,7 +39,8 @@ the anchors, :mod:`~torchrl_psmbpo.recipes.report.stats` holds the intervals and
 
 from torchrl_psmbpo.recipes.report.cli import main, parse_thresholds
 from torchrl_psmbpo.recipes.report.markdown import code_markdown, task_markdown
-from torchrl_psmbpo.recipes.report.plots import X_LABEL, plot_members, plot_metric, plot_ops, plot_terms
+from torchrl_psmbpo.recipes.report.compare import KeyPoint, along_key
+from torchrl_psmbpo.recipes.report.plots import X_LABEL, plot_along, plot_members, plot_metric, plot_ops, plot_terms
 from torchrl_psmbpo.recipes.report.runs import (
     ANCHOR_NAMES,
     DEFAULT_ANCHORS,
@@ -70,10 +73,10 @@ from torchrl_psmbpo.recipes.report.write import default_out, write_report
 
 __all__ = [
     "ANCHOR_NAMES", "CI_SEED", "DEFAULT_ANCHORS", "DEFAULT_MARKS", "LABEL_DIR", "MEMBER_STATS",
-    "MIN_BCA_SEEDS", "RESAMPLES", "TERM_METRICS", "X_LABEL", "Cell", "Run", "TaskSummary",
-    "align", "bootstrap_ci", "check_same_commit", "ci_method", "code_markdown", "default_out",
+    "MIN_BCA_SEEDS", "RESAMPLES", "TERM_METRICS", "X_LABEL", "Cell", "KeyPoint", "Run",
+    "TaskSummary", "align", "along_key", "bootstrap_ci", "check_same_commit", "ci_method", "code_markdown", "default_out",
     "find_runs", "first_reaching", "group_runs", "load_anchors", "load_run", "main",
-    "member_curves", "parse_thresholds", "plot_members", "plot_metric", "plot_ops", "plot_terms",
+    "member_curves", "parse_thresholds", "plot_along", "plot_members", "plot_metric", "plot_ops", "plot_terms",
     "read_scalar", "run_code", "seconds_per_1k", "steps_to_threshold", "summarize",
     "task_markdown", "value_at", "write_report",
 ]

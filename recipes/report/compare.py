@@ -14,6 +14,9 @@ Two measures per seed, both from ``eval/return``:
 Only seeds that ran as far as the furthest seed of the task count, so that no arm's mean
 covers a shorter run. ``bench/power.py`` uses the same power functions before a comparison
 runs.
+
+:func:`along_key` gives the same two measures per arm, each with its own interval, laid out
+against the value of a ``--label-by`` key (the paper's ablation over M, policies per model).
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ import numpy as np
 from scipy import stats
 
 from torchrl_psmbpo.recipes.report.runs import Run
-from torchrl_psmbpo.recipes.report.stats import CI_SEED, RESAMPLES
+from torchrl_psmbpo.recipes.report.stats import CI_SEED, RESAMPLES, bootstrap_ci
 
 ALPHA, POWER = 0.05, 0.80
 
@@ -110,6 +113,12 @@ def run_means_and_solved(runs: Sequence[Run], threshold: float,
     return np.asarray(means), np.asarray(solved)
 
 
+def horizon(by_label: Mapping[str, Sequence[Run]]) -> float:
+    """The furthest last evaluation (env steps) of any run of the task (-inf: none logged)."""
+    lasts = [r.scalar("eval/return")[0] for runs in by_label.values() for r in runs]
+    return max((float(s[-1]) for s in lasts if len(s)), default=-math.inf)
+
+
 def compare_arms(by_label: Mapping[str, Sequence[Run]], reference: str, threshold: float,
                  resamples: int = RESAMPLES, seed: int = CI_SEED) -> dict[str, ArmTest]:
     """Every arm of one task against ``reference`` (see the module docstring).
@@ -120,14 +129,13 @@ def compare_arms(by_label: Mapping[str, Sequence[Run]], reference: str, threshol
     if reference not in by_label:
         raise ValueError(f"--reference {reference!r} is not a variant of these runs; "
                          f"accepted: {list(by_label)}")
-    lasts = [r.scalar("eval/return")[0] for runs in by_label.values() for r in runs]
-    horizon = max(float(s[-1]) for s in lasts if len(s))
-    ref, ref_solved = run_means_and_solved(by_label[reference], threshold, horizon)
+    until = horizon(by_label)
+    ref, ref_solved = run_means_and_solved(by_label[reference], threshold, until)
     out = {}
     for label, runs in by_label.items():
         if label == reference:
             continue
-        arm, solved = run_means_and_solved(runs, threshold, horizon)
+        arm, solved = run_means_and_solved(runs, threshold, until)
         if len(arm) == 0 or len(ref) == 0:
             continue
         low = high = p = mde = math.nan
@@ -147,3 +155,60 @@ def compare_arms(by_label: Mapping[str, Sequence[Run]], reference: str, threshol
                              float(arm.mean() - ref.mean()), low, high, p, mde, k, k0,
                              float(fisher), d_low, d_high)
     return out
+
+
+@dataclass
+class KeyPoint:
+    """One arm at one value of a ``--label-by`` key (:func:`along_key`)."""
+
+    label: str
+    variant: str
+    value: float  # the key's value, e.g. M
+    n: int  # seeds that ran to the task's furthest evaluation
+    mean: float  # mean over those seeds of the run's mean eval return
+    low: float  # its 95% bootstrap interval (stats.bootstrap_ci: BCa, percentile below 3 seeds)
+    high: float
+    solved: int  # seeds that reached the threshold
+    solved_low: float  # 95% exact (Clopper-Pearson) interval of the solve rate
+    solved_high: float
+
+
+def along_key(by_label: Mapping[str, Sequence[Run]], name: str, threshold: float,
+              resamples: int = RESAMPLES, seed: int = CI_SEED) -> list[KeyPoint]:
+    """Every arm's run mean and solve rate (as :func:`compare_arms` counts them, each with its
+    own 95% interval) at its value of the ``--label-by`` key shown as ``name``.
+
+    Empty unless some variant has runs at two or more numeric values of the key: then every
+    arm with a numeric value is listed (an arm at one value is a reference for the others),
+    by variant, then value.
+
+    Examples:
+        >>> along_key({}, "M", 800.0)
+        []
+    """
+    def number(run: Run) -> float | None:
+        value = run.keys.get(name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return None
+        return float(value)
+
+    arms = {label: number(runs[0]) for label, runs in by_label.items() if runs}
+    arms = {label: v for label, v in arms.items() if v is not None}
+    values: dict[str, set[float]] = {}
+    for label, v in arms.items():
+        values.setdefault(by_label[label][0].variant, set()).add(v)
+    if not any(len(v) >= 2 for v in values.values()):
+        return []
+    until = horizon(by_label)
+    out = []
+    for label, v in arms.items():
+        means, solved = run_means_and_solved(by_label[label], threshold, until)
+        if len(means) == 0:
+            continue
+        mean, low, high = bootstrap_ci(means, resamples, seed)
+        k = int(solved.sum())
+        rate = stats.binomtest(k, len(means)).proportion_ci(confidence_level=0.95,
+                                                             method="exact")
+        out.append(KeyPoint(label, by_label[label][0].variant, v, len(means), float(mean),
+                            float(low), float(high), k, float(rate.low), float(rate.high)))
+    return sorted(out, key=lambda p: (p.variant, p.value))

@@ -103,6 +103,8 @@ def task_markdown(s: TaskSummary, images: Sequence[str] = ()) -> str:
             lines.append(_row(label, "-" if got == 0 else f"{mean:.0f}", f"{got}/{n}"))
     if s.versus:
         lines += versus_markdown(s)
+    for name in s.along:
+        lines += along_markdown(s, name)
     lines += ["", "## wall-clock seconds per 1K agent steps, by phase", "",
               _row("variant", *PHASES, "total"), _row(*["---"] * (len(PHASES) + 2))]
     for label in s.labels:
@@ -142,6 +144,24 @@ def versus_markdown(s: TaskSummary) -> list[str]:
             f"{t.diff:+.1f} [{num(t.diff_low)}, {num(t.diff_high)}]", num(t.welch_p, 3),
             num(t.mde), f"{t.solved}/{t.n}, {t.ref_solved}/{t.ref_n}", f"{t.fisher_p:.3f}",
             rates(t.detect_low, t.detect_high)))
+    return lines
+
+
+def along_markdown(s: TaskSummary, name: str) -> list[str]:
+    """The "by <key>" section: every arm's run mean and solve rate at its value of ``name``,
+    each with its own interval (compare.along_key)."""
+    lines = ["", f"## by {name}", "",
+             f"Each arm at its value of {name}, the same two measures as the tests: the mean "
+             "over seeds of the run's mean eval return (over every evaluation up to the furthest "
+             "seed's last one; seeds that stopped earlier are left out), with its 95% bootstrap "
+             f"interval, and the seeds that reached an eval return of {s.threshold:g} (solved), "
+             "with the 95% exact (Clopper-Pearson) interval of the solve rate.", "",
+             _row("variant", name, "seeds", "run mean [95% CI]", "solved", "solve rate [95% CI]"),
+             _row(*["---"] * 6)]
+    for p in s.along[name]:
+        lines.append(_row(p.label, f"{p.value:g}", p.n, f"{p.mean:.1f} [{p.low:.1f}, {p.high:.1f}]",
+                          f"{p.solved}/{p.n}",
+                          f"{p.solved / p.n:.2f} [{p.solved_low:.2f}, {p.solved_high:.2f}]"))
     return lines
 
 

@@ -1,5 +1,6 @@
-"""Plots: eval curves with their 95% bands and the anchors, OPS probabilities, every member's
-return, the Marino & Yue terms; each saved as PNG and as SVG."""
+"""Plots: eval curves with their 95% bands and the anchors, the arms against a ``--label-by``
+key (the ablation over M), OPS probabilities, every member's return, the Marino & Yue terms;
+each saved as PNG and as SVG."""
 
 from __future__ import annotations
 
@@ -83,6 +84,49 @@ def plot_metric(s: TaskSummary, metric: str, out: Path) -> Path | None:
     ax.set_title(f"{s.task}: mean and 95% bootstrap CI over seeds")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
+    return save_figure(fig, out)
+
+
+def plot_along(s: TaskSummary, name: str, out: Path) -> Path | None:
+    """Run mean and solve rate against the ``--label-by`` key ``name``, 95% intervals as error
+    bars: a line per variant with two or more values, a dashed level with its band for a
+    variant at one value (the reference); None if ``s`` has no such layout."""
+    points = s.along.get(name)
+    if not points:
+        return None
+    plt = _pyplot()
+    colors = plt.get_cmap("tab10")
+    fig, (ax_mean, ax_rate) = plt.subplots(1, 2, figsize=(10, 4))
+    variants = list(dict.fromkeys(p.variant for p in points))
+    values = sorted({p.value for p in points})
+    for i, variant in enumerate(variants):
+        ps = [p for p in points if p.variant == variant]
+        color = colors(i % 10)
+        panels = ((ax_mean, [p.mean for p in ps], [p.low for p in ps], [p.high for p in ps]),
+                  (ax_rate, [p.solved / p.n for p in ps], [p.solved_low for p in ps],
+                   [p.solved_high for p in ps]))
+        seeds = "/".join(str(p.n) for p in ps)
+        for ax, y, lo, hi in panels:
+            if len(ps) == 1:  # a reference level across the plot
+                ax.axhline(y[0], color=color, linestyle="--", linewidth=1,
+                           label=f"{ps[0].label} ({_seeds(ps[0].n)})")
+                ax.axhspan(lo[0], hi[0], color=color, alpha=0.12, linewidth=0)
+            else:
+                x = [p.value for p in ps]
+                err = [[m - a for m, a in zip(y, lo)], [b - m for m, b in zip(y, hi)]]
+                ax.errorbar(x, y, yerr=err, color=color, marker="o", capsize=4,
+                            label=f"{variant} (seeds {seeds})")
+    ax_mean.set_ylabel("run mean eval return")
+    ax_mean.set_title("mean over seeds of the run's mean eval return, 95% CI", fontsize=9)
+    ax_rate.set_ylabel(f"share of seeds reaching {s.threshold:g}")
+    ax_rate.set_title("solve rate, 95% exact interval", fontsize=9)
+    ax_rate.set_ylim(-0.02, 1.02)
+    for ax in (ax_mean, ax_rate):
+        ax.set_xlabel(name)
+        ax.set_xticks(values)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle(f"{s.task}: the arms by {name}")
     return save_figure(fig, out)
 
 

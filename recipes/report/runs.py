@@ -33,6 +33,8 @@ class Run:
         seed: ``seed`` of the config.
         action_repeat: ``env.action_repeat`` (1 when missing); env steps = agent steps * it.
         config: the whole config as a plain dict.
+        keys: the value of each ``--label-by`` key, under the name the label shows it by
+            (``{"M": 2}`` for ``M=posterior.policies_per_model``).
     """
 
     path: Path
@@ -42,6 +44,7 @@ class Run:
     seed: int
     action_repeat: int = 1
     config: dict = field(default_factory=dict, repr=False)
+    keys: dict = field(default_factory=dict)
 
     def scalar(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         """Env steps and values of the scalar ``name`` (empty arrays when not logged)."""
@@ -127,9 +130,9 @@ def load_run(path: str | os.PathLike, label_by: Sequence[str] = ()) -> Run:
     variant = str(get("variant"))
     holder = Path(path).resolve().parent.name
     shown = (entry.rpartition("=")[::2] for entry in label_by)  # NAME=key -> (NAME, key)
-    label = " ".join([variant] + [f"{name or k}={holder if k == LABEL_DIR else get(k)}"
-                                  for name, k in shown])
-    return Run(Path(path), str(task), variant, label, seed, repeat, cfg)
+    keys = {name or k: holder if k == LABEL_DIR else get(k) for name, k in shown}
+    label = " ".join([variant] + [f"{name}={value}" for name, value in keys.items()])
+    return Run(Path(path), str(task), variant, label, seed, repeat, cfg, keys)
 
 
 def _read_yaml(path: Path):

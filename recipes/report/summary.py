@@ -9,7 +9,7 @@ from typing import Sequence
 
 import numpy as np
 
-from torchrl_psmbpo.recipes.report.compare import ArmTest, compare_arms
+from torchrl_psmbpo.recipes.report.compare import ArmTest, KeyPoint, along_key, compare_arms
 from torchrl_psmbpo.recipes.report.runs import Run, load_anchors, member_curves, read_scalar
 from torchrl_psmbpo.recipes.report.stats import (
     CI_SEED,
@@ -59,6 +59,9 @@ class TaskSummary:
     # the reference arm and every other arm's tests against it (compare.py), when asked for
     reference: str | None = None
     versus: dict[str, ArmTest] = field(default_factory=dict)
+    # key name -> every arm at its value of that --label-by key, when a variant has two or more
+    # (compare.along_key): the ablation over M
+    along: dict[str, list[KeyPoint]] = field(default_factory=dict)
 
 
 MEMBER_STATS = {"worst": np.min, "mean": np.mean, "best": np.max}
@@ -74,6 +77,7 @@ def summarize(
     seed: int = CI_SEED,
     success_threshold: float = 0.9,
     reference: str | None = None,
+    keys: Sequence[str] = (),
 ) -> TaskSummary:
     """Curves, values at ``marks``, steps to ``threshold`` and timings of one task's groups.
 
@@ -89,6 +93,8 @@ def summarize(
             reports for Metaworld tasks.
         reference: an arm (label) to test every other arm against (:func:`compare_arms`,
             with ``threshold`` as what counts as solved); None: no tests.
+        keys: names of ``--label-by`` keys (``"M"``) to lay the arms out against
+            (:func:`along_key`, same measures as the tests).
     """
     metaworld = task.startswith("metaworld:")
     metrics = {"eval/return": "reward"} | ({"eval/success": "success"} if metaworld else {})
@@ -149,5 +155,9 @@ def summarize(
     if reference is not None:
         s.reference = reference
         s.versus = compare_arms(by_label, reference, threshold, resamples, seed)
+    for name in keys:
+        points = along_key(by_label, name, threshold, resamples, seed)
+        if points:
+            s.along[name] = points
     return s
 

@@ -10,8 +10,10 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 from torchrl_psmbpo.recipes.report.markdown import code_markdown, task_markdown
-from torchrl_psmbpo.recipes.report.plots import plot_members, plot_metric, plot_ops, plot_terms
-from torchrl_psmbpo.recipes.report.runs import DEFAULT_ANCHORS, check_same_commit, find_runs, group_runs, load_run
+from torchrl_psmbpo.recipes.report.plots import (plot_along, plot_members, plot_metric, plot_ops,
+                                                 plot_terms)
+from torchrl_psmbpo.recipes.report.runs import (DEFAULT_ANCHORS, LABEL_DIR, check_same_commit, find_runs,
+                                                group_runs, load_run)
 from torchrl_psmbpo.recipes.report.stats import CI_SEED, RESAMPLES
 from torchrl_psmbpo.recipes.report.summary import DEFAULT_MARKS, summarize
 
@@ -109,14 +111,17 @@ def write_report(
     out.mkdir(parents=True, exist_ok=True)
     pages: dict[str, str] = {}
     index = ["# Results", "", "| task | variants (seeds) | table | plots |", "|---|---|---|---|"]
+    keys = [name or key for name, _, key in (k.rpartition("=") for k in label_by)
+            if key != LABEL_DIR]
     for task, by_label in groups.items():
         s = summarize(task, by_label, tuple(int(m) for m in marks),
                       float(thresholds.get(task, thresholds.get("", 800.0))), anchors,
                       resamples, seed, success_threshold,
-                      reference if reference in by_label else None)
+                      reference if reference in by_label else None, keys)
         slug = _slug(task)
         written = [
             plot_metric(s, "eval/return", out / f"{slug}_return.png"),
+            *(plot_along(s, name, out / f"{slug}_by_{_slug(name)}.png") for name in keys),
             plot_metric(s, "eval/success", out / f"{slug}_success.png") if s.metaworld else None,
             plot_ops(task, by_label, out / f"{slug}_ops.png"),
             plot_members(task, by_label, out / f"{slug}_members.png"),
