@@ -12,8 +12,7 @@ from typing import Mapping, Sequence
 from torchrl_psmbpo.recipes.report.markdown import code_markdown, task_markdown
 from torchrl_psmbpo.recipes.report.plots import (plot_along, plot_members, plot_metric, plot_ops,
                                                  plot_terms)
-from torchrl_psmbpo.recipes.report.runs import (DEFAULT_ANCHORS, LABEL_DIR, check_same_commit, find_runs,
-                                                group_runs, load_run)
+from torchrl_psmbpo.recipes.report.runs import DEFAULT_ANCHORS, check_same_commit, find_runs, group_runs, load_run
 from torchrl_psmbpo.recipes.report.stats import CI_SEED, RESAMPLES
 from torchrl_psmbpo.recipes.report.summary import DEFAULT_MARKS, summarize
 
@@ -111,8 +110,8 @@ def write_report(
     out.mkdir(parents=True, exist_ok=True)
     pages: dict[str, str] = {}
     index = ["# Results", "", "| task | variants (seeds) | table | plots |", "|---|---|---|---|"]
-    keys = [name or key for name, _, key in (k.rpartition("=") for k in label_by)
-            if key != LABEL_DIR]
+    keys = list(dict.fromkeys(name for by_label in groups.values() for runs in by_label.values()
+                              for run in runs for name in run.keys))  # as load_run named them
     for task, by_label in groups.items():
         s = summarize(task, by_label, tuple(int(m) for m in marks),
                       float(thresholds.get(task, thresholds.get("", 800.0))), anchors,
