@@ -93,7 +93,9 @@ def write_report(
     if not run_dirs:
         raise ValueError("no run dirs (a dir holding config.yaml and logs/scalars/) under "
                          + ", ".join(map(str, paths)))
-    groups = group_runs([load_run(d, label_by) for d in run_dirs])
+    runs = [load_run(d, label_by) for d in run_dirs]
+    keys = list(runs[0].keys)  # every run has the --label-by names, as load_run named them
+    groups = group_runs(runs)
     if same_commit:
         for task, by_label in groups.items():
             check_same_commit(task, by_label)
@@ -110,8 +112,6 @@ def write_report(
     out.mkdir(parents=True, exist_ok=True)
     pages: dict[str, str] = {}
     index = ["# Results", "", "| task | variants (seeds) | table | plots |", "|---|---|---|---|"]
-    keys = list(dict.fromkeys(name for by_label in groups.values() for runs in by_label.values()
-                              for run in runs for name in run.keys))  # as load_run named them
     for task, by_label in groups.items():
         s = summarize(task, by_label, tuple(int(m) for m in marks),
                       float(thresholds.get(task, thresholds.get("", 800.0))), anchors,
