@@ -4,6 +4,7 @@ it (``pip install -e .`` here), not from another checkout or a wheel, or the run
 from __future__ import annotations
 
 import importlib.util
+import os
 from pathlib import Path
 
 import pytest
@@ -11,19 +12,6 @@ import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 _EXPECTED = {"torchrl_psmbpo": ROOT / "components", "torchrl_psmbpo.recipes": ROOT / "recipes"}
-
-
-@pytest.fixture(scope="module")
-def one_thread():
-    """Torch on one thread until the module's last test: the tests' networks are tiny, so a
-    second thread gains nothing, and with other processes on the machine OpenMP waits can slow
-    each op by 10-50x. With ``pytestmark = pytest.mark.usefixtures("one_thread")`` it is set up
-    before the module's own module-scoped fixtures (models trained once), which then run on one
-    thread too."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def pytest_configure(config):
@@ -34,3 +22,16 @@ def pytest_configure(config):
             pytest.exit(f"{name} is imported from {found}, not from this checkout's {folder}: "
                         f"install this checkout (pip install -e '{ROOT}[test]') into the venv "
                         "that runs the tests", returncode=4)
+    # One torch thread per test process, and for the runs the CLI tests start as subprocesses:
+    # the tests' networks are tiny, so a second thread gains nothing, and with two xdist
+    # workers (or other processes) on the machine OpenMP waits slow each op by 10-50x.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    torch.set_num_threads(1)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread_again():
+    """Back to one thread after each test: one that runs the CLI in process with ``run.threads``
+    would otherwise leave its threads to the tests (and module fixtures) after it."""
+    yield
+    torch.set_num_threads(1)

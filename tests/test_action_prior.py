@@ -21,9 +21,6 @@ BACKENDS = ("bmm", "vmap")
 OBS, ACT, HID = 5, 3, (32, 32)
 
 
-pytestmark = pytest.mark.usefixtures("one_thread")
-
-
 def ensemble(shape=(2, 2), backend="bmm", **kwargs) -> PolicyEnsemble:
     return PolicyEnsemble(OBS, ACT, shape, actor_hidden=HID, critic_hidden=HID, backend=backend, **kwargs)
 

@@ -13,7 +13,6 @@ import warnings
 from pathlib import Path
 
 import pytest
-import torch
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 _FENCE = re.compile(r"^```python[ \t]*\n(.*?)^```[ \t]*$", re.S | re.M)
@@ -43,13 +42,8 @@ _namespaces: dict[str, tuple[dict, int]] = {}  # page -> (namespace, blocks run 
 
 
 def _run(page: str, code: str, namespace: dict, line: int) -> None:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        # pad so that tracebacks give the line in the markdown file
-        exec(compile("\n" * line + code, f"docs/{page}", "exec"), namespace)
-    finally:
-        torch.set_num_threads(threads)
+    # pad so that tracebacks give the line in the markdown file
+    exec(compile("\n" * line + code, f"docs/{page}", "exec"), namespace)
 
 
 def test_the_block_parser_finds_blocks_and_skip_markers(tmp_path):

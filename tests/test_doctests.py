@@ -31,17 +31,12 @@ def test_every_subpackage_is_collected():
 @pytest.mark.parametrize("name", MODULES)
 def test_docstring_examples_run(name):
     module = importlib.import_module(name)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny examples: one thread, no oversubscription on a shared CPU
-    try:
-        torch.manual_seed(0)
-        finder = doctest.DocTestFinder(exclude_empty=True)
-        runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
-        # examples use torch and TensorDict without importing them, as the module does
-        globs = {"torch": torch, **vars(module)}
-        for test in finder.find(module, name, globs=globs):
-            runner.run(test)
-    finally:
-        torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    finder = doctest.DocTestFinder(exclude_empty=True)
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    # examples use torch and TensorDict without importing them, as the module does
+    globs = {"torch": torch, **vars(module)}
+    for test in finder.find(module, name, globs=globs):
+        runner.run(test)
     result = runner.summarize(verbose=False)
     assert result.failed == 0, f"{result.failed} of {result.attempted} docstring examples failed in {name}"

@@ -42,11 +42,6 @@ def small_model(seed: int = 0, **kwargs) -> DynamicsEnsemble:
     return DynamicsEnsemble(2, 1, **kw)
 
 
-# these models are tiny, so every op is overhead-bound: one thread is faster and, on a busy
-# 2-core machine, avoids OpenMP oversubscription (measured 5 ms vs 30+ ms per step)
-pytestmark = pytest.mark.usefixtures("one_thread")
-
-
 @pytest.fixture(scope="module")
 def trained():
     model = small_model()

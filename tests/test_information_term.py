@@ -17,9 +17,6 @@ from torchrl_psmbpo.world_model.imagined_env import ImaginedRolloutEnv
 D, A, E = 3, 2, 5
 
 
-pytestmark = pytest.mark.usefixtures("one_thread")
-
-
 def make_model(identical: bool = False, spread: float = 0.3) -> DynamicsEnsemble:
     torch.manual_seed(0)
     model = DynamicsEnsemble(D, A, num_members=E, num_elites=3, hidden=32, depth=2)

@@ -20,9 +20,6 @@ D, A = 3, 2
 N, M, B = 4, 2, 6
 
 
-pytestmark = pytest.mark.usefixtures("one_thread")
-
-
 def never(obs, action, next_obs):
     return torch.zeros(next_obs.shape[:-1] + (1,), dtype=torch.bool, device=next_obs.device)
 

@@ -526,7 +526,7 @@ def test_the_update_reads_nothing_back_to_the_host(path, monkeypatch):
     assert not reads.found, "\n".join(reads.found)
 
 
-def test_members_learn_pendulum_from_real_data(one_thread):
+def test_members_learn_pendulum_from_real_data():
     """SAC with lambda = 1: a collector acts with the member in "policy_index" (picked at
     random at each reset), every member trains on its own batches of the shared real data."""
     torch.manual_seed(0)
