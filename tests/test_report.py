@@ -573,6 +573,35 @@ def test_default_anchors_ship_with_the_package_with_their_licence():
     assert mw["sac"][100_000].mean() == pytest.approx(0.9, abs=0.05)
 
 
+def row(page: str, variant: str, seed: int) -> str:
+    """The page's "Runs" row of one run."""
+    found = [line for line in page.splitlines() if line.startswith(f"| {variant} | {seed} | ")]
+    assert len(found) == 1, page
+    return found[0]
+
+
+def test_runs_table_gives_each_runs_last_best_first_reaching_run_mean_and_starts(runs: Path,
+                                                                                  tmp_path: Path):
+    import json
+
+    (runs / "3" / "provenance.json").write_text(json.dumps(  # ps-mbpo seed 0, resumed once
+        [{"commit": "a" * 40, "dirty": False, "start_step": s} for s in (0, 9501)]))
+    page = report.write_report([runs], tmp_path / "out", MARKS)[TASK]
+    assert "| variant | seed | last eval (env steps) | best eval | first >= 800 (env steps) | " \
+           "run mean | starts (agent step) | commit |" in page
+    # sac seed 0: 0, 300, 600, 900 at env steps 0, 10K, 25K, 50K; run mean (0+300+600+900)/4
+    assert row(page, "sac", 0) == "| sac | 0 | 900.0 (50,000) | 900.0 | 50,000 | 450.0 | " \
+                                  "not recorded | not recorded |"
+    # sac seed 1 (10, 330, 660, 700) never reaches 800
+    assert row(page, "sac", 1).startswith("| sac | 1 | 700.0 (50,000) | 700.0 | not reached | 425.0 |")
+    # ps-mbpo (action repeat 2) seed 0: 800 first at agent step 12,500 = env step 25K
+    assert row(page, "ps-mbpo", 0) == f"| ps-mbpo | 0 | 950.0 (50,000) | 950.0 | 25,000 | " \
+                                      f"562.5 | 0, 9,501 | {'a' * 12} |"
+    # seed 2 stopped at env step 25K: not in the tests' run means
+    assert row(page, "ps-mbpo", 2).startswith("| ps-mbpo | 2 | 900.0 (25,000) | 900.0 | 25,000 | "
+                                              "- (stopped early) |")
+
+
 def test_pages_name_the_code_of_every_run_and_same_commit_refuses_a_mix(runs: Path, tmp_path: Path):
     import json
 
@@ -589,8 +618,8 @@ def test_pages_name_the_code_of_every_run_and_same_commit_refuses_a_mix(runs: Pa
     (runs / "0" / "provenance.json").unlink()     # sac seed 0 made before provenance
     page = report.write_report([runs], tmp_path / "mixed", MARKS)[TASK]
     assert "**The runs on this page come from 4 code versions**" in page
-    assert f"| ps-mbpo | 1 | {'b' * 12} |" in page and "| sac | 0 | not recorded |" in page
-    assert f"| ps-mbpo | 2 | {'a' * 12} then {'a' * 12}+dirty |" in page
+    assert f"| {'b' * 12} |" in row(page, "ps-mbpo", 1) and "| not recorded |" in row(page, "sac", 0)
+    assert f"| {'a' * 12} then {'a' * 12}+dirty |" in row(page, "ps-mbpo", 2)
     with pytest.raises(ValueError, match=r"--same-commit: the runs of dmc:cartpole-swingup do not "
                                          r"come from one commit of clean code \(.*not recorded: 1 run"):
         report.write_report([runs], tmp_path / "refused", MARKS, same_commit=True)

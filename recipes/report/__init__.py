@@ -38,7 +38,7 @@ the anchors, :mod:`~torchrl_psmbpo.recipes.report.stats` holds the intervals and
 """
 
 from torchrl_psmbpo.recipes.report.cli import main, parse_thresholds
-from torchrl_psmbpo.recipes.report.markdown import code_markdown, task_markdown
+from torchrl_psmbpo.recipes.report.markdown import runs_markdown, task_markdown
 from torchrl_psmbpo.recipes.report.compare import KeyPoint, along_key
 from torchrl_psmbpo.recipes.report.plots import X_LABEL, plot_along, plot_members, plot_metric, plot_ops, plot_terms
 from torchrl_psmbpo.recipes.report.runs import (
@@ -74,7 +74,7 @@ from torchrl_psmbpo.recipes.report.write import default_out, write_report
 __all__ = [
     "ANCHOR_NAMES", "CI_SEED", "DEFAULT_ANCHORS", "DEFAULT_MARKS", "LABEL_DIR", "MEMBER_STATS",
     "MIN_BCA_SEEDS", "RESAMPLES", "TERM_METRICS", "X_LABEL", "Cell", "KeyPoint", "Run",
-    "TaskSummary", "align", "along_key", "bootstrap_ci", "check_same_commit", "ci_method", "code_markdown", "default_out",
+    "TaskSummary", "align", "along_key", "bootstrap_ci", "check_same_commit", "ci_method", "runs_markdown", "default_out",
     "find_runs", "first_reaching", "group_runs", "load_anchors", "load_run", "main",
     "member_curves", "parse_thresholds", "plot_along", "plot_members", "plot_metric", "plot_ops", "plot_terms",
     "read_scalar", "run_code", "seconds_per_1k", "steps_to_threshold", "summarize",

@@ -1,5 +1,5 @@
-"""Markdown: a task's page (runs, values at the marks, steps to threshold, timing) and the
-code that made its runs."""
+"""Markdown: a task's page (runs, values at the marks, steps to threshold, timing) and its runs,
+one row each, with the code that made them."""
 
 from __future__ import annotations
 
@@ -7,8 +7,10 @@ import math
 from pathlib import Path
 from typing import Mapping, Sequence
 
+from torchrl_psmbpo.recipes import provenance
+from torchrl_psmbpo.recipes.report.compare import horizon, run_means_and_solved
 from torchrl_psmbpo.recipes.report.runs import ANCHOR_NAMES, Run, run_code
-from torchrl_psmbpo.recipes.report.stats import Cell
+from torchrl_psmbpo.recipes.report.stats import Cell, steps_to_threshold
 from torchrl_psmbpo.recipes.report.summary import TaskSummary
 from torchrl_psmbpo.recipes.rundir import PHASES
 
@@ -165,11 +167,26 @@ def along_markdown(s: TaskSummary, name: str) -> list[str]:
     return lines
 
 
-def code_markdown(by_label: Mapping[str, Sequence[Run]]) -> str:
-    """The "Code" section of a task page: which commit made each run, and whether they agree."""
-    rows = [(label, run.seed, run_code(run)) for label, runs in by_label.items() for run in runs]
-    distinct = sorted({code for _, _, code in rows})
-    lines = ["", "## Code", ""]
+def runs_markdown(s: TaskSummary, by_label: Mapping[str, Sequence[Run]]) -> str:
+    """The "Runs" section of a task page: one row per run (its last and best evaluation, when it
+    first reached the threshold, the run mean the tests use, its starts) and the code that made
+    it, with one line saying whether the runs agree on that code."""
+    until = horizon(by_label)
+    rows = []
+    for label, runs in by_label.items():
+        for run in runs:
+            steps, values = run.scalar("eval/return")
+            mean, _ = run_means_and_solved([run], s.threshold, until)
+            first = steps_to_threshold(steps, values, s.threshold) if len(steps) else None
+            starts = [int(e.get("start_step", 0)) for e in provenance.read(run.path)]
+            rows.append((label, run.seed,
+                         f"{values[-1]:.1f} ({int(steps[-1]):,})" if len(steps) else "-",
+                         f"{values.max():.1f}" if len(steps) else "-",
+                         f"{first:,.0f}" if first is not None else "not reached",
+                         f"{mean[0]:.1f}" if len(mean) else "- (stopped early)",
+                         _starts(starts), run_code(run)))
+    distinct = sorted({row[-1] for row in rows})
+    lines = ["", "## Runs", ""]
     if len(distinct) == 1 and distinct[0] != "not recorded" and "+dirty" not in distinct[0] \
             and " then " not in distinct[0]:
         lines.append(f"Every run on this page was made by commit {distinct[0]} (its "
@@ -181,6 +198,24 @@ def code_markdown(by_label: Mapping[str, Sequence[Run]]) -> str:
         lines.append(f"**The runs on this page come from {len(distinct)} code versions** "
                      "(commit per run below, from each run's `provenance.json`; `not recorded`: "
                      "a run made before runs recorded their code). Compare them knowing that.")
-    lines += ["", _row("variant", "seed", "commit"), _row("---", "---", "---")]
-    lines += [_row(label, seed, code) for label, seed, code in rows]
+    lines += ["", f"Per run, from its `eval/return` (env steps): the last evaluation, the best, "
+              f"the first evaluation at or above {s.threshold:g}, and the run mean (the mean "
+              "over its evaluations up to the task's furthest one, as the tests count it; a run "
+              "that stopped earlier has none). Starts: the agent step each process started "
+              "from (`provenance.json`; agent steps): a resumed run has two or more.", "",
+              _row("variant", "seed", "last eval (env steps)", "best eval",
+                   f"first >= {s.threshold:g} (env steps)", "run mean", "starts (agent step)",
+                   "commit"),
+              _row(*["---"] * 8)]
+    lines += [_row(*row) for row in rows]
     return "\n".join(lines) + "\n"
+
+
+def _starts(starts: Sequence[int]) -> str:
+    """``"0"``, ``"0, 9,501"``; ``"not recorded"`` for a run without ``provenance.json``.
+
+    Examples:
+        >>> _starts([0, 9501]), _starts([])
+        ('0, 9,501', 'not recorded')
+    """
+    return ", ".join(f"{k:,}" for k in starts) if starts else "not recorded"

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from torchrl_psmbpo.recipes.report.markdown import code_markdown, task_markdown
+from torchrl_psmbpo.recipes.report.markdown import runs_markdown, task_markdown
 from torchrl_psmbpo.recipes.report.plots import (plot_along, plot_members, plot_metric, plot_ops,
                                                  plot_terms)
 from torchrl_psmbpo.recipes.report.runs import DEFAULT_ANCHORS, check_same_commit, find_runs, group_runs, load_run
@@ -36,8 +36,8 @@ def write_report(
 ) -> dict[str, str]:
     """Write every task's page and plots and ``index.md`` under ``out``; return the pages.
 
-    Each page ends with the code that made its runs (:func:`code_markdown`, from each run's
-    ``provenance.json``).
+    Each page ends with its runs, one row each, and the code that made them
+    (:func:`runs_markdown`, from each run's logs and ``provenance.json``).
 
     Args:
         paths: run dirs, or dirs that contain them (a Hydra multirun dir, a ``runs/`` tree).
@@ -127,7 +127,7 @@ def write_report(
             plot_terms(s, out / f"{slug}_terms.png"),
         ]
         images = [p.name for p in written if p is not None]
-        pages[task] = task_markdown(s, images) + code_markdown(by_label)
+        pages[task] = task_markdown(s, images) + runs_markdown(s, by_label)
         (out / f"{slug}.md").write_text(pages[task])
         variants = ", ".join(f"{label} ({len(s.seeds[label])})" for label in s.labels)
         index.append(f"| {task} | {variants} | [{slug}.md]({slug}.md) | "
