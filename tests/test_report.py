@@ -634,13 +634,15 @@ def test_pages_name_the_code_of_every_run_and_same_commit_refuses_a_mix(runs: Pa
 
 
 def welch_by_hand(a, b):
-    """Welch's two-sided p-value, written out (Welch-Satterthwaite degrees of freedom)."""
+    """Welch's two-sided p-value and 95% interval of mean(a) - mean(b), written out
+    (Welch-Satterthwaite degrees of freedom)."""
     from scipy.stats import t as student
 
     va, vb = np.var(a, ddof=1) / len(a), np.var(b, ddof=1) / len(b)
-    tstat = (np.mean(a) - np.mean(b)) / np.sqrt(va + vb)
+    diff, se = np.mean(a) - np.mean(b), np.sqrt(va + vb)
     df = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))
-    return 2 * student.sf(abs(tstat), df)
+    half = student.ppf(0.975, df) * se
+    return 2 * student.sf(abs(diff / se), df), (diff - half, diff + half)
 
 
 def test_arms_against_a_reference_exact_tests(runs: Path):
@@ -656,7 +658,9 @@ def test_arms_against_a_reference_exact_tests(runs: Path):
     assert (t.n, t.ref_n) == (2, 3)
     assert (t.mean, t.ref_mean) == pytest.approx((np.mean(ps), np.mean(sac)))
     assert t.diff == pytest.approx(np.mean(ps) - np.mean(sac))
-    assert t.welch_p == pytest.approx(welch_by_hand(ps, sac), rel=1e-9)
+    p, (low, high) = welch_by_hand(ps, sac)
+    assert t.welch_p == pytest.approx(p, rel=1e-9)
+    assert (t.welch_low, t.welch_high) == pytest.approx((low, high), rel=1e-9)
     # every resample's difference lies between the extreme pairings of seeds
     assert min(ps) - max(sac) <= t.diff_low < t.diff < t.diff_high <= max(ps) - min(sac)
     sd = np.sqrt((np.var(ps, ddof=1) * 1 + np.var(sac, ddof=1) * 2) / 3)
@@ -670,7 +674,7 @@ def test_arms_against_a_reference_exact_tests(runs: Path):
     assert "## against sac" in page
     assert (f"| ps-mbpo | 2, 3 | {np.mean(ps):.1f}, {np.mean(sac):.1f} | "
             f"{np.mean(ps) - np.mean(sac):+.1f} [") in page
-    assert "| 2/2, 2/3 | 1.000 | none |" in page
+    assert f"| [{low:.1f}, {high:.1f}] |" in page and "| 2/2, 2/3 | 1.000 | none |" in page
 
 
 def test_power_of_fisher_and_welch_match_their_definitions():

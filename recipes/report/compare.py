@@ -4,8 +4,9 @@ Two measures per seed, both from ``eval/return``:
 
 * **the run's mean eval return** (the area under its learning curve, in return units): the
   difference of the arms' means with its 95% bootstrap interval (``scipy.stats.bootstrap``,
-  the two arms resampled independently), Welch's two-sided t-test, and the smallest
-  difference that test detects with 80% power at the arms' seed counts and pooled spread;
+  the two arms resampled independently), Welch's two-sided t-test with its own 95% interval
+  of the difference, and the smallest difference that test detects with 80% power at the
+  arms' seed counts and pooled spread;
 * **solved or not** (the eval return reached the task's threshold at some evaluation): the
   counts, Fisher's exact two-sided test (``scipy.stats.fisher_exact``), and the solve rates
   that test detects with 80% power against the reference arm's observed rate (exact: the sum
@@ -90,6 +91,8 @@ class ArmTest:
     diff_low: float  # 95% bootstrap interval of diff (nan below 2 seeds per arm)
     diff_high: float
     welch_p: float
+    welch_low: float  # Welch's own 95% interval of diff (nan below 2 seeds per arm)
+    welch_high: float
     mde: float  # smallest |diff| detectable with 80% power
     solved: int
     ref_solved: int
@@ -138,13 +141,15 @@ def compare_arms(by_label: Mapping[str, Sequence[Run]], reference: str, threshol
         arm, solved = run_means_and_solved(runs, threshold, until)
         if len(arm) == 0 or len(ref) == 0:
             continue
-        low = high = p = mde = math.nan
+        low = high = p = w_low = w_high = mde = math.nan
         if len(arm) >= 2 and len(ref) >= 2:
             ci = stats.bootstrap((arm, ref), lambda a, b, axis=-1: a.mean(axis) - b.mean(axis),
                                  n_resamples=resamples, method="percentile",
                                  rng=np.random.default_rng(seed), vectorized=True)
             low, high = float(ci.confidence_interval.low), float(ci.confidence_interval.high)
-            p = float(stats.ttest_ind(arm, ref, equal_var=False).pvalue)
+            welch = stats.ttest_ind(arm, ref, equal_var=False)
+            p = float(welch.pvalue)
+            w_low, w_high = map(float, welch.confidence_interval(0.95))
             sd = math.sqrt((arm.var(ddof=1) * (len(arm) - 1) + ref.var(ddof=1) * (len(ref) - 1))
                            / (len(arm) + len(ref) - 2))
             mde = welch_mde(len(ref), len(arm), sd)
@@ -152,7 +157,8 @@ def compare_arms(by_label: Mapping[str, Sequence[Run]], reference: str, threshol
         fisher = stats.fisher_exact([[k, len(arm) - k], [k0, len(ref) - k0]]).pvalue
         d_low, d_high = detectable_rates(len(ref), len(arm), k0 / len(ref))
         out[label] = ArmTest(len(arm), len(ref), float(arm.mean()), float(ref.mean()),
-                             float(arm.mean() - ref.mean()), low, high, p, mde, k, k0,
+                             float(arm.mean() - ref.mean()), low, high, p, w_low, w_high, mde,
+                             k, k0,
                              float(fisher), d_low, d_high)
     return out
 

@@ -131,20 +131,22 @@ def versus_markdown(s: TaskSummary) -> list[str]:
              "seed's last one; seeds that stopped earlier are left out) and whether it reached "
              f"an eval return of {s.threshold:g} (solved). Difference: the arm's mean minus "
              f"{s.reference}'s, with its 95% bootstrap interval (percentile, the arms resampled "
-             "independently) and Welch's two-sided t-test; detectable: the smallest difference "
+             "independently), Welch's two-sided t-test and that test's own 95% interval "
+             "(wider at few seeds: it allows for spreads larger than the seeds show); "
+             "detectable: the smallest difference "
              "that test finds with 80% power at these seed counts and the arms' pooled "
              "spread. Solved: Fisher's exact two-sided test, and the solve rates it finds with "
              f"80% power against {s.reference}'s observed rate (none: no rate can be told "
              "apart with these seeds).", "",
              _row("variant", "seeds (arm, ref)", "run mean (arm, ref)", "difference [95% CI]",
-                  "Welch p", "detectable difference", "solved (arm, ref)", "Fisher p",
-                  "detectable solve rates"),
-             _row(*["---"] * 9)]
+                  "Welch p", "Welch 95% CI", "detectable difference", "solved (arm, ref)",
+                  "Fisher p", "detectable solve rates"),
+             _row(*["---"] * 10)]
     for label, t in s.versus.items():
         lines.append(_row(
             label, f"{t.n}, {t.ref_n}", f"{t.mean:.1f}, {t.ref_mean:.1f}",
             f"{t.diff:+.1f} [{num(t.diff_low)}, {num(t.diff_high)}]", num(t.welch_p, 3),
-            num(t.mde), f"{t.solved}/{t.n}, {t.ref_solved}/{t.ref_n}", f"{t.fisher_p:.3f}",
+            f"[{num(t.welch_low)}, {num(t.welch_high)}]", num(t.mde), f"{t.solved}/{t.n}, {t.ref_solved}/{t.ref_n}", f"{t.fisher_p:.3f}",
             rates(t.detect_low, t.detect_high)))
     return lines
 
