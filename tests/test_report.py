@@ -599,7 +599,7 @@ def test_runs_table_gives_each_runs_last_best_first_reaching_run_mean_and_starts
                                       f"562.5 | 0, 9,501 | {'a' * 12} |"
     # seed 2 stopped at env step 25K: not in the tests' run means
     assert row(page, "ps-mbpo", 2).startswith("| ps-mbpo | 2 | 900.0 (25,000) | 900.0 | 25,000 | "
-                                              "- (stopped early) |")
+                                              "- (shorter) |")
 
 
 def test_pages_name_the_code_of_every_run_and_same_commit_refuses_a_mix(runs: Path, tmp_path: Path):

@@ -185,7 +185,7 @@ def runs_markdown(s: TaskSummary, by_label: Mapping[str, Sequence[Run]]) -> str:
                          f"{values[-1]:.1f} ({int(steps[-1]):,})" if len(steps) else "-",
                          f"{values.max():.1f}" if len(steps) else "-",
                          f"{first:,.0f}" if first is not None else "not reached",
-                         f"{mean[0]:.1f}" if len(mean) else "- (stopped early)",
+                         f"{mean[0]:.1f}" if len(mean) else "- (shorter)",
                          _starts(starts), run_code(run)))
     distinct = sorted({row[-1] for row in rows})
     lines = ["", "## Runs", ""]
@@ -202,9 +202,9 @@ def runs_markdown(s: TaskSummary, by_label: Mapping[str, Sequence[Run]]) -> str:
                      "a run made before runs recorded their code). Compare them knowing that.")
     lines += ["", f"Per run, from its `eval/return` (env steps): the last evaluation, the best, "
               f"the first evaluation at or above {s.threshold:g}, and the run mean (the mean "
-              "over its evaluations up to the task's furthest one, as the tests count it; a run "
-              "that stopped earlier has none). Starts: the agent step each process started "
-              "from (`provenance.json`; agent steps): a resumed run has two or more.", "",
+              "over its evaluations up to the task's furthest one, as the tests count it; a "
+              "shorter run, stopped or still running, has none). Starts: the agent step each "
+              "process started from (`provenance.json`): a resumed run has two or more.", "",
               _row("variant", "seed", "last eval (env steps)", "best eval",
                    f"first >= {s.threshold:g} (env steps)", "run mean", "starts (agent step)",
                    "commit"),
