@@ -158,8 +158,7 @@ def compare_arms(by_label: Mapping[str, Sequence[Run]], reference: str, threshol
         d_low, d_high = detectable_rates(len(ref), len(arm), k0 / len(ref))
         out[label] = ArmTest(len(arm), len(ref), float(arm.mean()), float(ref.mean()),
                              float(arm.mean() - ref.mean()), low, high, p, w_low, w_high, mde,
-                             k, k0,
-                             float(fisher), d_low, d_high)
+                             k, k0, float(fisher), d_low, d_high)
     return out
 
 

@@ -146,7 +146,8 @@ def versus_markdown(s: TaskSummary) -> list[str]:
         lines.append(_row(
             label, f"{t.n}, {t.ref_n}", f"{t.mean:.1f}, {t.ref_mean:.1f}",
             f"{t.diff:+.1f} [{num(t.diff_low)}, {num(t.diff_high)}]", num(t.welch_p, 3),
-            f"[{num(t.welch_low)}, {num(t.welch_high)}]", num(t.mde), f"{t.solved}/{t.n}, {t.ref_solved}/{t.ref_n}", f"{t.fisher_p:.3f}",
+            f"[{num(t.welch_low)}, {num(t.welch_high)}]", num(t.mde),
+            f"{t.solved}/{t.n}, {t.ref_solved}/{t.ref_n}", f"{t.fisher_p:.3f}",
             rates(t.detect_low, t.detect_high)))
     return lines
 
