@@ -9,7 +9,7 @@ from typing import Mapping, Sequence
 
 from torchrl_psmbpo.recipes import provenance
 from torchrl_psmbpo.recipes.report.compare import horizon, run_means_and_solved
-from torchrl_psmbpo.recipes.report.runs import ANCHOR_NAMES, Run, run_code
+from torchrl_psmbpo.recipes.report.runs import ANCHOR_NAMES, Run, run_code, unclean
 from torchrl_psmbpo.recipes.report.stats import Cell, steps_to_threshold
 from torchrl_psmbpo.recipes.report.summary import TaskSummary
 from torchrl_psmbpo.recipes.rundir import PHASES
@@ -180,7 +180,7 @@ def runs_markdown(s: TaskSummary, by_label: Mapping[str, Sequence[Run]]) -> str:
         for run in runs:
             steps, values = run.scalar("eval/return")
             mean, _ = run_means_and_solved([run], s.threshold, until)
-            first = steps_to_threshold(steps, values, s.threshold) if len(steps) else None
+            first = steps_to_threshold(steps, values, s.threshold)
             starts = [int(e.get("start_step", 0)) for e in provenance.read(run.path)]
             rows.append((label, run.seed,
                          f"{values[-1]:.1f} ({int(steps[-1]):,})" if len(steps) else "-",
@@ -190,8 +190,7 @@ def runs_markdown(s: TaskSummary, by_label: Mapping[str, Sequence[Run]]) -> str:
                          _starts(starts), run_code(run)))
     distinct = sorted({row[-1] for row in rows})
     lines = ["", "## Runs", ""]
-    if len(distinct) == 1 and distinct[0] != "not recorded" and "+dirty" not in distinct[0] \
-            and " then " not in distinct[0]:
+    if len(distinct) == 1 and not unclean(distinct[0]):
         lines.append(f"Every run on this page was made by commit {distinct[0]} (its "
                      "`provenance.json`).")
     elif distinct == ["not recorded"]:

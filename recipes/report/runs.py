@@ -239,6 +239,17 @@ def run_code(run: Run) -> str:
     return " then ".join(c or "not a git checkout" for c in found) if found else "not recorded"
 
 
+def unclean(code: str) -> bool:
+    """Whether a run's :func:`run_code` is one a comparison cannot vouch for: not recorded, a
+    dirty tree, or resumed by other code.
+
+    Examples:
+        >>> unclean("917977c40fd9"), unclean("917977c40fd9+dirty"), unclean("not recorded")
+        (False, True, True)
+    """
+    return code == "not recorded" or "+dirty" in code or " then " in code
+
+
 def check_same_commit(task: str, by_label: Mapping[str, Sequence[Run]]) -> None:
     """Raise ``ValueError`` naming the runs unless every run of ``task`` was made by one commit of
     clean code."""
@@ -246,7 +257,7 @@ def check_same_commit(task: str, by_label: Mapping[str, Sequence[Run]]) -> None:
     for runs in by_label.values():
         for run in runs:
             codes.setdefault(run_code(run), []).append(str(run.path))
-    bad = {c: p for c, p in codes.items() if c == "not recorded" or "+dirty" in c or " then " in c}
+    bad = {c: p for c, p in codes.items() if unclean(c)}
     if len(codes) > 1 or bad:
         shown = "; ".join(f"{c}: {len(p)} run(s), e.g. {p[0]}" for c, p in sorted(codes.items()))
         raise ValueError(f"--same-commit: the runs of {task} do not come from one commit of clean "
