@@ -110,6 +110,7 @@ def train(cfg: Config, run_dir: str | Path, resume: dict | None = None,
     bar = tqdm(total=cfg.run.total_steps, initial=run.step, disable=not cfg.run.progress,
                desc=cfg.variant)
     td, random_episode, stopped, imagined, losses = None, False, False, {}, None
+    timed_at = run.step if resume is not None else None  # a checkpoint follows its step's times
     while run.step < cfg.run.total_steps:
         if stop:
             stopped = True
@@ -150,6 +151,7 @@ def train(cfg: Config, run_dir: str | Path, resume: dict | None = None,
             if losses is not None:
                 metrics |= loss_metrics(losses) | imagined
             log(logger, metrics | timing(run), run.step)
+            timed_at = run.step
         maybe_evaluate(cfg, evaluator, policies, posterior, run, logger, bar)
         if episode_done:  # after this step's evaluation: a resume never skips or repeats one
             maybe_checkpoint(cfg, run_dir, run, stateful, logger)
@@ -158,7 +160,8 @@ def train(cfg: Config, run_dir: str | Path, resume: dict | None = None,
 
     if not stopped and run.step % cfg.eval.every != 0:
         evaluate(evaluator, policies, posterior, run, logger)  # every run ends with an evaluation
-    log(logger, timing(run), run.step)
+    if timed_at != run.step:  # the phase times once per step: not again after an episode's row
+        log(logger, timing(run), run.step)
     # the acting policy (and every member) as stock TorchRL actors: torchrl_psmbpo.load_agent(run_dir);
     # before the last checkpoint, so that a run whose last checkpoint exists has its agent too
     export_agent(cfg, run_dir, run, policies, posterior)

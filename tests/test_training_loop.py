@@ -75,6 +75,9 @@ def test_random_phase_episodes_are_credited_to_no_member(tmp_path):
     played = int(scalar(tmp_path, "train/policy_index")[-1][1])
     assert cum[played] == pytest.approx(scalar(tmp_path, "train/return")[-1][1], rel=1e-5)
     assert (cum[torch.arange(4) != played] == 0).all()
+    # the run ends at an episode end: its phase times are logged once at that step, not twice
+    for phase in ("env", "update"):
+        assert [s for s, _ in scalar(tmp_path, f"time/{phase}_s")] == [200, 400, 600]
 
 
 def test_partly_random_episode_is_not_credited(tmp_path):
