@@ -110,7 +110,8 @@ def train(cfg: Config, run_dir: str | Path, resume: dict | None = None,
     bar = tqdm(total=cfg.run.total_steps, initial=run.step, disable=not cfg.run.progress,
                desc=cfg.variant)
     td, random_episode, stopped, imagined, losses = None, False, False, {}, None
-    timed_at = run.step if resume is not None else None  # a checkpoint is written after its step's time row
+    # the step whose phase times are logged (a checkpoint is written after its step's row)
+    timed_at = run.step if resume is not None else None
     while run.step < cfg.run.total_steps:
         if stop:
             stopped = True
